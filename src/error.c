@@ -25,7 +25,7 @@ hs_status hs_fail_context(hs_error *err, hs_status code, const char *fmt, ...) {
         va_end(ap);
         memcpy(old, err->message, sizeof old);
         old[sizeof old - 1] = '\0';
-        snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+        snprintf(err->message, sizeof err->message, "%.300s: %.700s", prefix, old);
         err->code = code;
     }
     return code;

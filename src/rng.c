@@ -1,0 +1,48 @@
+#include "rng.h"
+
+#include <math.h>
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void hs_rng_seed(hs_rng *rng, uint64_t seed) {
+    for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t hs_rng_next(hs_rng *rng) {
+    uint64_t *s = rng->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+float hs_rng_uniform(hs_rng *rng) { return (float)(hs_rng_next(rng) >> 40) * 0x1.0p-24f; }
+
+float hs_rng_range(hs_rng *rng, float lo, float hi) { return lo + (hi - lo) * hs_rng_uniform(rng); }
+
+float hs_rng_normal(hs_rng *rng) {
+    double u1 = ((double)(hs_rng_next(rng) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double u2 = (double)(hs_rng_next(rng) >> 11) * 0x1.0p-53;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+uint64_t hs_rng_below(hs_rng *rng, uint64_t n) {
+    if (n == 0) return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = hs_rng_next(rng);
+    while (x >= limit);
+    return x % n;
+}

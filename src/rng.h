@@ -1,0 +1,23 @@
+/* A small seeded random number generator (xoshiro256**, seeded through splitmix64): the same
+ * seed gives the same numbers on every machine, which reproducible runs rely on. */
+#ifndef HS_RNG_H
+#define HS_RNG_H
+
+#include <stdint.h>
+
+typedef struct hs_rng {
+    uint64_t s[4];
+} hs_rng;
+
+void hs_rng_seed(hs_rng *rng, uint64_t seed);
+uint64_t hs_rng_next(hs_rng *rng);
+/* Uniform in [0, 1) with 24 random bits, exactly representable as float. */
+float hs_rng_uniform(hs_rng *rng);
+/* Uniform in [lo, hi). */
+float hs_rng_range(hs_rng *rng, float lo, float hi);
+/* Standard normal (Box-Muller). */
+float hs_rng_normal(hs_rng *rng);
+/* Uniform integer in [0, n), without modulo bias. */
+uint64_t hs_rng_below(hs_rng *rng, uint64_t n);
+
+#endif
