@@ -103,6 +103,9 @@ def main():
 
     # PNG
     im.save(os.path.join(OUT, "rgb.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    im.save(os.path.join(OUT, "exif6.png"), exif=exif.tobytes())  # an eXIf chunk
     rgba = np.concatenate([rgb, pattern(W, H, 2)[..., :1]], axis=-1)
     Image.fromarray(rgba, "RGBA").save(os.path.join(OUT, "rgba.png"))
     la = np.stack([gray, rgb[..., 2]], axis=-1)

@@ -1,0 +1,258 @@
+/* Image decoding, EXIF orientation, resize and preprocessing against PIL / torchvision
+ * (tests/fixtures/images, written by tools/make_image_fixtures.py). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "exif.h"
+#include "image.h"
+#include "safetensors.h"
+
+#define DIR HS_FIXTURES_DIR "/images/"
+
+/* Tolerances (values are 0..255): PNG, resize and every JPEG must equal PIL exactly;
+ * libjpeg-turbo with ISLOW and fancy upsampling gives PIL's pixels. */
+#define JPEG_ATOL 0.0f
+#define PP_ATOL 1e-6f
+
+static hs_state_dict expected;
+
+static const hs_sd_entry *want(const char *key) {
+    const hs_sd_entry *e = hs_sd_find(&expected, key);
+    CHECK_MSG(e != NULL, "no expected tensor %s", key);
+    return e;
+}
+
+static float *image_floats(const hs_image *img) {
+    size_t n = (size_t)img->width * img->height * 3;
+    float *f = malloc(n * sizeof *f);
+    for (size_t i = 0; i < n; i++) f[i] = img->pixels[i];
+    return f;
+}
+
+static void compare_image(const char *what, const hs_image *img, const hs_sd_entry *e,
+                          float atol) {
+    CHECK_MSG(e->ndim == 3 && e->shape[0] == img->height && e->shape[1] == img->width &&
+                  e->shape[2] == 3,
+              "%s: got %d x %d, PIL has %lld x %lld", what, img->width, img->height,
+              (long long)e->shape[1], (long long)e->shape[0]);
+    if (!(e->ndim == 3 && e->shape[0] == img->height && e->shape[1] == img->width)) return;
+    float *f = image_floats(img);
+    CHECK_CLOSE(what, f, e->data, e->numel, 0.0f, atol);
+    float worst = 0;
+    for (int64_t i = 0; i < e->numel; i++) {
+        float d = fabsf(f[i] - e->data[i]);
+        if (d > worst) worst = d;
+    }
+    if (worst > 0) printf("  %s: max difference %.0f\n", what, worst);
+    free(f);
+}
+
+static void test_decode_fixtures(void) {
+    int n = 0;
+    for (size_t i = 0; i < expected.count; i++) {
+        const hs_sd_entry *e = &expected.entries[i];
+        if (strncmp(e->name, "img/", 4) != 0) continue;
+        const char *file = e->name + 4;
+        char path[1024];
+        snprintf(path, sizeof path, DIR "%s", file);
+        hs_image img;
+        hs_error err = {0};
+        hs_status st = hs_image_load(path, &img, &err);
+        CHECK_MSG(st == HS_OK, "%s: %s", file, err.message);
+        if (st != HS_OK) continue;
+        /* jpeg_named.png is a JPEG: decoded by content */
+        int is_jpeg = strstr(file, ".jpg") != NULL || strcmp(file, "jpeg_named.png") == 0;
+        compare_image(file, &img, e, is_jpeg ? JPEG_ATOL : 0.0f);
+        hs_image_free(&img);
+        n++;
+    }
+    CHECK_MSG(n >= 24, "only %d decodable fixtures", n);
+}
+
+static void test_orientation_dims(void) {
+    /* the source is 17 x 11; 5..8 swap width and height */
+    for (int o = 2; o <= 8; o++) {
+        char path[256];
+        snprintf(path, sizeof path, DIR "exif%d%s.jpg", o, o == 8 ? "_mm" : "");
+        hs_image img;
+        hs_error err = {0};
+        CHECK_MSG(hs_image_load(path, &img, &err) == HS_OK, "%s", err.message);
+        int ew = o >= 5 ? 11 : 17, eh = o >= 5 ? 17 : 11;
+        CHECK_MSG(img.width == ew && img.height == eh, "orientation %d: %d x %d", o, img.width,
+                  img.height);
+        hs_image_free(&img);
+    }
+}
+
+static void test_exif_parser(void) {
+    /* little and big endian, SHORT; garbage and truncations give 0 */
+    const uint8_t ii[] = {'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
+                          6, 0, 0, 0, 0, 0, 0, 0};
+    const uint8_t mm[] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 2, 0x01, 0x00, 0, 3, 0, 0, 0, 1,
+                          0, 5, 0, 0, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 7, 0, 0};
+    CHECK(hs_exif_orientation(ii, sizeof ii) == 6);
+    CHECK(hs_exif_orientation(mm, sizeof mm) == 7);
+    for (size_t n = 0; n < sizeof ii - 8; n++) CHECK(hs_exif_orientation(ii, n) == 0 || n >= 22);
+    for (size_t n = 0; n < 30; n++) CHECK(hs_exif_orientation(mm, n) == 0);
+    uint8_t bad[sizeof ii];
+    memcpy(bad, ii, sizeof ii);
+    bad[4] = 0xF0; /* IFD offset beyond the data */
+    CHECK(hs_exif_orientation(bad, sizeof bad) == 0);
+    memcpy(bad, ii, sizeof ii);
+    bad[8] = 0xFF; /* 255 entries, more than there are, none of them the orientation */
+    bad[10] = 0x13;
+    CHECK(hs_exif_orientation(bad, sizeof bad) == 0);
+    memcpy(bad, ii, sizeof ii);
+    bad[18] = 9; /* orientation 9 does not exist */
+    CHECK(hs_exif_orientation(bad, sizeof bad) == 0);
+    CHECK(hs_exif_orientation_app1((const uint8_t *)"Exif\0\0", 6) == 0);
+    CHECK(hs_exif_orientation(NULL, 0) == 0);
+}
+
+static void test_resize(void) {
+    hs_image src;
+    hs_error err = {0};
+    CHECK_MSG(hs_image_load(DIR "resize_src.png", &src, &err) == HS_OK, "%s", err.message);
+    int n = 0;
+    for (size_t i = 0; i < expected.count; i++) {
+        const hs_sd_entry *e = &expected.entries[i];
+        int w, h;
+        if (sscanf(e->name, "resize/%dx%d", &w, &h) != 2) continue;
+        hs_image dst;
+        CHECK_MSG(hs_image_resize(&src, w, h, &dst, &err) == HS_OK, "%s", err.message);
+        compare_image(e->name, &dst, e, 0.0f);
+        hs_image_free(&dst);
+        n++;
+    }
+    CHECK(n >= 5);
+    /* same size: a copy */
+    hs_image same;
+    CHECK(hs_image_resize(&src, src.width, src.height, &same, &err) == HS_OK);
+    CHECK(memcmp(same.pixels, src.pixels, (size_t)src.width * src.height * 3) == 0);
+    hs_image_free(&same);
+    CHECK(hs_image_resize(&src, 0, 5, &same, &err) == HS_ERR_ARGUMENT);
+    CHECK(hs_image_resize(&src, 5, -1, &same, &err) == HS_ERR_ARGUMENT);
+    hs_image_free(&src);
+}
+
+static void test_preprocess(void) {
+    const hs_sd_entry *mean = want("pp/mean"), *std = want("pp/std");
+    if (!mean || !std) return;
+    hs_preprocess pp = {32, 40, {mean->data[0], mean->data[1], mean->data[2]},
+                        {std->data[0], std->data[1], std->data[2]}};
+    const char *files[] = {"pp_wide.png", "pp_tall.png"};
+    for (int i = 0; i < 2; i++) {
+        char key[64], path[256];
+        snprintf(key, sizeof key, "pp/%s", files[i]);
+        snprintf(path, sizeof path, DIR "%s", files[i]);
+        const hs_sd_entry *e = want(key);
+        if (!e) continue;
+        CHECK(e->numel == 3 * 32 * 32);
+        float *out = malloc(3 * 32 * 32 * sizeof *out);
+        hs_error err = {0};
+        CHECK_MSG(hs_image_file_to_tensor(path, &pp, out, &err) == HS_OK, "%s", err.message);
+        CHECK_CLOSE(key, out, e->data, 3 * 32 * 32, 0.0f, PP_ATOL);
+        /* through hs_image_load + hs_image_preprocess too */
+        hs_image img;
+        CHECK(hs_image_load(path, &img, &err) == HS_OK);
+        memset(out, 0, 3 * 32 * 32 * sizeof *out);
+        CHECK(hs_image_preprocess(&img, &pp, out, &err) == HS_OK);
+        CHECK_CLOSE(key, out, e->data, 3 * 32 * 32, 0.0f, PP_ATOL);
+        hs_image_free(&img);
+        free(out);
+    }
+    /* a crop larger than the resized image pads with black, as torchvision does */
+    hs_image tiny;
+    hs_error err = {0};
+    CHECK(hs_image_load(DIR "rgb.png", &tiny, &err) == HS_OK);
+    hs_preprocess big = {24, 8, {0, 0, 0}, {1, 1, 1}};
+    float *out = malloc(3 * 24 * 24 * sizeof *out);
+    CHECK(hs_image_preprocess(&tiny, &big, out, &err) == HS_OK);
+    CHECK(out[0] == 0.0f);
+    hs_image_free(&tiny);
+    free(out);
+}
+
+static void expect_image_error(const char *file, const char *needle) {
+    char path[256];
+    snprintf(path, sizeof path, DIR "%s", file);
+    hs_image img = {1, 1, NULL};
+    hs_error err = {0};
+    hs_status st = hs_image_load(path, &img, &err);
+    CHECK_MSG(st == HS_ERR_IMAGE, "%s: status %d (%s)", file, st, err.message);
+    CHECK_MSG(strstr(err.message, file) != NULL, "%s: message does not name it: %s", file,
+              err.message);
+    if (needle)
+        CHECK_MSG(strstr(err.message, needle) != NULL, "%s: message '%s' lacks '%s'", file,
+                  err.message, needle);
+    CHECK(img.pixels == NULL);
+}
+
+static void test_bad_files(void) {
+    expect_image_error("truncated.jpg", NULL);
+    expect_image_error("truncated.png", NULL);
+    expect_image_error("empty.jpg", NULL);
+    expect_image_error("text.jpg", NULL);
+    expect_image_error("bomb.png", "100000 x 100000 pixels is over the limit of 89478485");
+    expect_image_error("bomb.jpg", "40000 x 30000 pixels is over the limit of 89478485");
+    hs_image img;
+    hs_error err = {0};
+    CHECK(hs_image_load(DIR "does-not-exist.png", &img, &err) == HS_ERR_IO);
+    CHECK(hs_image_load(DIR, &img, &err) == HS_ERR_IO); /* a folder */
+    float out[3 * 4 * 4];
+    hs_preprocess pp = {4, 4, {0, 0, 0}, {1, 1, 1}};
+    CHECK(hs_image_file_to_tensor(DIR "text.jpg", &pp, out, &err) == HS_ERR_IMAGE);
+
+    /* every truncation of a valid JPEG and PNG: an error or an image, never a crash */
+    const char *files[] = {DIR "rgb.jpg", DIR "rgb444_progressive.jpg", DIR "exif6.jpg",
+                           DIR "rgb_interlaced.png", DIR "palette_trns.png", DIR "gray16.png"};
+    for (int f = 0; f < 6; f++) {
+        FILE *fp = fopen(files[f], "rb");
+        CHECK(fp != NULL);
+        if (!fp) continue;
+        uint8_t buf[4096];
+        size_t size = fread(buf, 1, sizeof buf, fp);
+        fclose(fp);
+        int refused = 0;
+        for (size_t n = 0; n < size; n++) {
+            hs_status st = hs_image_decode_memory(buf, n, "cut", &img, &err);
+            if (st == HS_OK) hs_image_free(&img);
+            else {
+                CHECK_MSG(st == HS_ERR_IMAGE, "%s cut at %zu: %d %s", files[f], n, st,
+                          err.message);
+                refused++;
+            }
+        }
+        /* A JPEG missing only its EOI marker still decodes, and so does a PNG missing its
+         * IEND chunk (12 bytes), as in PIL; everything shorter is refused. */
+        int tolerated = strstr(files[f], ".png") ? 12 : 2;
+        CHECK_MSG(refused >= (int)size - tolerated, "%s: only %d of %zu truncations refused", files[f],
+                  refused, size);
+        /* flipped bytes: must not crash */
+        for (size_t n = 0; n < size; n += 7) {
+            buf[n] ^= 0x5a;
+            if (hs_image_decode_memory(buf, size, "flipped", &img, &err) == HS_OK)
+                hs_image_free(&img);
+            buf[n] ^= 0x5a;
+        }
+    }
+}
+
+int main(void) {
+    hs_error err = {0};
+    if (hs_safetensors_load(DIR "expected.safetensors", &expected, &err) != HS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    test_decode_fixtures();
+    test_orientation_dims();
+    test_exif_parser();
+    test_resize();
+    test_preprocess();
+    test_bad_files();
+    hs_sd_free(&expected);
+    return check_finish("test_image");
+}
