@@ -27,7 +27,10 @@ typedef enum hs_status {
     HS_ERR_MISMATCH = 7,   /* weights do not fit the network (missing keys, shapes) */
     HS_ERR_NOT_FOUND = 8,  /* pretrained weights or another needed file are not present */
     HS_ERR_IMAGE = 9,      /* an image could not be decoded or is too large */
-    HS_ERR_INTERNAL = 10   /* a bug: an invariant of headstart itself did not hold */
+    HS_ERR_INTERNAL = 10,  /* a bug: an invariant of headstart itself did not hold */
+    HS_ERR_DIVERGED = 12,  /* training produced a NaN or infinite loss */
+    HS_ERR_INTERRUPTED = 13, /* stopped by Ctrl-C or SIGTERM after saving */
+    HS_ERR_EXISTS = 14     /* an output folder already holds a run */
 } hs_status;
 
 #define HS_ERROR_MESSAGE_SIZE 1024
@@ -120,6 +123,102 @@ hs_status hs_image_file_to_tensor(const char *path, const hs_preprocess *pp, flo
 /* Converts a PyTorch .pth state dict into a safetensors file (float32). */
 hs_status hs_convert_pth_to_safetensors(const char *in_path, const char *out_path,
                                         hs_error *err);
+
+/* ---- Training -------------------------------------------------------------------------- */
+
+/* Everything a training run needs; hs_train_config_defaults fills what trains well out of the
+ * box. Strings are borrowed for the duration of hs_train. */
+typedef struct hs_train_config {
+    const char *data;          /* DATA: class folders, train/val tree, archive or CIFAR-10 bin */
+    const char *backbone;      /* default efficientnet_lite0 */
+    const char *weights;       /* a file, "none" (random weights) or NULL (find the pretrained) */
+    int epochs;
+    int batch_size;
+    float lr;
+    float momentum;            /* SGD only */
+    float weight_decay;
+    const char *optimizer;     /* "sgd" or "adamw" */
+    int img_size;              /* 0: the backbone's input size */
+    const char *train_layers;  /* "head" (the last layer) or "classifier" (VGG16's whole block) */
+    const char *strategy;      /* "probe" (frozen backbone) or "finetune" (not yet available) */
+    uint64_t seed;
+    int threads;               /* 0: every core */
+    const char *out_dir;       /* NULL: a new numbered folder under runs/ */
+    int resume;                /* continue the run in out_dir from its last checkpoint */
+    int overwrite;             /* replace a run already in out_dir */
+    double val_fraction;       /* for class folders without a split */
+    int limit_train;           /* 0: all; else a stratified, seeded subset */
+    int limit_val;
+    int strict;                /* an unreadable image stops the run instead of being skipped */
+} hs_train_config;
+
+void hs_train_config_defaults(hs_train_config *config);
+
+typedef struct hs_epoch_metrics {
+    int epoch;                 /* 1-based */
+    double train_loss, train_acc; /* per-sample mean loss; accuracy in percent */
+    double val_loss, val_acc;
+    double seconds;
+} hs_epoch_metrics;
+
+/* How a run reports while it works; every member may be NULL. */
+typedef struct hs_train_callbacks {
+    void *ctx;
+    /* Progress of a long phase ("train features", "val features"): done of total images. */
+    void (*progress)(void *ctx, const char *phase, long done, long total, double seconds);
+    void (*epoch_done)(void *ctx, const hs_epoch_metrics *metrics, int epochs);
+    /* Something the user should know (a skipped file, where the run is written). */
+    void (*note)(void *ctx, const char *message);
+    /* When *stop becomes non-zero (Ctrl-C), the run stops after the current step, keeps its
+     * last checkpoint and returns HS_ERR_INTERRUPTED. */
+    volatile int *stop;
+} hs_train_callbacks;
+
+typedef struct hs_train_result {
+    char out_dir[4096];
+    int epochs_run;
+    hs_epoch_metrics last, best; /* best: the epoch with the highest validation accuracy */
+    int train_images, val_images, skipped_images, classes;
+    double feature_seconds, train_seconds, total_seconds;
+    double feature_images_per_second;
+} hs_train_result;
+
+hs_status hs_train(const hs_train_config *config, const hs_train_callbacks *callbacks,
+                   hs_train_result *result, hs_error *err);
+
+/* ---- Trained models: predict and evaluate ---------------------------------------------- */
+
+typedef struct hs_model hs_model;
+
+/* Opens a run folder: run.json (classes, backbone, preprocessing), model.safetensors (the
+ * trained head) and the backbone weights run.json names, or weights when not NULL. */
+hs_status hs_model_open(const char *run_dir, const char *weights, hs_model **out,
+                        hs_error *err);
+void hs_model_free(hs_model *model);
+int hs_model_num_classes(const hs_model *model);
+const char *hs_model_class_name(const hs_model *model, int index);
+
+/* Class probabilities (n x classes) of n image files, prepared as in training. An image that
+ * cannot be read gets errors[i].code != HS_OK and a row of zeros; the call itself fails only
+ * when nothing could run. */
+hs_status hs_model_predict_files(hs_model *model, const char *const *paths, int n,
+                                 float *probs, hs_error *errors, hs_error *err);
+
+typedef struct hs_eval_result {
+    int images;          /* images evaluated */
+    int correct;
+    double loss;         /* mean cross-entropy */
+    int classes;
+    int *confusion;      /* classes x classes, row = true class; owned */
+    int skipped;         /* unreadable images */
+} hs_eval_result;
+
+/* Accuracy and confusion matrix of the model on DATA (its val/test side when it has one).
+ * DATA's classes must be the model's: a missing or unknown class is an HS_ERR_MISMATCH. */
+hs_status hs_model_evaluate(hs_model *model, const char *data,
+                            const hs_train_callbacks *callbacks, hs_eval_result *out,
+                            hs_error *err);
+void hs_eval_result_free(hs_eval_result *result);
 
 /* ImageNet-1k class names in the order of the pretrained heads. */
 const char *hs_imagenet_class_name(int index);

@@ -43,6 +43,9 @@ const char *hs_status_name(hs_status status) {
     case HS_ERR_NOT_FOUND: return "not-found";
     case HS_ERR_IMAGE: return "image";
     case HS_ERR_INTERNAL: return "internal";
+    case HS_ERR_DIVERGED: return "diverged";
+    case HS_ERR_INTERRUPTED: return "interrupted";
+    case HS_ERR_EXISTS: return "exists";
     }
     return "unknown";
 }

@@ -12,6 +12,10 @@ void hs_conv2d_forward(const float *x, int n, int h, int w, const float *weight,
                        const float *bias, const hs_conv2d_shape *s, float *y);
 void hs_linear_forward(const float *x, int n, int in, const float *weight, const float *bias,
                        int out, float *y);
+/* Same contract as hs_linear_backward_ref: dx overwritten (skipped when NULL), dweight and
+ * dbias accumulate. */
+void hs_linear_backward(const float *x, int n, int in, const float *weight, int out,
+                        const float *dy, float *dx, float *dweight, float *dbias);
 void hs_relu_forward(const float *x, int64_t count, float *y);
 void hs_relu6_forward(const float *x, int64_t count, float *y);
 

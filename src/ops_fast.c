@@ -135,3 +135,17 @@ void hs_relu6_forward(const float *x, int64_t count, float *y) {
         y[i] = v < 6.0f ? v : 6.0f;
     }
 }
+
+void hs_linear_backward(const float *x, int n, int in, const float *weight, int out,
+                        const float *dy, float *dx, float *dweight, float *dbias) {
+    /* dx[n x in] = dy[n x out] * W[out x in] */
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out,
+                    weight, in, 0.0f, dx, in);
+    /* dW[out x in] += dy^T[out x n] * x[n x in] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f,
+                dweight, in);
+    if (dbias)
+        for (int b = 0; b < n; b++)
+            for (int o = 0; o < out; o++) dbias[o] += dy[(size_t)b * out + o];
+}

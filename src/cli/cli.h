@@ -1,14 +1,15 @@
 /* Shared pieces of the command line tool: the one place that prints errors and picks exit
  * codes. Exit codes: 0 success; the hs_status value for a library error (2 bad argument or
  * usage, 3 I/O, 4 bad file format, 5 unsafe pickle refused, 6 out of memory, 7 weights do not
- * fit, 8 weights not found, 9 bad image, 10 internal); 11 when some inputs failed and the rest
- * succeeded. */
+ * fit, 8 weights not found, 9 bad image, 10 internal, 12 training diverged, 14 the output
+ * folder holds a run); 11 when some inputs failed and the rest succeeded; 130 after Ctrl-C. */
 #ifndef HS_CLI_H
 #define HS_CLI_H
 
 #include "headstart.h"
 
 #define HS_EXIT_PARTIAL 11
+#define HS_EXIT_INTERRUPTED 130 /* the shell's convention for Ctrl-C */
 
 /* Prints "headstart: <message>" on stderr and returns the exit code for err. */
 int cli_report(const hs_error *err);
@@ -29,7 +30,26 @@ int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net *
  * .jpg/.jpeg/.png). The caller frees each path and the array. */
 int cli_collect_images(char **args, int count, char ***paths, int *path_count);
 
+/* Progress reporting (progress.c), usable as hs_train_callbacks members. */
+typedef struct cli_progress_state {
+    int tty;
+    double last_print;
+} cli_progress_state;
+void cli_progress_init(cli_progress_state *p);
+void cli_progress(void *ctx, const char *phase, long done, long total, double seconds);
+void cli_note(void *ctx, const char *message);
+
+/* Ctrl-C and SIGTERM set *cli_stop_flag(); a second one ends the process at once. */
+volatile int *cli_install_stop_handler(void);
+
+/* Parses a whole number or a float, naming the flag when it is not one. */
+int cli_parse_int(const char *command, const char *flag, const char *text, int *out);
+int cli_parse_float(const char *command, const char *flag, const char *text, float *out);
+
 int cmd_backbones(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 

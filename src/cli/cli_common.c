@@ -1,4 +1,8 @@
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,5 +165,51 @@ int cli_collect_images(char **args, int count, char ***paths, int *path_count) {
     }
     *paths = list.items;
     *path_count = list.count;
+    return 0;
+}
+
+static volatile sig_atomic_t stop_requested = 0;
+static volatile int stop_flag = 0;
+
+static void on_stop_signal(int sig) {
+    if (stop_requested) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_requested = 1;
+    stop_flag = 1;
+    static const char msg[] =
+        "\nheadstart: stopping after this step (press Ctrl-C again to quit at once)\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+}
+
+volatile int *cli_install_stop_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return &stop_flag;
+}
+
+int cli_parse_int(const char *command, const char *flag, const char *text, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < INT_MIN || v > INT_MAX)
+        return cli_usage_error(command, "%s needs a whole number, not '%s'", flag, text);
+    *out = (int)v;
+    return 0;
+}
+
+int cli_parse_float(const char *command, const char *flag, const char *text, float *out) {
+    char *end = NULL;
+    errno = 0;
+    float v = strtof(text, &end);
+    if (errno || end == text || *end)
+        return cli_usage_error(command, "%s needs a number, not '%s'", flag, text);
+    *out = v;
     return 0;
 }

@@ -1,0 +1,268 @@
+#include "checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "fileutil.h"
+#include "safetensors.h"
+
+/* ---- Head weights ------------------------------------------------------------------------ */
+
+static hs_status head_params(const hs_net *net, int begin, hs_param_ref **refs, int *count,
+                             hs_error *err) {
+    hs_param_ref *all = NULL;
+    int n = 0, kept = 0;
+    hs_status st = hs_net_params((hs_net *)net, &all, &n, err);
+    if (st) return st;
+    for (int i = 0; i < n; i++)
+        if (all[i].layer >= begin) all[kept++] = all[i];
+    *refs = all;
+    *count = kept;
+    return HS_OK;
+}
+
+static hs_status add_params(hs_state_dict *sd, const hs_param_ref *refs, int count,
+                            hs_error *err) {
+    for (int i = 0; i < count; i++) {
+        hs_status st = hs_sd_add_copy(sd, refs[i].key, refs[i].ndim, refs[i].shape,
+                                      *refs[i].data, err);
+        if (st) return st;
+    }
+    return HS_OK;
+}
+
+hs_status hs_save_head(const char *path, const hs_net *net, int begin, const char *backbone,
+                       hs_error *err) {
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    hs_status st = head_params(net, begin, &refs, &count, err);
+    if (st) return st;
+    hs_state_dict sd;
+    hs_sd_init(&sd);
+    st = add_params(&sd, refs, count, err);
+    char classes[16];
+    snprintf(classes, sizeof classes, "%d", net->num_classes);
+    hs_kv meta[] = {{"format", "headstart-head"}, {"backbone", backbone},
+                    {"num_classes", classes}};
+    if (!st) st = hs_safetensors_save(path, &sd, meta, 3, err);
+    hs_sd_free(&sd);
+    free(refs);
+    return st;
+}
+
+/* Copies every head parameter from sd; with prefix, keys are looked up as prefix + key. */
+static hs_status take_params(const hs_state_dict *sd, const hs_param_ref *refs, int count,
+                             const char *source, hs_error *err) {
+    for (int i = 0; i < count; i++) {
+        const hs_sd_entry *e = hs_sd_find(sd, refs[i].key);
+        int64_t numel = hs_param_numel(&refs[i]);
+        if (!e)
+            return hs_fail(err, HS_ERR_MISMATCH, "%s has no %s", source, refs[i].key);
+        int same = e->ndim == refs[i].ndim;
+        for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == refs[i].shape[d];
+        if (!same)
+            return hs_fail(err, HS_ERR_MISMATCH, "%s: %s has another shape than this head's",
+                           source, refs[i].key);
+        memcpy(*refs[i].data, e->data, (size_t)numel * sizeof(float));
+    }
+    return HS_OK;
+}
+
+hs_status hs_load_head(const char *path, hs_net *net, int begin, hs_error *err) {
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    hs_status st = head_params(net, begin, &refs, &count, err);
+    if (st) return st;
+    hs_state_dict sd;
+    hs_sd_init(&sd);
+    st = hs_safetensors_load(path, &sd, err);
+    if (!st && (int)sd.count != count)
+        st = hs_fail(err, HS_ERR_MISMATCH, "%s holds %zu tensors, this head has %d", path,
+                     sd.count, count);
+    if (!st) st = take_params(&sd, refs, count, path, err);
+    hs_sd_free(&sd);
+    free(refs);
+    net->prepared = 0;
+    return st;
+}
+
+/* ---- Checkpoints ------------------------------------------------------------------------- */
+
+static char *history_json(const hs_epoch_metrics *history, int count) {
+    cJSON *rows = cJSON_CreateArray();
+    for (int i = 0; rows && i < count; i++) {
+        const hs_epoch_metrics *m = &history[i];
+        double values[] = {m->epoch, m->train_loss, m->train_acc, m->val_loss, m->val_acc,
+                           m->seconds};
+        cJSON_AddItemToArray(rows, cJSON_CreateDoubleArray(values, 6));
+    }
+    char *text = rows ? cJSON_PrintUnformatted(rows) : NULL;
+    cJSON_Delete(rows);
+    return text;
+}
+
+hs_status hs_checkpoint_save(const char *path, const hs_head_trainer *t,
+                             const hs_epoch_metrics *history, int epochs_done,
+                             const char *identity, hs_error *err) {
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    hs_status st = head_params(t->net, t->begin, &refs, &count, err);
+    if (st) return st;
+    hs_state_dict sd;
+    hs_sd_init(&sd);
+    st = add_params(&sd, refs, count, err);
+    /* The optimizer's buffers, under "optimizer.<key>.m" and ".v". */
+    for (int i = 0; !st && i < t->optimizer.count; i++) {
+        const hs_opt_param *p = &t->optimizer.params[i];
+        char key[256];
+        int64_t shape[1] = {p->count};
+        snprintf(key, sizeof key, "optimizer.%s.m", p->key);
+        st = hs_sd_add_copy(&sd, key, 1, shape, p->m, err);
+        if (!st && p->v) {
+            snprintf(key, sizeof key, "optimizer.%s.v", p->key);
+            st = hs_sd_add_copy(&sd, key, 1, shape, p->v, err);
+        }
+    }
+    char epochs[32], steps[32];
+    snprintf(epochs, sizeof epochs, "%d", epochs_done);
+    snprintf(steps, sizeof steps, "%lld", (long long)t->optimizer.steps);
+    char *metrics = history_json(history, epochs_done);
+    hs_kv meta[] = {{"format", "headstart-checkpoint-1"}, {"identity", identity},
+                    {"epochs_done", epochs}, {"optimizer_steps", steps},
+                    {"metrics", metrics ? metrics : "[]"}};
+    if (!st) st = hs_safetensors_save(path, &sd, meta, 5, err);
+    free(metrics);
+    hs_sd_free(&sd);
+    free(refs);
+    return st;
+}
+
+/* Reads the "__metadata__" object of a safetensors header. */
+static hs_status read_metadata(const char *path, cJSON **out, hs_error *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return hs_fail(err, HS_ERR_IO, "cannot open %s", path);
+    unsigned char len_bytes[8];
+    uint64_t len = 0;
+    if (fread(len_bytes, 1, 8, f) == 8)
+        for (int i = 7; i >= 0; i--) len = (len << 8) | len_bytes[i];
+    char *header = len > 0 && len < (100u << 20) ? malloc(len + 1) : NULL;
+    int ok = header && fread(header, 1, len, f) == len;
+    fclose(f);
+    if (!ok) {
+        free(header);
+        return hs_fail(err, HS_ERR_FORMAT, "%s: unreadable safetensors header", path);
+    }
+    header[len] = '\0';
+    cJSON *root = cJSON_Parse(header);
+    free(header);
+    cJSON *meta = cJSON_DetachItemFromObject(root, "__metadata__");
+    cJSON_Delete(root);
+    if (!cJSON_IsObject(meta)) {
+        cJSON_Delete(meta);
+        return hs_fail(err, HS_ERR_FORMAT, "%s has no metadata: not a headstart checkpoint",
+                       path);
+    }
+    *out = meta;
+    return HS_OK;
+}
+
+static const char *meta_string(const cJSON *meta, const char *key) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static hs_status parse_history(const char *text, hs_epoch_metrics *history, int expected,
+                               const char *path, hs_error *err) {
+    cJSON *rows = cJSON_Parse(text ? text : "");
+    int ok = cJSON_IsArray(rows) && cJSON_GetArraySize(rows) == expected;
+    for (int i = 0; ok && i < expected; i++) {
+        cJSON *row = cJSON_GetArrayItem(rows, i);
+        double v[6];
+        ok = cJSON_IsArray(row) && cJSON_GetArraySize(row) == 6;
+        for (int k = 0; ok && k < 6; k++) {
+            cJSON *x = cJSON_GetArrayItem(row, k);
+            ok = cJSON_IsNumber(x);
+            if (ok) v[k] = x->valuedouble;
+        }
+        if (ok)
+            history[i] = (hs_epoch_metrics){(int)v[0], v[1], v[2], v[3], v[4], v[5]};
+    }
+    cJSON_Delete(rows);
+    return ok ? HS_OK : hs_fail(err, HS_ERR_FORMAT, "%s: damaged metrics history", path);
+}
+
+hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metrics *history,
+                             int *epochs_done, const char *identity, hs_error *err) {
+    cJSON *meta = NULL;
+    hs_status st = read_metadata(path, &meta, err);
+    if (st) return st;
+    const char *format = meta_string(meta, "format");
+    const char *saved_identity = meta_string(meta, "identity");
+    const char *epochs = meta_string(meta, "epochs_done");
+    const char *steps = meta_string(meta, "optimizer_steps");
+    if (!format || strcmp(format, "headstart-checkpoint-1") != 0 || !epochs || !steps)
+        st = hs_fail(err, HS_ERR_FORMAT, "%s is not a headstart checkpoint of this version",
+                     path);
+    else if (!saved_identity || strcmp(saved_identity, identity) != 0)
+        st = hs_fail(err, HS_ERR_MISMATCH,
+                     "%s was made by another configuration: saved %s; now %s", path,
+                     saved_identity ? saved_identity : "(none)", identity);
+    int done = epochs ? atoi(epochs) : -1;
+    if (!st && (done < 0 || done > HS_MAX_EPOCHS))
+        st = hs_fail(err, HS_ERR_FORMAT, "%s: invalid epoch count", path);
+    if (!st) st = parse_history(meta_string(meta, "metrics"), history, done, path, err);
+
+    hs_state_dict sd;
+    hs_sd_init(&sd);
+    if (!st) st = hs_safetensors_load(path, &sd, err);
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    if (!st) st = head_params(t->net, t->begin, &refs, &count, err);
+    if (!st) st = take_params(&sd, refs, count, path, err);
+    for (int i = 0; !st && i < t->optimizer.count; i++) {
+        hs_opt_param *p = &t->optimizer.params[i];
+        char key[256];
+        snprintf(key, sizeof key, "optimizer.%s.m", p->key);
+        const hs_sd_entry *m = hs_sd_find(&sd, key);
+        snprintf(key, sizeof key, "optimizer.%s.v", p->key);
+        const hs_sd_entry *v = hs_sd_find(&sd, key);
+        if (!m || m->numel != p->count || (p->v && (!v || v->numel != p->count))) {
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: optimizer state of %s is missing", path,
+                         p->key);
+            break;
+        }
+        memcpy(p->m, m->data, (size_t)p->count * sizeof(float));
+        if (p->v) memcpy(p->v, v->data, (size_t)p->count * sizeof(float));
+    }
+    if (!st) {
+        t->optimizer.steps = atoll(steps);
+        *epochs_done = done;
+        t->net->prepared = 0;
+    }
+    free(refs);
+    hs_sd_free(&sd);
+    cJSON_Delete(meta);
+    return st;
+}
+
+hs_status hs_write_metrics_csv(const char *path, const hs_epoch_metrics *history, int count,
+                               hs_error *err) {
+    size_t capacity = 128 + (size_t)count * 128;
+    char *text = malloc(capacity);
+    if (!text) return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    size_t used = (size_t)snprintf(text, capacity,
+                                   "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
+    for (int i = 0; i < count; i++) {
+        const hs_epoch_metrics *m = &history[i];
+        used += (size_t)snprintf(text + used, capacity - used, "%d,%.6f,%.4f,%.6f,%.4f,%.3f\n",
+                                 m->epoch, m->train_loss, m->train_acc, m->val_loss, m->val_acc,
+                                 m->seconds);
+    }
+    hs_status st = hs_write_file_atomic(path, text, used, err);
+    free(text);
+    return st;
+}

@@ -1,0 +1,63 @@
+/* headstart evaluate RUN_DIR DATA: accuracy, per-class accuracy and the confusion matrix. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void print_help(void) {
+    printf("usage: headstart evaluate RUN_DIR DATA [--weights FILE]\n"
+           "\n"
+           "Evaluates the model trained in RUN_DIR on DATA (any layout 'headstart train'\n"
+           "reads; its val/ or test/ side when it has one) and prints the accuracy, the\n"
+           "accuracy of each class and the confusion matrix (rows: true class).\n");
+}
+
+static void print_report(const hs_model *m, const hs_eval_result *r) {
+    int n = r->classes;
+    printf("accuracy %.2f %% (%d of %d images), mean loss %.4f\n",
+           r->images ? 100.0 * r->correct / r->images : 0.0, r->correct, r->images, r->loss);
+    if (r->skipped) printf("%d unreadable images skipped\n", r->skipped);
+    printf("\n%-24s %8s %8s\n", "class", "images", "accuracy");
+    for (int i = 0; i < n; i++) {
+        int total = 0;
+        for (int j = 0; j < n; j++) total += r->confusion[i * n + j];
+        printf("%-24s %8d %7.2f %%\n", hs_model_class_name(m, i), total,
+               total ? 100.0 * r->confusion[i * n + i] / total : 0.0);
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted, in the order above)\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-16.16s", hs_model_class_name(m, i));
+        for (int j = 0; j < n; j++) printf(" %6d", r->confusion[i * n + j]);
+        printf("\n");
+    }
+}
+
+int cmd_evaluate(int argc, char **argv) {
+    const char *run_dir = NULL, *data = NULL, *weights = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            print_help();
+            return 0;
+        }
+        if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
+        else if (argv[i][0] == '-') return cli_usage_error("evaluate", "unknown option '%s'", argv[i]);
+        else if (!run_dir) run_dir = argv[i];
+        else if (!data) data = argv[i];
+        else return cli_usage_error("evaluate", "unexpected argument '%s'", argv[i]);
+    }
+    if (!run_dir || !data) return cli_usage_error("evaluate", "expected RUN_DIR DATA");
+    hs_model *model = NULL;
+    hs_error err = {0};
+    if (hs_model_open(run_dir, weights, &model, &err)) return cli_report(&err);
+    cli_progress_state progress;
+    cli_progress_init(&progress);
+    hs_train_callbacks cb = {&progress, cli_progress, NULL, cli_note, cli_install_stop_handler()};
+    hs_eval_result result;
+    int code = 0;
+    if (hs_model_evaluate(model, data, &cb, &result, &err)) code = cli_report(&err);
+    else print_report(model, &result);
+    hs_eval_result_free(&result);
+    hs_model_free(model);
+    return code;
+}

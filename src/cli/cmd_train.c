@@ -1,0 +1,169 @@
+/* headstart train DATA [flags]: the transfer-learning job. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void print_help(void) {
+    printf(
+        "usage: headstart train DATA [options]\n"
+        "\n"
+        "Trains a new classifier head on a frozen, ImageNet-pretrained backbone. DATA is a\n"
+        "folder of class folders (root/<class>/<image>), a folder with train/ and val/ (or\n"
+        "test/) inside (each a folder or a .tar/.tar.gz), a .tar or .tar.gz of either, or the\n"
+        "CIFAR-10 binary folder (cifar-10-batches-bin). Classes are the sorted folder names.\n"
+        "\n"
+        "options (defaults in brackets):\n"
+        "  --backbone NAME        [efficientnet_lite0] see 'headstart backbones'\n"
+        "  --weights FILE|none    pretrained weights [found on this machine]; none: random\n"
+        "  --epochs N             [10]\n"
+        "  --batch-size N         [32]\n"
+        "  --lr X                 learning rate [0.01]\n"
+        "  --momentum X           SGD momentum [0.9]\n"
+        "  --weight-decay X       [0]\n"
+        "  --optimizer sgd|adamw|lbfgs  [sgd]; lbfgs: the full-batch linear probe\n"
+        "  --img-size N           images are resized to N x N [the backbone's input size]\n"
+        "  --train-layers head|classifier  the last layer only, or VGG16's whole classifier [head]\n"
+        "  --strategy probe|finetune  probe: frozen backbone [probe]; finetune: not yet\n"
+        "  --val-fraction X       validation share of class folders without a split [0.2]\n"
+        "  --limit-train N        train on a stratified, seeded subset of N images [all]\n"
+        "  --limit-val N          validate on a stratified subset of N images [all]\n"
+        "  --seed N               [0]\n"
+        "  --threads N            [all cores]\n"
+        "  --out DIR              [a new numbered folder under runs/]\n"
+        "  --resume               continue the run in --out from its last checkpoint\n"
+        "  --overwrite            replace the run in --out\n"
+        "  --strict               stop on an unreadable image instead of skipping it\n"
+        "\n"
+        "Writes metrics.csv, accuracy.png, loss.png, model.safetensors, checkpoint.safetensors,\n"
+        "confusion.csv, confusion.png and run.json into the output folder. Ctrl-C stops after\n"
+        "the current step; the last finished epoch stays resumable with --resume.\n");
+}
+
+static const char *const flags[] = {
+    "--backbone", "--weights", "--epochs", "--batch-size", "--lr", "--momentum",
+    "--weight-decay", "--optimizer", "--img-size", "--train-layers", "--strategy",
+    "--val-fraction", "--limit-train", "--limit-val", "--seed", "--threads", "--out",
+    "--resume", "--overwrite", "--strict", "--help"};
+
+static int unknown_flag(const char *flag) {
+    const char *best = NULL;
+    size_t best_len = 0;
+    /* The longest known flag sharing a prefix of at least 4 characters. */
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        size_t n = 0;
+        while (flag[n] && flag[n] == flags[i][n]) n++;
+        if (n >= 4 && n > best_len) {
+            best = flags[i];
+            best_len = n;
+        }
+    }
+    if (best) return cli_usage_error("train", "unknown option '%s'; did you mean '%s'?", flag, best);
+    return cli_usage_error("train", "unknown option '%s'", flag);
+}
+
+static int parse(int argc, char **argv, hs_train_config *c) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help();
+            exit(0);
+        }
+        if (a[0] != '-') {
+            if (c->data) return cli_usage_error("train", "two DATA given: %s and %s", c->data, a);
+            c->data = a;
+            continue;
+        }
+        if (strcmp(a, "--resume") == 0) { c->resume = 1; continue; }
+        if (strcmp(a, "--overwrite") == 0) { c->overwrite = 1; continue; }
+        if (strcmp(a, "--strict") == 0) { c->strict = 1; continue; }
+        int known = 0;
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) known |= !strcmp(a, flags[k]);
+        if (!known) return unknown_flag(a);
+        if (i + 1 >= argc) return cli_usage_error("train", "%s needs a value", a);
+        const char *v = argv[++i];
+        int code = 0, seed = 0;
+        if (!strcmp(a, "--backbone")) c->backbone = v;
+        else if (!strcmp(a, "--weights")) c->weights = v;
+        else if (!strcmp(a, "--optimizer")) c->optimizer = v;
+        else if (!strcmp(a, "--train-layers")) c->train_layers = v;
+        else if (!strcmp(a, "--strategy")) c->strategy = v;
+        else if (!strcmp(a, "--out")) c->out_dir = v;
+        else if (!strcmp(a, "--epochs")) code = cli_parse_int("train", a, v, &c->epochs);
+        else if (!strcmp(a, "--batch-size")) code = cli_parse_int("train", a, v, &c->batch_size);
+        else if (!strcmp(a, "--img-size")) code = cli_parse_int("train", a, v, &c->img_size);
+        else if (!strcmp(a, "--limit-train")) code = cli_parse_int("train", a, v, &c->limit_train);
+        else if (!strcmp(a, "--limit-val")) code = cli_parse_int("train", a, v, &c->limit_val);
+        else if (!strcmp(a, "--threads")) code = cli_parse_int("train", a, v, &c->threads);
+        else if (!strcmp(a, "--lr")) code = cli_parse_float("train", a, v, &c->lr);
+        else if (!strcmp(a, "--momentum")) code = cli_parse_float("train", a, v, &c->momentum);
+        else if (!strcmp(a, "--weight-decay"))
+            code = cli_parse_float("train", a, v, &c->weight_decay);
+        else if (!strcmp(a, "--val-fraction")) {
+            float f = 0;
+            code = cli_parse_float("train", a, v, &f);
+            c->val_fraction = f;
+        } else if (!strcmp(a, "--seed")) {
+            code = cli_parse_int("train", a, v, &seed);
+            if (!code && seed < 0) code = cli_usage_error("train", "--seed must be >= 0");
+            c->seed = (uint64_t)seed;
+        }
+        if (code) return code;
+    }
+    if (!c->data) return cli_usage_error("train", "no DATA given");
+    return 0;
+}
+
+static void on_epoch(void *ctx, const hs_epoch_metrics *m, int epochs) {
+    (void)ctx;
+    fprintf(stderr,
+            "epoch %3d/%-3d  train loss %.4f  acc %6.2f %%   val loss %.4f  acc %6.2f %%   "
+            "%.1f s\n",
+            m->epoch, epochs, m->train_loss, m->train_acc, m->val_loss, m->val_acc, m->seconds);
+}
+
+int cmd_train(int argc, char **argv) {
+    hs_train_config config;
+    hs_train_config_defaults(&config);
+    int code = parse(argc, argv, &config);
+    if (code) return code;
+    if (!hs_backbone_find(config.backbone)) {
+        cli_backbone(config.backbone, &code);
+        return code;
+    }
+    cli_progress_state progress;
+    cli_progress_init(&progress);
+    hs_train_callbacks cb = {&progress, cli_progress, on_epoch, cli_note,
+                             cli_install_stop_handler()};
+    hs_train_result result;
+    hs_error err = {0};
+    hs_status st = hs_train(&config, &cb, &result, &err);
+    if (st == HS_ERR_INTERRUPTED) {
+        fprintf(stderr, "headstart: %s; %d epoch%s saved in %s\n", err.message,
+                result.epochs_run, result.epochs_run == 1 ? "" : "s", result.out_dir);
+        if (result.out_dir[0])
+            fprintf(stderr, "to continue: headstart train %s --out %s --resume (with the same "
+                    "options)\n", config.data, result.out_dir);
+        return HS_EXIT_INTERRUPTED;
+    }
+    if (st) {
+        int exit_code = cli_report(&err);
+        if (st == HS_ERR_DIVERGED && result.epochs_run > 0)
+            fprintf(stderr, "headstart: the checkpoint of epoch %d in %s still loads\n",
+                    result.epochs_run, result.out_dir);
+        return exit_code;
+    }
+    printf("trained %s on %d images (%d classes), validated on %d\n", config.backbone,
+           result.train_images, result.classes, result.val_images);
+    printf("validation accuracy %.2f %% (best %.2f %% at epoch %d), loss %.4f\n",
+           result.last.val_acc, result.best.val_acc, result.best.epoch, result.last.val_loss);
+    printf("features %.1f s (%.1f images/s), training %.1f s, total %.1f s\n",
+           result.feature_seconds, result.feature_images_per_second, result.train_seconds,
+           result.total_seconds);
+    if (result.skipped_images)
+        printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
+    printf("run written to %s\n", result.out_dir);
+    return 0;
+}

@@ -1,0 +1,125 @@
+#include "feature_set.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+hs_status hs_image_prepare_square(const hs_image *img, int size, const float mean[3],
+                                  const float std[3], float *out, hs_error *err) {
+    if (img->width == size && img->height == size) {
+        hs_image_to_tensor(img, mean, std, out);
+        return HS_OK;
+    }
+    hs_image resized = {0};
+    hs_status st = hs_image_resize(img, size, size, &resized, err);
+    if (st) return st;
+    hs_image_to_tensor(&resized, mean, std, out);
+    hs_image_free(&resized);
+    return HS_OK;
+}
+
+void hs_feature_set_free(hs_feature_set *fs) {
+    if (!fs) return;
+    free(fs->values);
+    free(fs->labels);
+    free(fs->sample_index);
+    for (int i = 0; i < fs->failed_count; i++) free(fs->failed[i]);
+    free(fs->failed);
+    memset(fs, 0, sizeof *fs);
+}
+
+static hs_status note_failure(hs_feature_set *fs, const hs_error *why, hs_error *err) {
+    char **grown = realloc(fs->failed, (size_t)(fs->failed_count + 1) * sizeof *grown);
+    if (!grown) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    fs->failed = grown;
+    if (!(fs->failed[fs->failed_count] = strdup(why->message)))
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    fs->failed_count++;
+    return HS_OK;
+}
+
+/* Decodes and prepares images [start, start + n) into batch on every core. */
+static void prepare_batch(const hs_dataset *ds, int start, int n, const hs_feature_options *o,
+                          float *batch, hs_error *errors) {
+    size_t image_floats = (size_t)3 * o->img_size * o->img_size;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        hs_image img = {0};
+        errors[i].code = hs_dataset_load_image(ds, start + i, &img, &errors[i]);
+        if (!errors[i].code)
+            errors[i].code = hs_image_prepare_square(&img, o->img_size, o->mean, o->std,
+                                                     batch + (size_t)i * image_floats, &errors[i]);
+        hs_image_free(&img);
+    }
+}
+
+hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
+                              const hs_feature_options *o, hs_feature_set *out, hs_error *err) {
+    memset(out, 0, sizeof *out);
+    int c = 0, h = 0, w = 0, size = o->img_size, batch_size = o->batch_size;
+    hs_status st = hs_net_shape(net, 0, boundary, 3, size, size, &c, &h, &w, err);
+    if (st) return st;
+    out->dim = c * h * w;
+    size_t image_floats = (size_t)3 * size * size;
+    int total = ds->count;
+    out->values = malloc((size_t)(total ? total : 1) * out->dim * sizeof(float));
+    out->labels = malloc((size_t)(total ? total : 1) * sizeof(int));
+    out->sample_index = malloc((size_t)(total ? total : 1) * sizeof(int));
+    float *batch = malloc((size_t)batch_size * image_floats * sizeof(float));
+    float *features = malloc((size_t)batch_size * out->dim * sizeof(float));
+    hs_error *errors = calloc((size_t)batch_size, sizeof *errors);
+    if (!out->values || !out->labels || !out->sample_index || !batch || !features || !errors) {
+        st = hs_fail(err, HS_ERR_NOMEM,
+                     "out of memory for %d feature vectors of %d floats (%.1f GB) and a batch "
+                     "of %d; lower --batch-size or use a subset",
+                     total, out->dim, (double)total * out->dim * 4 / 1e9, batch_size);
+        goto done;
+    }
+    double start_time = now_seconds();
+    for (int start = 0; start < total && !st; start += batch_size) {
+        if (o->stop && *o->stop) {
+            st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted while computing features");
+            break;
+        }
+        int n = total - start < batch_size ? total - start : batch_size;
+        prepare_batch(ds, start, n, o, batch, errors);
+        /* Compact the good images to the front of the batch, keeping their order. */
+        int good = 0;
+        for (int i = 0; i < n && !st; i++) {
+            if (errors[i].code) {
+                if (o->strict) {
+                    st = hs_fail(err, errors[i].code, "%s (--strict)", errors[i].message);
+                    break;
+                }
+                st = note_failure(out, &errors[i], err);
+                continue;
+            }
+            if (good != i)
+                memmove(batch + (size_t)good * image_floats, batch + (size_t)i * image_floats,
+                        image_floats * sizeof(float));
+            out->labels[out->count + good] = ds->samples[start + i].label;
+            out->sample_index[out->count + good] = start + i;
+            good++;
+        }
+        if (st || good == 0) continue;
+        st = hs_net_run(net, 0, boundary, batch, good, 3, size, size,
+                        out->values + (size_t)out->count * out->dim, err);
+        out->count += good;
+        if (o->progress)
+            o->progress(o->progress_ctx, o->phase, start + n, total, now_seconds() - start_time);
+    }
+done:
+    free(batch);
+    free(features);
+    free(errors);
+    return st;
+}

@@ -1,0 +1,48 @@
+/* Running the frozen part of a network once per image: the features the head trains on.
+ *
+ * Images are decoded and resized on every core, a batch at a time, then pushed through layers
+ * [0, boundary) of the network in inference mode. An image that cannot be decoded is skipped
+ * and named (or, with strict, stops the run). (The file is not features.h: that name would
+ * shadow glibc's <features.h>.) */
+#ifndef HS_FEATURE_SET_H
+#define HS_FEATURE_SET_H
+
+#include "dataset.h"
+#include "net.h"
+
+/* Called after each batch with what is done so far; seconds since the phase began. */
+typedef void (*hs_progress_fn)(void *ctx, const char *phase, long done, long total,
+                               double seconds);
+
+typedef struct hs_feature_options {
+    int img_size;            /* images are resized to img_size x img_size (no crop) */
+    float mean[3], std[3];   /* normalisation after scaling pixels to [0, 1] */
+    int batch_size;
+    int strict;              /* an unreadable image is an error instead of skipped */
+    hs_progress_fn progress; /* may be NULL */
+    void *progress_ctx;
+    const char *phase;       /* progress label, e.g. "train features" */
+    volatile int *stop;      /* when set to non-zero, stop with HS_ERR_INTERRUPTED */
+} hs_feature_options;
+
+typedef struct hs_feature_set {
+    int count;          /* samples that have features */
+    int dim;
+    float *values;      /* count x dim */
+    int *labels;        /* count */
+    int *sample_index;  /* count: index of each row's sample in the data set */
+    char **failed;      /* "name: reason" for each skipped image; owned */
+    int failed_count;
+} hs_feature_set;
+
+hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
+                              const hs_feature_options *options, hs_feature_set *out,
+                              hs_error *err);
+void hs_feature_set_free(hs_feature_set *fs);
+
+/* The image preparation training uses: resize to size x size, scale, normalise (3 x size x
+ * size floats). Prediction uses the same, so a model sees what it was trained on. */
+hs_status hs_image_prepare_square(const hs_image *img, int size, const float mean[3],
+                                  const float std[3], float *out, hs_error *err);
+
+#endif

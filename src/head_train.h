@@ -1,0 +1,51 @@
+/* Training the trainable end of a network (its head) on feature vectors.
+ *
+ * Layers [begin, net->count) must be linear, ReLU or dropout layers: what a classifier head is
+ * made of. Everything before begin is frozen and never runs here: its output, the features,
+ * comes in precomputed (computed once, see features.h). Dropout is active while training and
+ * off in evaluation, as in PyTorch's train() / eval(). */
+#ifndef HS_HEAD_TRAIN_H
+#define HS_HEAD_TRAIN_H
+
+#include <stdint.h>
+
+#include "net.h"
+#include "optim.h"
+#include "rng.h"
+
+typedef struct hs_head_trainer {
+    hs_net *net;
+    int begin, end;        /* trained layer range */
+    int max_batch;
+    int *dims;             /* dims[i]: width of the input of layer begin + i (i = end - begin: logits) */
+    float **acts;          /* acts[i]: max_batch x dims[i], the input of layer begin + i */
+    float **grads;         /* gradient with respect to acts[i] */
+    uint8_t **masks;       /* dropout keep-masks, for dropout layers */
+    float **dweight, **dbias; /* gradients of linear layers */
+    hs_optimizer optimizer;
+    hs_rng dropout_rng;
+} hs_head_trainer;
+
+typedef struct hs_batch_result {
+    double loss_sum;   /* sum over the batch of per-sample losses */
+    int correct;       /* samples whose argmax is the label */
+} hs_batch_result;
+
+hs_status hs_head_trainer_init(hs_head_trainer *t, hs_net *net, int begin, int max_batch,
+                               hs_optimizer_kind kind, float lr, float momentum,
+                               float weight_decay, hs_error *err);
+void hs_head_trainer_free(hs_head_trainer *t);
+
+/* One optimizer step on a batch (n <= max_batch) with the mean cross-entropy loss. Returns
+ * HS_ERR_DIVERGED, before any update, when the loss is not finite. */
+hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const int *labels,
+                             int n, hs_batch_result *result, hs_error *err);
+
+/* Inference-mode loss and accuracy of the head over n samples (in batches); when confusion
+ * is not NULL (classes x classes, row = true class) it is incremented, and predictions (n)
+ * receives each argmax when not NULL. */
+hs_status hs_head_evaluate(hs_net *net, int begin, const float *features, const int *labels,
+                           int n, int batch, hs_batch_result *result, int *confusion,
+                           int *predictions, hs_error *err);
+
+#endif

@@ -1,0 +1,209 @@
+/* A trained model opened from its run folder: predict and evaluate. The class map, the
+ * preprocessing and the head come from the run folder, never re-derived from data. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "feature_set.h"
+#include "fileutil.h"
+#include "hash.h"
+#include "ops_ref.h"
+#include "run_record.h"
+
+struct hs_model {
+    hs_run_record record;
+    hs_net *net;
+    int begin; /* the first trained layer */
+};
+
+static hs_status load_backbone(hs_model *m, const char *weights, hs_error *err) {
+    const hs_backbone_info *info = hs_backbone_find(m->record.backbone);
+    char path[4096];
+    if (strcmp(m->record.weights_path, "none") == 0 && !weights)
+        return HS_OK; /* random backbone, recreated from the run's seed */
+    if (weights) {
+        snprintf(path, sizeof path, "%s", weights);
+    } else if (hs_path_exists(m->record.weights_path) && !hs_is_dir(m->record.weights_path)) {
+        snprintf(path, sizeof path, "%s", m->record.weights_path);
+    } else {
+        hs_status st = hs_find_weights(info, path, sizeof path, err);
+        if (st) return st;
+    }
+    char sha[65];
+    hs_status st = hs_sha256_file(path, sha, err);
+    if (st) return st;
+    if (strcmp(sha, m->record.weights_sha256) != 0)
+        return hs_fail(err, HS_ERR_MISMATCH,
+                       "%s is not the backbone file this model was trained on (sha256 %.12s..., "
+                       "the run used %.12s...)",
+                       path, sha, m->record.weights_sha256);
+    return hs_net_load_weights(m->net, path, err);
+}
+
+hs_status hs_model_open(const char *run_dir, const char *weights, hs_model **out,
+                        hs_error *err) {
+    *out = NULL;
+    hs_model *m = calloc(1, sizeof *m);
+    if (!m) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    hs_status st = hs_run_record_load(run_dir, &m->record, err);
+    if (!st && !hs_backbone_find(m->record.backbone))
+        st = hs_fail(err, HS_ERR_FORMAT, "%s was trained on backbone '%s', unknown here",
+                     run_dir, m->record.backbone);
+    if (!st) st = hs_net_create(m->record.backbone, m->record.seed, &m->net, err);
+    hs_head_kind kind = strcmp(m->record.train_layers, "classifier") == 0 ? HS_HEAD_CLASSIFIER
+                                                                          : HS_HEAD_LAST_LAYER;
+    if (!st)
+        st = hs_net_replace_head(m->net, m->record.class_count, kind, 0, err);
+    if (!st) st = load_backbone(m, weights, err);
+    if (!st) {
+        char path[4200];
+        m->begin = m->net->head_begin;
+        snprintf(path, sizeof path, "%s/model.safetensors", run_dir);
+        st = hs_load_head(path, m->net, m->begin, err);
+    }
+    if (st) {
+        hs_model_free(m);
+        return st;
+    }
+    *out = m;
+    return HS_OK;
+}
+
+void hs_model_free(hs_model *m) {
+    if (!m) return;
+    hs_net_free(m->net);
+    hs_run_record_free(&m->record);
+    free(m);
+}
+
+int hs_model_num_classes(const hs_model *m) { return m->record.class_count; }
+
+const char *hs_model_class_name(const hs_model *m, int index) {
+    if (index < 0 || index >= m->record.class_count) return "";
+    return m->record.classes[index];
+}
+
+hs_status hs_model_predict_files(hs_model *m, const char *const *paths, int n, float *probs,
+                                 hs_error *errors, hs_error *err) {
+    int size = m->record.img_size, classes = m->record.class_count;
+    size_t image_floats = (size_t)3 * size * size;
+    float *batch = malloc((size_t)n * image_floats * sizeof(float));
+    float *logits = malloc((size_t)n * classes * sizeof(float));
+    int *rows = malloc((size_t)n * sizeof(int));
+    hs_status st = HS_OK;
+    if (!batch || !logits || !rows) {
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for %d images", n);
+        goto done;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        hs_image img = {0};
+        errors[i].code = hs_image_load(paths[i], &img, &errors[i]);
+        if (!errors[i].code)
+            errors[i].code = hs_image_prepare_square(&img, size, m->record.mean, m->record.std,
+                                                     batch + (size_t)i * image_floats, &errors[i]);
+        hs_image_free(&img);
+    }
+    int good = 0;
+    for (int i = 0; i < n; i++) {
+        if (errors[i].code) continue;
+        if (good != i)
+            memmove(batch + (size_t)good * image_floats, batch + (size_t)i * image_floats,
+                    image_floats * sizeof(float));
+        rows[good++] = i;
+    }
+    memset(probs, 0, (size_t)n * classes * sizeof(float));
+    if (good == 0) goto done;
+    st = hs_net_forward(m->net, batch, good, size, size, logits, err);
+    if (st) goto done;
+    hs_softmax_forward_ref(logits, good, classes, logits);
+    for (int g = 0; g < good; g++)
+        memcpy(probs + (size_t)rows[g] * classes, logits + (size_t)g * classes,
+               (size_t)classes * sizeof(float));
+done:
+    free(batch);
+    free(logits);
+    free(rows);
+    return st;
+}
+
+/* Maps DATA's class indices onto the model's; every class must exist on both sides. */
+static hs_status match_classes(const hs_model *m, const hs_dataset *ds, int *map,
+                               hs_error *err) {
+    char missing[600] = "", unknown[600] = "";
+    for (int i = 0; i < ds->class_count; i++) {
+        map[i] = -1;
+        for (int k = 0; k < m->record.class_count; k++)
+            if (strcmp(ds->class_names[i], m->record.classes[k]) == 0) map[i] = k;
+        if (map[i] < 0 && strlen(unknown) + strlen(ds->class_names[i]) + 4 < sizeof unknown)
+            snprintf(unknown + strlen(unknown), sizeof unknown - strlen(unknown), "%s'%s'",
+                     unknown[0] ? ", " : "", ds->class_names[i]);
+    }
+    for (int k = 0; k < m->record.class_count; k++) {
+        int found = 0;
+        for (int i = 0; i < ds->class_count; i++) found |= map[i] == k;
+        if (!found && strlen(missing) + strlen(m->record.classes[k]) + 4 < sizeof missing)
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s'%s'",
+                     missing[0] ? ", " : "", m->record.classes[k]);
+    }
+    if (unknown[0])
+        return hs_fail(err, HS_ERR_MISMATCH, "the data has classes the model does not know: %s",
+                       unknown);
+    if (missing[0])
+        return hs_fail(err, HS_ERR_MISMATCH, "the data lacks classes of the model: %s",
+                       missing);
+    return HS_OK;
+}
+
+hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callbacks *cb,
+                            hs_eval_result *out, hs_error *err) {
+    memset(out, 0, sizeof *out);
+    hs_dataset ds;
+    hs_status st = hs_dataset_open_eval(data, &ds, err);
+    int classes = m->record.class_count;
+    int *map = NULL;
+    hs_feature_set fs = {0};
+    if (!st) {
+        map = malloc((size_t)ds.class_count * sizeof *map);
+        out->confusion = calloc((size_t)classes * classes, sizeof(int));
+        if (!map || !out->confusion) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    }
+    if (!st) st = match_classes(m, &ds, map, err);
+    if (!st) {
+        hs_feature_options o = {0};
+        o.img_size = m->record.img_size;
+        memcpy(o.mean, m->record.mean, sizeof o.mean);
+        memcpy(o.std, m->record.std, sizeof o.std);
+        o.batch_size = 32;
+        o.progress = cb ? cb->progress : NULL;
+        o.progress_ctx = cb ? cb->ctx : NULL;
+        o.phase = "evaluate";
+        o.stop = cb ? cb->stop : NULL;
+        st = hs_extract_features(m->net, m->begin, &ds, &o, &fs, err);
+    }
+    if (!st) {
+        for (int i = 0; i < fs.count; i++) fs.labels[i] = map[fs.labels[i]];
+        for (int i = 0; cb && cb->note && i < fs.failed_count; i++)
+            cb->note(cb->ctx, fs.failed[i]);
+        hs_batch_result r = {0};
+        if (fs.count > 0)
+            st = hs_head_evaluate(m->net, m->begin, fs.values, fs.labels, fs.count, 256, &r,
+                                  out->confusion, NULL, err);
+        out->images = fs.count;
+        out->correct = r.correct;
+        out->loss = fs.count ? r.loss_sum / fs.count : 0;
+        out->classes = classes;
+        out->skipped = fs.failed_count;
+    }
+    hs_feature_set_free(&fs);
+    free(map);
+    hs_dataset_free(&ds);
+    return st;
+}
+
+void hs_eval_result_free(hs_eval_result *r) {
+    free(r->confusion);
+    memset(r, 0, sizeof *r);
+}

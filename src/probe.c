@@ -1,0 +1,132 @@
+#include "probe.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "lbfgs.h"
+#include "ops_ref.h"
+#include "rng.h"
+
+typedef struct probe_problem {
+    const float *x;
+    const int *labels;
+    int n, dim, classes;
+    double lambda;
+    float *logits; /* n x classes scratch */
+} probe_problem;
+
+/* Mean cross-entropy plus lambda/2 |W|^2 over params = [W (classes x dim), b (classes)]. */
+static double objective(void *ctx, const float *params, float *grad) {
+    probe_problem *p = ctx;
+    int n = p->n, d = p->dim, c = p->classes;
+    const float *w = params, *b = params + (size_t)c * d;
+    float *gw = grad, *gb = grad + (size_t)c * d;
+    for (int i = 0; i < n; i++) memcpy(p->logits + (size_t)i * c, b, (size_t)c * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c, d, 1.0f, p->x, d, w, d, 1.0f,
+                p->logits, c);
+    /* logits become (softmax - onehot) / n: the gradient with respect to the logits */
+    double loss = hs_softmax_cross_entropy_ref(p->logits, n, c, p->labels, p->logits);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, d, n, 1.0f, p->logits, c, p->x, d,
+                0.0f, gw, d);
+    memset(gb, 0, (size_t)c * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < c; k++) gb[k] += p->logits[(size_t)i * c + k];
+    double norm = 0;
+    for (size_t i = 0; i < (size_t)c * d; i++) {
+        norm += (double)w[i] * w[i];
+        gw[i] += (float)(p->lambda * w[i]);
+    }
+    return loss + 0.5 * p->lambda * norm;
+}
+
+static hs_status fit(probe_problem *p, float *params, int *iterations, hs_error *err) {
+    hs_lbfgs_options o = {10, 500, 1e-5};
+    hs_lbfgs_result r;
+    hs_status st = hs_lbfgs_minimize(objective, p, params,
+                                     (int64_t)p->classes * p->dim + p->classes, &o, &r, err);
+    if (iterations) *iterations = r.iterations;
+    return st;
+}
+
+static int count_correct(const float *x, const int *labels, int n, int dim, int classes,
+                         const float *params) {
+    int correct = 0;
+    const float *b = params + (size_t)classes * dim;
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        double best_score = -INFINITY;
+        for (int k = 0; k < classes; k++) {
+            double score = b[k];
+            for (int j = 0; j < dim; j++)
+                score += (double)params[(size_t)k * dim + j] * x[(size_t)i * dim + j];
+            if (score > best_score) {
+                best_score = score;
+                best = k;
+            }
+        }
+        correct += best == labels[i];
+    }
+    return correct;
+}
+
+hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int classes,
+                       uint64_t seed, float *weight, float *bias, hs_probe_result *result,
+                       hs_error *err) {
+    memset(result, 0, sizeof *result);
+    size_t count = (size_t)classes * dim + classes;
+    int held = n / 5, fit_n = n - held;
+    float *params = calloc(count, sizeof(float));
+    float *shuffled = malloc((size_t)n * dim * sizeof(float));
+    int *shuffled_labels = malloc((size_t)n * sizeof(int)), *order = malloc((size_t)n * sizeof(int));
+    float *logits = malloc((size_t)n * classes * sizeof(float));
+    hs_status st = HS_OK;
+    if (!params || !shuffled || !shuffled_labels || !order || !logits) {
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for the L-BFGS probe");
+        goto done;
+    }
+    /* A seeded shuffle, then the last fifth is the held-out part. */
+    hs_rng rng;
+    hs_rng_seed(&rng, seed ^ 0x9b0beull);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)hs_rng_below(&rng, (uint64_t)i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int i = 0; i < n; i++) {
+        memcpy(shuffled + (size_t)i * dim, x + (size_t)order[i] * dim, (size_t)dim * sizeof(float));
+        shuffled_labels[i] = labels[order[i]];
+    }
+    /* Strengths from strong to weak; each fit starts from the previous one's solution. */
+    static const double grid[] = {1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6};
+    int best_correct = -1;
+    probe_problem p = {shuffled, shuffled_labels, fit_n, dim, classes, 0, logits};
+    for (size_t g = 0; held > 0 && g < sizeof grid / sizeof grid[0]; g++) {
+        p.lambda = grid[g];
+        if ((st = fit(&p, params, NULL, err))) goto done;
+        int correct = count_correct(shuffled + (size_t)fit_n * dim, shuffled_labels + fit_n,
+                                    held, dim, classes, params);
+        if (correct > best_correct) {
+            best_correct = correct;
+            result->lambda = grid[g];
+            result->holdout_accuracy = 100.0 * correct / held;
+        }
+    }
+    if (held == 0) result->lambda = 1e-4;
+    /* The final fit on all the training data with the chosen strength. */
+    memset(params, 0, count * sizeof(float));
+    p = (probe_problem){x, labels, n, dim, classes, result->lambda, logits};
+    if ((st = fit(&p, params, &result->iterations, err))) goto done;
+    memcpy(weight, params, (size_t)classes * dim * sizeof(float));
+    memcpy(bias, params + (size_t)classes * dim, (size_t)classes * sizeof(float));
+done:
+    free(params);
+    free(shuffled);
+    free(shuffled_labels);
+    free(order);
+    free(logits);
+    return st;
+}

@@ -1,0 +1,23 @@
+/* The linear-probe protocol of the transfer-learning literature: multinomial logistic
+ * regression on frozen features, fitted full-batch by L-BFGS, with the L2 strength chosen on
+ * a held-out part of the training data and the final fit on all of it. */
+#ifndef HS_PROBE_H
+#define HS_PROBE_H
+
+#include <stdint.h>
+
+#include "headstart.h"
+
+typedef struct hs_probe_result {
+    double lambda;            /* the chosen L2 strength */
+    double holdout_accuracy;  /* of the chosen strength, in percent */
+    int iterations;           /* of the final fit */
+} hs_probe_result;
+
+/* x: n x dim features, labels in [0, classes). Writes weight (classes x dim, PyTorch's
+ * Linear layout) and bias (classes). */
+hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int classes,
+                       uint64_t seed, float *weight, float *bias, hs_probe_result *result,
+                       hs_error *err);
+
+#endif

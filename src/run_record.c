@@ -1,0 +1,279 @@
+#include "run_record.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "fileutil.h"
+
+static hs_status write_json(const char *dir, cJSON *root, hs_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    char *text = cJSON_Print(root);
+    if (!text) return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    size_t length = strlen(text);
+    text[length] = '\n'; /* replaces the terminator: write exactly length + 1 bytes */
+    hs_status st = hs_write_file_atomic(path, text, length + 1, err);
+    cJSON_free(text);
+    return st;
+}
+
+static cJSON *float_array(const float *values, int count) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < count; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(values[i]));
+    return a;
+}
+
+static cJSON *options_json(const hs_train_config *c, int img_size) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "backbone", c->backbone);
+    cJSON_AddStringToObject(o, "weights", c->weights ? c->weights : "(pretrained, found)");
+    cJSON_AddNumberToObject(o, "epochs", c->epochs);
+    cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
+    cJSON_AddNumberToObject(o, "lr", c->lr);
+    cJSON_AddNumberToObject(o, "momentum", c->momentum);
+    cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
+    cJSON_AddStringToObject(o, "optimizer", c->optimizer);
+    cJSON_AddNumberToObject(o, "img_size", img_size);
+    cJSON_AddStringToObject(o, "train_layers", c->train_layers);
+    cJSON_AddStringToObject(o, "strategy", c->strategy);
+    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(o, "threads", c->threads);
+    cJSON_AddNumberToObject(o, "val_fraction", c->val_fraction);
+    cJSON_AddNumberToObject(o, "limit_train", c->limit_train);
+    cJSON_AddNumberToObject(o, "limit_val", c->limit_val);
+    cJSON_AddBoolToObject(o, "strict", c->strict);
+    cJSON_AddBoolToObject(o, "resume", c->resume);
+    return o;
+}
+
+hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
+                                    const hs_dataset *train, const hs_dataset *val,
+                                    const hs_net *net, int img_size, const char *weights_path,
+                                    const char *weights_sha, hs_error *err) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(root, "format", "headstart-run");
+    cJSON_AddNumberToObject(root, "format_version", HS_RUN_FORMAT_VERSION);
+    cJSON_AddStringToObject(root, "headstart_version", HEADSTART_VERSION);
+    cJSON_AddStringToObject(root, "status", "running");
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    cJSON_AddStringToObject(root, "started", when);
+
+    cJSON_AddItemToObject(root, "classes",
+                          cJSON_CreateStringArray((const char *const *)train->class_names,
+                                                  train->class_count));
+    cJSON *data = cJSON_AddObjectToObject(root, "data");
+    cJSON_AddStringToObject(data, "path", c->data);
+    cJSON_AddNumberToObject(data, "train_images", train->count);
+    cJSON_AddNumberToObject(data, "val_images", val->count);
+    cJSON_AddNumberToObject(data, "skipped_non_image_files",
+                            train->skipped_files + val->skipped_files);
+
+    cJSON *backbone = cJSON_AddObjectToObject(root, "backbone");
+    cJSON_AddStringToObject(backbone, "name", net->info->name);
+    cJSON_AddStringToObject(backbone, "weights", weights_path);
+    cJSON_AddStringToObject(backbone, "weights_sha256", weights_sha);
+    cJSON_AddStringToObject(backbone, "first_trained_layer", net->layers[net->head_begin].name);
+    cJSON_AddNumberToObject(backbone, "seed", (double)c->seed);
+
+    cJSON *pp = cJSON_AddObjectToObject(root, "preprocessing");
+    cJSON_AddNumberToObject(pp, "img_size", img_size);
+    cJSON_AddStringToObject(pp, "resize", "whole image to img_size x img_size, antialiased "
+                                          "bilinear, no crop");
+    cJSON_AddItemToObject(pp, "mean", float_array(net->info->preprocess.mean, 3));
+    cJSON_AddItemToObject(pp, "std", float_array(net->info->preprocess.std, 3));
+
+    cJSON_AddItemToObject(root, "options", options_json(c, img_size));
+    hs_status st = write_json(dir, root, err);
+    cJSON_Delete(root);
+    return st;
+}
+
+static cJSON *metrics_json(const hs_epoch_metrics *m) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", m->epoch);
+    cJSON_AddNumberToObject(o, "train_loss", m->train_loss);
+    cJSON_AddNumberToObject(o, "train_acc", m->train_acc);
+    cJSON_AddNumberToObject(o, "val_loss", m->val_loss);
+    cJSON_AddNumberToObject(o, "val_acc", m->val_acc);
+    cJSON_AddNumberToObject(o, "seconds", m->seconds);
+    return o;
+}
+
+static cJSON *failed_json(const hs_feature_set *a, const hs_feature_set *b) {
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; list && i < a->failed_count; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(a->failed[i]));
+    for (int i = 0; list && i < b->failed_count; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(b->failed[i]));
+    return list;
+}
+
+static cJSON *load_json(const char *dir, hs_error *err) {
+    char path[4200], *text = NULL;
+    size_t size = 0;
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    if (hs_read_file(path, 64u << 20, &text, &size, err)) return NULL;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        hs_fail(err, HS_ERR_FORMAT, "%s is not valid JSON", path);
+        return NULL;
+    }
+    return root;
+}
+
+static void replace(cJSON *root, const char *key, cJSON *value) {
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON_AddItemToObject(root, key, value);
+}
+
+hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
+                                  const hs_feature_set *train, const hs_feature_set *val,
+                                  hs_status status, const char *message, hs_error *err) {
+    cJSON *root = load_json(dir, err);
+    if (!root) return err->code;
+    const char *word = status == HS_OK ? "completed"
+                       : status == HS_ERR_INTERRUPTED ? "interrupted"
+                                                      : "failed";
+    replace(root, "status", cJSON_CreateString(word));
+    if (message) replace(root, "error", cJSON_CreateString(message));
+    cJSON *metrics = cJSON_CreateObject();
+    cJSON_AddNumberToObject(metrics, "epochs_run", r->epochs_run);
+    if (r->epochs_run > 0) {
+        cJSON_AddItemToObject(metrics, "final", metrics_json(&r->last));
+        cJSON_AddItemToObject(metrics, "best", metrics_json(&r->best));
+    }
+    replace(root, "metrics", metrics);
+    cJSON *timings = cJSON_CreateObject();
+    cJSON_AddNumberToObject(timings, "feature_seconds", r->feature_seconds);
+    cJSON_AddNumberToObject(timings, "feature_images_per_second", r->feature_images_per_second);
+    cJSON_AddNumberToObject(timings, "train_seconds", r->train_seconds);
+    cJSON_AddNumberToObject(timings, "total_seconds", r->total_seconds);
+    replace(root, "timings", timings);
+    replace(root, "skipped_images", failed_json(train, val));
+    hs_status st = write_json(dir, root, err);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* ---- Reading it back ------------------------------------------------------------------- */
+
+static int copy_string(const cJSON *obj, const char *key, char *out, size_t size) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsString(item)) return 0;
+    snprintf(out, size, "%s", item->valuestring);
+    return 1;
+}
+
+static int copy_floats(const cJSON *obj, const char *key, float *out, int count) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != count) return 0;
+    for (int i = 0; i < count; i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(x)) return 0;
+        out[i] = (float)x->valuedouble;
+    }
+    return 1;
+}
+
+hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!hs_is_dir(dir)) return hs_fail(err, HS_ERR_IO, "%s is not a run folder", dir);
+    cJSON *root = load_json(dir, err);
+    if (!root) return err->code;
+    hs_status st = HS_OK;
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "format_version");
+    const cJSON *backbone = cJSON_GetObjectItemCaseSensitive(root, "backbone");
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "preprocessing");
+    const cJSON *options = cJSON_GetObjectItemCaseSensitive(root, "options");
+    const cJSON *classes = cJSON_GetObjectItemCaseSensitive(root, "classes");
+    const cJSON *size = pp ? cJSON_GetObjectItemCaseSensitive(pp, "img_size") : NULL;
+    const cJSON *seed = backbone ? cJSON_GetObjectItemCaseSensitive(backbone, "seed") : NULL;
+    if (!cJSON_IsNumber(version) || version->valueint != HS_RUN_FORMAT_VERSION) {
+        st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json is of format version %d; this headstart "
+                     "reads version %d", dir, cJSON_IsNumber(version) ? version->valueint : -1,
+                     HS_RUN_FORMAT_VERSION);
+    } else if (!copy_string(backbone, "name", out->backbone, sizeof out->backbone) ||
+               !copy_string(backbone, "weights", out->weights_path, sizeof out->weights_path) ||
+               !copy_string(backbone, "weights_sha256", out->weights_sha256,
+                            sizeof out->weights_sha256) ||
+               !copy_string(options, "train_layers", out->train_layers,
+                            sizeof out->train_layers) ||
+               !cJSON_IsNumber(size) || !copy_floats(pp, "mean", out->mean, 3) ||
+               !copy_floats(pp, "std", out->std, 3) || !cJSON_IsArray(classes) ||
+               !cJSON_IsNumber(seed)) {
+        st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json lacks fields a run record has", dir);
+    } else if (size->valueint < 1 || size->valueint > 4096) {
+        st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: invalid img_size", dir);
+    }
+    if (!st) {
+        out->img_size = size->valueint;
+        out->seed = (uint64_t)seed->valuedouble;
+        int n = cJSON_GetArraySize(classes);
+        out->classes = calloc((size_t)(n ? n : 1), sizeof *out->classes);
+        if (!out->classes) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        for (int i = 0; !st && i < n; i++) {
+            const cJSON *name = cJSON_GetArrayItem(classes, i);
+            if (!cJSON_IsString(name)) st = hs_fail(err, HS_ERR_FORMAT, "%s: bad class", dir);
+            else if (!(out->classes[i] = strdup(name->valuestring)))
+                st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+            else out->class_count++;
+        }
+        if (!st && out->class_count < 2)
+            st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json names fewer than 2 classes", dir);
+    }
+    cJSON_Delete(root);
+    if (st) hs_run_record_free(out);
+    return st;
+}
+
+void hs_run_record_free(hs_run_record *r) {
+    for (int i = 0; i < r->class_count; i++) free(r->classes[i]);
+    free(r->classes);
+    r->classes = NULL;
+    r->class_count = 0;
+}
+
+/* Quotes a CSV field when it needs it. */
+static size_t csv_field(char *out, size_t size, const char *s) {
+    if (!strpbrk(s, ",\"\n")) return (size_t)snprintf(out, size, "%s", s);
+    size_t used = (size_t)snprintf(out, size, "\"");
+    for (; *s && used + 3 < size; s++) {
+        if (*s == '"') out[used++] = '"';
+        out[used++] = *s;
+    }
+    used += (size_t)snprintf(out + used, size > used ? size - used : 0, "\"");
+    return used;
+}
+
+hs_status hs_write_confusion_csv(const char *dir, const int *m, int classes,
+                                 const char *const *names, hs_error *err) {
+    size_t capacity = (size_t)(classes + 1) * (classes + 1) * 16 + (size_t)classes * 1200 + 64;
+    char *text = malloc(capacity), path[4200];
+    if (!text) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    size_t used = (size_t)snprintf(text, capacity, "true\\predicted");
+    for (int j = 0; j < classes; j++) {
+        text[used++] = ',';
+        used += csv_field(text + used, capacity - used, names[j]);
+    }
+    text[used++] = '\n';
+    for (int i = 0; i < classes; i++) {
+        used += csv_field(text + used, capacity - used, names[i]);
+        for (int j = 0; j < classes; j++)
+            used += (size_t)snprintf(text + used, capacity - used, ",%d", m[i * classes + j]);
+        text[used++] = '\n';
+    }
+    snprintf(path, sizeof path, "%s/confusion.csv", dir);
+    hs_status st = hs_write_file_atomic(path, text, used, err);
+    free(text);
+    return st;
+}

@@ -1,0 +1,502 @@
+/* hs_train: the transfer-learning job from data to a run folder.
+ *
+ * files -> decoded images -> frozen backbone, once per image -> features
+ *       -> head forward/backward -> optimizer -> metrics, checkpoints, plots, model
+ *
+ * The backbone is frozen and inputs are not randomly augmented, so its output is a fixed
+ * function of each image: it runs once, and every epoch trains the head from the stored
+ * features. That is the same model the classic loop trains by running the whole network in
+ * every epoch (dropout in the head still draws new masks each step). */
+#include <cblas.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "feature_set.h"
+#include "fileutil.h"
+#include "hash.h"
+#include "plot.h"
+#include "probe.h"
+#include "run_record.h"
+
+void hs_train_config_defaults(hs_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->backbone = "efficientnet_lite0";
+    c->epochs = 10;
+    c->batch_size = 32;
+    c->lr = 0.01f;
+    c->momentum = 0.9f;
+    c->weight_decay = 0.0f;
+    c->optimizer = "sgd";
+    c->train_layers = "head";
+    c->strategy = "probe";
+    c->val_fraction = 0.2;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void note(const hs_train_callbacks *cb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note(const hs_train_callbacks *cb, const char *fmt, ...) {
+    if (!cb || !cb->note) return;
+    char text[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    cb->note(cb->ctx, text);
+}
+
+/* Checks every option before any work, naming the flag. */
+static hs_status validate(const hs_train_config *c, hs_error *err) {
+    if (!c->data) return hs_fail(err, HS_ERR_ARGUMENT, "no DATA given");
+    if (!hs_backbone_find(c->backbone))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--backbone: unknown backbone '%s'", c->backbone);
+    if (c->epochs < 1 || c->epochs > HS_MAX_EPOCHS)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--epochs must be 1..%d, not %d", HS_MAX_EPOCHS,
+                       c->epochs);
+    if (c->batch_size < 1 || c->batch_size > 65536)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--batch-size must be 1..65536, not %d",
+                       c->batch_size);
+    if (!(c->lr > 0.0f) || !isfinite(c->lr))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--lr must be > 0, not %g", c->lr);
+    if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--momentum must be in [0, 1), not %g",
+                       c->momentum);
+    if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--weight-decay must be >= 0, not %g",
+                       c->weight_decay);
+    if (strcmp(c->optimizer, "sgd") != 0 && strcmp(c->optimizer, "adamw") != 0 &&
+        strcmp(c->optimizer, "lbfgs") != 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--optimizer must be sgd, adamw or lbfgs, not '%s'",
+                       c->optimizer);
+    if (strcmp(c->optimizer, "lbfgs") == 0 && strcmp(c->train_layers, "head") != 0)
+        return hs_fail(err, HS_ERR_ARGUMENT,
+                       "--optimizer lbfgs fits one linear layer: use --train-layers head");
+    if (strcmp(c->train_layers, "head") != 0 && strcmp(c->train_layers, "classifier") != 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--train-layers must be head or classifier, not '%s'",
+                       c->train_layers);
+    if (strcmp(c->strategy, "finetune") == 0)
+        return hs_fail(err, HS_ERR_ARGUMENT,
+                       "--strategy finetune is not available yet; --strategy probe trains the "
+                       "head on the frozen backbone");
+    if (strcmp(c->strategy, "probe") != 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--strategy must be probe or finetune, not '%s'",
+                       c->strategy);
+    if (c->img_size != 0 && (c->img_size < 32 || c->img_size > 1024))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--img-size must be 32..1024, not %d", c->img_size);
+    if (!(c->val_fraction > 0.0 && c->val_fraction < 1.0))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--val-fraction must be in (0, 1), not %g",
+                       c->val_fraction);
+    if (c->threads < 0 || c->limit_train < 0 || c->limit_val < 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--threads and --limit-* must not be negative");
+    if (c->resume && c->overwrite)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--resume and --overwrite exclude each other");
+    if (!hs_path_exists(c->data))
+        return hs_fail(err, HS_ERR_IO, "DATA %s does not exist", c->data);
+    return HS_OK;
+}
+
+/* The files a run writes; --overwrite removes exactly these, nothing else of the user's. */
+static const char *const run_files[] = {
+    "run.json", "metrics.csv", "model.safetensors", "checkpoint.safetensors", "accuracy.png",
+    "loss.png", "confusion.csv", "confusion.png"};
+
+static void run_path(char *out, size_t size, const char *dir, const char *file) {
+    snprintf(out, size, "%s/%s", dir, file);
+}
+
+/* Picks the output folder: the given one (refusing to clobber a run) or runs/NNN. */
+static hs_status prepare_out_dir(const hs_train_config *c, char *dir, size_t size,
+                                 hs_error *err) {
+    char path[4200];
+    if (!c->out_dir) {
+        if (c->resume)
+            return hs_fail(err, HS_ERR_ARGUMENT, "--resume needs --out DIR naming the run");
+        hs_status st = hs_make_dirs("runs", err);
+        if (st) return st;
+        for (int i = 1; i < 100000; i++) {
+            snprintf(dir, size, "runs/%03d", i);
+            if (hs_path_exists(dir)) continue;
+            if (mkdir(dir, 0755) == 0) return HS_OK;
+            if (errno != EEXIST)
+                return hs_fail(err, HS_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+        }
+        return hs_fail(err, HS_ERR_IO, "runs/ is full; pass --out DIR");
+    }
+    snprintf(dir, size, "%s", c->out_dir);
+    run_path(path, sizeof path, dir, "checkpoint.safetensors");
+    int has_checkpoint = hs_path_exists(path);
+    run_path(path, sizeof path, dir, "run.json");
+    int has_run = has_checkpoint || hs_path_exists(path);
+    if (c->resume && !has_checkpoint)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--resume: %s holds no checkpoint to resume", dir);
+    if (has_run && !c->resume && !c->overwrite)
+        return hs_fail(err, HS_ERR_EXISTS,
+                       "%s already holds a run; pass --resume to continue it or --overwrite "
+                       "to replace it",
+                       dir);
+    if (c->overwrite)
+        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+            run_path(path, sizeof path, dir, run_files[i]);
+            unlink(path);
+        }
+    return hs_make_dirs(dir, err);
+}
+
+/* What must be the same for a checkpoint to be resumed: everything that shapes the run but
+ * the number of epochs. */
+static void run_identity(const hs_train_config *c, const char *weights_sha, int img_size,
+                         const hs_dataset *train, char *out, size_t size) {
+    size_t used = (size_t)snprintf(
+        out, size,
+        "backbone=%s weights=%.16s img=%d layers=%s opt=%s lr=%g mom=%g wd=%g batch=%d "
+        "seed=%llu val=%g limits=%d/%d train=%d classes=",
+        c->backbone, weights_sha, img_size, c->train_layers, c->optimizer, c->lr, c->momentum,
+        c->weight_decay, c->batch_size, (unsigned long long)c->seed, c->val_fraction,
+        c->limit_train, c->limit_val, train->count);
+    for (int i = 0; i < train->class_count && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, i ? ",%s" : "%s",
+                                 train->class_names[i]);
+}
+
+typedef struct train_state {
+    const hs_train_config *config;
+    const hs_train_callbacks *cb;
+    char dir[4096];
+    hs_dataset train, val;
+    hs_net *net;
+    int begin;             /* first trained layer: the frozen boundary */
+    int img_size;
+    char weights_path[4096];
+    char weights_sha[65];
+    hs_feature_set train_features, val_features;
+    hs_head_trainer trainer;
+    hs_epoch_metrics *history;
+    int epochs_done;
+    int *confusion;
+} train_state;
+
+static hs_status open_network(train_state *s, hs_error *err) {
+    const hs_train_config *c = s->config;
+    const hs_backbone_info *info = hs_backbone_find(c->backbone);
+    hs_status st = HS_OK;
+    if (c->weights && strcmp(c->weights, "none") == 0) {
+        snprintf(s->weights_path, sizeof s->weights_path, "none");
+        snprintf(s->weights_sha, sizeof s->weights_sha, "random-seed-%llu",
+                 (unsigned long long)c->seed);
+        note(s->cb, "%s runs with random weights (--weights none)", info->name);
+    } else {
+        if (c->weights) snprintf(s->weights_path, sizeof s->weights_path, "%s", c->weights);
+        else if ((st = hs_find_weights(info, s->weights_path, sizeof s->weights_path, err)))
+            return st;
+        if ((st = hs_sha256_file(s->weights_path, s->weights_sha, err))) return st;
+    }
+    if ((st = hs_net_create(c->backbone, c->seed, &s->net, err))) return st;
+    hs_head_kind kind = strcmp(c->train_layers, "classifier") == 0 ? HS_HEAD_CLASSIFIER
+                                                                   : HS_HEAD_LAST_LAYER;
+    if ((st = hs_net_replace_head(s->net, s->train.class_count, kind, c->seed ^ 0x5eedu, err)))
+        return st;
+    if (strcmp(s->weights_path, "none") != 0 &&
+        (st = hs_net_load_weights(s->net, s->weights_path, err)))
+        return st;
+    s->begin = s->net->head_begin;
+    s->img_size = c->img_size ? c->img_size : info->preprocess.input_size;
+    return HS_OK;
+}
+
+static hs_status extract(train_state *s, const hs_dataset *ds, const char *phase,
+                         hs_feature_set *out, hs_error *err) {
+    const hs_backbone_info *info = s->net->info;
+    hs_feature_options o = {0};
+    o.img_size = s->img_size;
+    memcpy(o.mean, info->preprocess.mean, sizeof o.mean);
+    memcpy(o.std, info->preprocess.std, sizeof o.std);
+    o.batch_size = s->config->batch_size < 16 ? 16 : s->config->batch_size;
+    o.strict = s->config->strict;
+    o.progress = s->cb ? s->cb->progress : NULL;
+    o.progress_ctx = s->cb ? s->cb->ctx : NULL;
+    o.phase = phase;
+    o.stop = s->cb ? s->cb->stop : NULL;
+    hs_status st = hs_extract_features(s->net, s->begin, ds, &o, out, err);
+    for (int i = 0; i < out->failed_count; i++) note(s->cb, "skipped %s", out->failed[i]);
+    if (!st && out->count == 0)
+        st = hs_fail(err, HS_ERR_IMAGE, "no readable image in the %s set", phase);
+    return st;
+}
+
+/* One pass over the training features in a seeded random order. */
+static hs_status train_epoch(train_state *s, int epoch, double *loss, double *acc,
+                             hs_error *err) {
+    const hs_feature_set *f = &s->train_features;
+    int n = f->count, batch = s->config->batch_size, dim = f->dim;
+    int *order = malloc((size_t)n * sizeof *order);
+    float *x = malloc((size_t)batch * dim * sizeof(float));
+    int *labels = malloc((size_t)batch * sizeof *labels);
+    hs_status st = HS_OK;
+    if (!order || !x || !labels) {
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for an epoch");
+        goto done;
+    }
+    /* Shuffle and dropout depend only on (seed, epoch): a resumed run repeats them. */
+    hs_rng shuffle;
+    hs_rng_seed(&shuffle, s->config->seed * 1000003u + (uint64_t)epoch);
+    hs_rng_seed(&s->trainer.dropout_rng, s->config->seed * 7919u + (uint64_t)epoch + 1);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)hs_rng_below(&shuffle, (uint64_t)i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    double loss_sum = 0;
+    long correct = 0;
+    for (int start = 0; start < n; start += batch) {
+        if (s->cb && s->cb->stop && *s->cb->stop) {
+            st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
+            break;
+        }
+        int m = n - start < batch ? n - start : batch;
+        for (int b = 0; b < m; b++) {
+            memcpy(x + (size_t)b * dim, f->values + (size_t)order[start + b] * dim,
+                   (size_t)dim * sizeof(float));
+            labels[b] = f->labels[order[start + b]];
+        }
+        hs_batch_result r;
+        if ((st = hs_head_train_step(&s->trainer, x, labels, m, &r, err))) {
+            if (st == HS_ERR_DIVERGED)
+                hs_fail_context(err, st, "epoch %d, step %d", epoch, start / batch + 1);
+            break;
+        }
+        loss_sum += r.loss_sum;
+        correct += r.correct;
+    }
+    *loss = loss_sum / n;
+    *acc = 100.0 * (double)correct / n;
+done:
+    free(order);
+    free(x);
+    free(labels);
+    return st;
+}
+
+static hs_status validate_epoch(train_state *s, double *loss, double *acc, hs_error *err) {
+    const hs_feature_set *f = &s->val_features;
+    int classes = s->net->num_classes;
+    memset(s->confusion, 0, (size_t)classes * classes * sizeof(int));
+    hs_batch_result r;
+    hs_status st = hs_head_evaluate(s->net, s->begin, f->values, f->labels, f->count, 256, &r,
+                                    s->confusion, NULL, err);
+    if (st) return st;
+    *loss = r.loss_sum / f->count;
+    *acc = 100.0 * r.correct / f->count;
+    return HS_OK;
+}
+
+static hs_status write_plots(train_state *s, hs_error *err) {
+    int n = s->epochs_done;
+    double *v = malloc((size_t)(n ? n : 1) * 4 * sizeof(double));
+    if (!v) return hs_fail(err, HS_ERR_NOMEM, "out of memory plotting");
+    for (int i = 0; i < n; i++) {
+        v[i] = s->history[i].train_acc;
+        v[n + i] = s->history[i].val_acc;
+        v[2 * n + i] = s->history[i].train_loss;
+        v[3 * n + i] = s->history[i].val_loss;
+    }
+    hs_series acc[] = {{"train", v, n}, {"validation", v + n, n}};
+    hs_series loss[] = {{"train", v + 2 * n, n}, {"validation", v + 3 * n, n}};
+    char path[4200];
+    run_path(path, sizeof path, s->dir, "accuracy.png");
+    hs_status st = hs_plot_lines(path, "Accuracy", "accuracy (%)", acc, 2, err);
+    run_path(path, sizeof path, s->dir, "loss.png");
+    if (!st) st = hs_plot_lines(path, "Loss", "cross-entropy loss", loss, 2, err);
+    free(v);
+    return st;
+}
+
+static hs_status write_confusion(train_state *s, hs_error *err) {
+    int classes = s->net->num_classes;
+    char path[4200];
+    run_path(path, sizeof path, s->dir, "confusion.png");
+    hs_status st = hs_plot_confusion(path, "Validation confusion matrix", s->confusion, classes,
+                                     (const char *const *)s->train.class_names, err);
+    if (st) return st;
+    return hs_write_confusion_csv(s->dir, s->confusion, classes,
+                                  (const char *const *)s->train.class_names, err);
+}
+
+static hs_status run_epochs(train_state *s, hs_train_result *result, hs_error *err) {
+    const hs_train_config *c = s->config;
+    char path[4200], identity[4096];
+    run_identity(c, s->weights_sha, s->img_size, &s->train, identity, sizeof identity);
+    hs_status st;
+    if (c->resume) {
+        run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
+        if ((st = hs_checkpoint_load(path, &s->trainer, s->history, &s->epochs_done, identity,
+                                     err)))
+            return st;
+        note(s->cb, "resuming %s after epoch %d", s->dir, s->epochs_done);
+    }
+    for (int epoch = s->epochs_done + 1; epoch <= c->epochs; epoch++) {
+        double start = now_seconds();
+        hs_epoch_metrics m = {epoch, 0, 0, 0, 0, 0};
+        if ((st = train_epoch(s, epoch, &m.train_loss, &m.train_acc, err))) return st;
+        if ((st = validate_epoch(s, &m.val_loss, &m.val_acc, err))) return st;
+        m.seconds = now_seconds() - start;
+        s->history[s->epochs_done++] = m;
+        run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
+        if ((st = hs_checkpoint_save(path, &s->trainer, s->history, s->epochs_done, identity,
+                                     err)))
+            return st;
+        run_path(path, sizeof path, s->dir, "metrics.csv");
+        if ((st = hs_write_metrics_csv(path, s->history, s->epochs_done, err))) return st;
+        if ((st = write_plots(s, err))) return st;
+        if (s->cb && s->cb->epoch_done) s->cb->epoch_done(s->cb->ctx, &m, c->epochs);
+    }
+    if (s->epochs_done < c->epochs || s->epochs_done == 0) return HS_OK;
+    /* A resumed run that had already finished still needs its confusion matrix. */
+    double loss, acc;
+    if ((st = validate_epoch(s, &loss, &acc, err))) return st;
+    (void)result;
+    return write_confusion(s, err);
+}
+
+/* --optimizer lbfgs: the linear probe, fitted once on all training features; reported as
+ * one epoch. */
+static hs_status run_probe(train_state *s, hs_error *err) {
+    hs_layer *fc = &s->net->layers[s->begin];
+    if (fc->kind != HS_LAYER_LINEAR || s->begin + 1 != s->net->count)
+        return hs_fail(err, HS_ERR_INTERNAL, "the probe needs a single linear head");
+    double start = now_seconds();
+    hs_probe_result probe;
+    const hs_feature_set *f = &s->train_features;
+    hs_status st = hs_probe_fit(f->values, f->labels, f->count, f->dim, s->net->num_classes,
+                                s->config->seed, fc->weight, fc->bias, &probe, err);
+    if (st) return st;
+    note(s->cb, "L-BFGS probe: L2 strength %g chosen on held-out training data (%.2f %%), %d "
+         "iterations", probe.lambda, probe.holdout_accuracy, probe.iterations);
+    hs_epoch_metrics m = {1, 0, 0, 0, 0, 0};
+    hs_batch_result r;
+    if ((st = hs_head_evaluate(s->net, s->begin, f->values, f->labels, f->count, 256, &r, NULL,
+                               NULL, err)))
+        return st;
+    m.train_loss = r.loss_sum / f->count;
+    m.train_acc = 100.0 * r.correct / f->count;
+    if ((st = validate_epoch(s, &m.val_loss, &m.val_acc, err))) return st;
+    m.seconds = now_seconds() - start;
+    s->history[s->epochs_done++] = m;
+    char path[4200];
+    run_path(path, sizeof path, s->dir, "metrics.csv");
+    if ((st = hs_write_metrics_csv(path, s->history, s->epochs_done, err))) return st;
+    if ((st = write_plots(s, err))) return st;
+    if (s->cb && s->cb->epoch_done) s->cb->epoch_done(s->cb->ctx, &m, 1);
+    return write_confusion(s, err);
+}
+
+static void fill_result(const train_state *s, hs_train_result *r) {
+    snprintf(r->out_dir, sizeof r->out_dir, "%s", s->dir);
+    r->epochs_run = s->epochs_done;
+    r->classes = s->train.class_count;
+    r->train_images = s->train_features.count;
+    r->val_images = s->val_features.count;
+    r->skipped_images = s->train_features.failed_count + s->val_features.failed_count;
+    if (s->epochs_done > 0) {
+        r->last = s->history[s->epochs_done - 1];
+        r->best = s->history[0];
+        for (int i = 1; i < s->epochs_done; i++)
+            if (s->history[i].val_acc > r->best.val_acc) r->best = s->history[i];
+    }
+}
+
+static void set_threads(int threads) {
+    if (threads > 0) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+}
+
+hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
+                   hs_train_result *result, hs_error *err) {
+    double t0 = now_seconds();
+    memset(result, 0, sizeof *result);
+    hs_status st = validate(c, err);
+    if (st) return st;
+    set_threads(c->threads);
+    train_state s;
+    memset(&s, 0, sizeof s);
+    s.config = c;
+    s.cb = cb;
+    hs_dataset_options dopt = {c->val_fraction, c->seed, c->limit_train, c->limit_val};
+    /* The data is opened before the output folder exists: bad DATA creates nothing. */
+    if ((st = hs_dataset_open(c->data, &dopt, &s.train, &s.val, err))) goto done;
+    for (int i = 0; i < s.train.warning_count; i++) note(cb, "%s", s.train.warnings[i]);
+    if (s.train.skipped_files + s.val.skipped_files)
+        note(cb, "skipped %d files that are not .jpg, .jpeg or .png",
+             s.train.skipped_files + s.val.skipped_files);
+    if ((st = prepare_out_dir(c, s.dir, sizeof s.dir, err))) goto done;
+    note(cb, "writing the run to %s", s.dir);
+    if ((st = open_network(&s, err))) goto done;
+    s.history = calloc(HS_MAX_EPOCHS, sizeof *s.history);
+    s.confusion = calloc((size_t)s.train.class_count * s.train.class_count, sizeof(int));
+    if (!s.history || !s.confusion) {
+        st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, s.img_size,
+                                        s.weights_path, s.weights_sha, err)))
+        goto done;
+
+    double f0 = now_seconds();
+    if ((st = extract(&s, &s.train, "train features", &s.train_features, err))) goto done;
+    if ((st = extract(&s, &s.val, "val features", &s.val_features, err))) goto done;
+    result->feature_seconds = now_seconds() - f0;
+    result->feature_images_per_second =
+        (s.train.count + s.val.count) / (result->feature_seconds > 0 ? result->feature_seconds : 1);
+
+    double e0 = now_seconds();
+    if (strcmp(c->optimizer, "lbfgs") == 0) {
+        st = run_probe(&s, err);
+    } else {
+        hs_optimizer_kind kind = strcmp(c->optimizer, "adamw") == 0 ? HS_OPTIMIZER_ADAMW
+                                                                    : HS_OPTIMIZER_SGD;
+        st = hs_head_trainer_init(&s.trainer, s.net, s.begin, c->batch_size, kind, c->lr,
+                                  c->momentum, c->weight_decay, err);
+        if (!st) st = run_epochs(&s, result, err);
+    }
+    result->train_seconds = now_seconds() - e0;
+    if (!st) {
+        char path[4200];
+        run_path(path, sizeof path, s.dir, "model.safetensors");
+        st = hs_save_head(path, s.net, s.begin, c->backbone, err);
+    }
+done:
+    fill_result(&s, result);
+    result->total_seconds = now_seconds() - t0;
+    if (s.dir[0] && s.net) {
+        hs_error ignored = {0};
+        hs_run_record_write_end(s.dir, result, &s.train_features, &s.val_features, st,
+                                st ? err->message : NULL, &ignored);
+    }
+    hs_head_trainer_free(&s.trainer);
+    hs_feature_set_free(&s.train_features);
+    hs_feature_set_free(&s.val_features);
+    hs_net_free(s.net);
+    hs_dataset_free(&s.train);
+    hs_dataset_free(&s.val);
+    free(s.history);
+    free(s.confusion);
+    return st;
+}
