@@ -217,6 +217,7 @@ hs_status hs_net_prepare(hs_net *net, hs_error *err) {
 
 void hs_net_release(hs_net *net) {
     if (!net) return;
+    hs_net_release_fast(net);
     for (int i = 0; i < net->count; i++) {
         hs_layer *l = &net->layers[i];
         free(l->weight);

@@ -58,6 +58,9 @@ typedef struct hs_layer {
     float *bn_weight, *bn_bias, *bn_mean, *bn_var;
     /* Conv with BatchNorm folded in, recomputed by hs_net_prepare after weights change. */
     float *fused_weight, *fused_bias;
+    /* HS_LAYER_CONV: the oneDNN plan hs_net_run made for the last input shape (ops.h), or
+     * NULL. Freed by hs_net_release_fast. */
+    struct hs_conv_plan *plan;
 } hs_layer;
 
 struct hs_net {
@@ -69,6 +72,9 @@ struct hs_net {
     int head_begin;    /* first layer that replace_head made new, or -1 */
     int num_classes;
     int prepared;      /* fused weights are up to date */
+    int bf16;          /* opt-in: convolutions in bfloat16 (float32 accumulation) */
+    float *run_buffer; /* hs_net_run's activation buffers, kept between runs */
+    size_t run_buffer_bytes;
 };
 
 /* Building (used by nets/). Each returns the new layer or NULL when out of memory. */
@@ -96,6 +102,9 @@ typedef struct hs_param_ref {
  * *refs. */
 hs_status hs_net_params(hs_net *net, hs_param_ref **refs, int *count, hs_error *err);
 int64_t hs_param_numel(const hs_param_ref *ref);
+
+/* Frees what hs_net_run keeps between runs (convolution plans); hs_net_release calls it. */
+void hs_net_release_fast(hs_net *net);
 
 /* Frees every layer and parameter; the struct itself belongs to the caller. */
 void hs_net_release(hs_net *net);

@@ -1,5 +1,5 @@
 /* The kernels the network runs: the same operations as ops_ref.h, computed fast
- * (im2col + OpenBLAS sgemm for convolutions and linear layers, OpenMP threads elsewhere).
+ * (oneDNN convolutions, OpenBLAS sgemm for linear layers, OpenMP threads elsewhere).
  * Each one is tested against its reference kernel in tests/test_ops_fast.c. */
 #ifndef HS_OPS_H
 #define HS_OPS_H
@@ -8,8 +8,50 @@
 
 #include "ops_ref.h"
 
+/* Convolution, NCHW in and out. Makes a plan, runs it once and frees it: for repeated calls
+ * on one shape, keep a plan (below). */
 void hs_conv2d_forward(const float *x, int n, int h, int w, const float *weight,
                        const float *bias, const hs_conv2d_shape *s, float *y);
+/* The fallback: im2col + OpenBLAS sgemm (depthwise: direct loops). */
+void hs_conv2d_forward_im2col(const float *x, int n, int h, int w, const float *weight,
+                              const float *bias, const hs_conv2d_shape *s, float *y);
+
+/* Activation layouts. NCHW16C is oneDNN's nChw16c: n x ceil(c/16) x h x w x 16, the last
+ * channel block zero-padded. */
+typedef enum hs_layout { HS_LAYOUT_NCHW = 0, HS_LAYOUT_NHWC, HS_LAYOUT_NCHW16C } hs_layout;
+/* Floats an n x c x h x w activation takes in a layout (padding included). */
+int64_t hs_layout_size(hs_layout layout, int n, int c, int h, int w);
+/* Converts between layouts (oneDNN reorder); 0 on success. */
+int hs_layout_convert(const float *x, hs_layout from, float *y, hs_layout to, int n, int c,
+                      int h, int w);
+
+/* ---- Convolution plans (conv_dnnl.c) ----------------------------------------------------
+ * A plan is one convolution for one input shape (n, h, w): created once (kernel choice,
+ * weights reordered into the kernel's layout, scratch memory), run many times without
+ * allocating. It copies what it needs: weight and bias may be freed after create. */
+typedef enum hs_post_op { HS_POST_NONE = 0, HS_POST_RELU, HS_POST_RELU6 } hs_post_op;
+typedef struct hs_conv_options {
+    hs_layout src_layout, dst_layout;
+    hs_post_op post;  /* activation fused after bias */
+    int bf16;         /* bfloat16 weights and inputs, float32 accumulation and output */
+} hs_conv_options;
+typedef struct hs_conv_plan hs_conv_plan;
+
+/* opt NULL: NCHW, no post-op, float32. Returns NULL when out of memory, or when oneDNN cannot
+ * make the convolution and the options need it (a layout other than NCHW, bf16); an NCHW
+ * float32 plan then falls back to im2col + sgemm. */
+hs_conv_plan *hs_conv_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
+                                  const float *weight, const float *bias,
+                                  const hs_conv_options *opt);
+/* x and y in the plan's layouts, sized for its shape. Returns 0, or -1 if oneDNN failed. */
+int hs_conv_plan_run(hs_conv_plan *plan, const float *x, float *y);
+/* Whether the plan was made for exactly this convolution, shape and options. */
+int hs_conv_plan_matches(const hs_conv_plan *plan, const hs_conv2d_shape *s, int n, int h,
+                         int w, const hs_conv_options *opt);
+int hs_conv_plan_uses_dnnl(const hs_conv_plan *plan);
+const char *hs_conv_plan_impl(const hs_conv_plan *plan); /* kernel name, for benchmarks */
+void hs_conv_plan_free(hs_conv_plan *plan);
+
 void hs_linear_forward(const float *x, int n, int in, const float *weight, const float *bias,
                        int out, float *y);
 /* Same contract as hs_linear_backward_ref: dx overwritten (skipped when NULL), dweight and
@@ -18,5 +60,14 @@ void hs_linear_backward(const float *x, int n, int in, const float *weight, int 
                         const float *dy, float *dx, float *dweight, float *dbias);
 void hs_relu_forward(const float *x, int64_t count, float *y);
 void hs_relu6_forward(const float *x, int64_t count, float *y);
+
+/* Max pooling in NCHW or NCHW16C (symmetric padding, as hs_maxpool2d_forward_ref); threaded. */
+void hs_maxpool2d_forward(const float *x, hs_layout layout, int n, int c, int h, int w,
+                          int kernel, int stride, int pad, float *y);
+/* hs_adaptive_avgpool2d_forward_ref, NCHW, threaded over planes. */
+void hs_adaptive_avgpool2d_forward(const float *x, int n, int c, int h, int w, int out_h,
+                                   int out_w, float *y);
+/* y += x, threaded. */
+void hs_add_inplace(float *y, const float *x, int64_t count);
 
 #endif

@@ -3,6 +3,7 @@
  * Depthwise convolutions have too little work per channel for that, so they run as direct
  * loops threaded over channels. */
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,8 +71,8 @@ static int is_pointwise(const hs_conv2d_shape *s) {
            s->pad_top == 0 && s->pad_bottom == 0 && s->pad_left == 0 && s->pad_right == 0;
 }
 
-void hs_conv2d_forward(const float *x, int n, int h, int w, const float *weight,
-                       const float *bias, const hs_conv2d_shape *s, float *y) {
+void hs_conv2d_forward_im2col(const float *x, int n, int h, int w, const float *weight,
+                              const float *bias, const hs_conv2d_shape *s, float *y) {
     int oh = hs_conv_out_size(h, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom,
                               s->dilation_h);
     int ow = hs_conv_out_size(w, s->kernel_w, s->stride_w, s->pad_left, s->pad_right,
@@ -114,6 +115,17 @@ void hs_conv2d_forward(const float *x, int n, int h, int w, const float *weight,
     free(cols);
 }
 
+void hs_conv2d_forward(const float *x, int n, int h, int w, const float *weight,
+                       const float *bias, const hs_conv2d_shape *s, float *y) {
+    hs_conv_plan *plan = hs_conv_plan_create(s, n, h, w, weight, bias, NULL);
+    if (plan && hs_conv_plan_run(plan, x, y) == 0) {
+        hs_conv_plan_free(plan);
+        return;
+    }
+    hs_conv_plan_free(plan);
+    hs_conv2d_forward_im2col(x, n, h, w, weight, bias, s, y);
+}
+
 void hs_linear_forward(const float *x, int n, int in, const float *weight, const float *bias,
                        int out, float *y) {
     for (int b = 0; b < n; b++)
@@ -148,4 +160,55 @@ void hs_linear_backward(const float *x, int n, int in, const float *weight, int 
     if (dbias)
         for (int b = 0; b < n; b++)
             for (int o = 0; o < out; o++) dbias[o] += dy[(size_t)b * out + o];
+}
+
+/* ---- layout-aware pooling and elementwise helpers for hs_net_run ------------------------- */
+
+/* Max pooling on NCHW (vec 1) or NCHW16C (vec 16): both are planes of h x w pixels of `vec`
+ * consecutive channels. Padding never wins (PyTorch pads with -inf). */
+void hs_maxpool2d_forward(const float *x, hs_layout layout, int n, int c, int h, int w,
+                          int kernel, int stride, int pad, float *y) {
+    int vec = layout == HS_LAYOUT_NCHW16C ? 16 : 1;
+    if (layout == HS_LAYOUT_NHWC) { /* not used by hs_net_run; the reference is NCHW */
+        return;
+    }
+    int64_t planes = (int64_t)n * ((c + vec - 1) / vec);
+    int oh = hs_conv_out_size(h, kernel, stride, pad, pad, 1);
+    int ow = hs_conv_out_size(w, kernel, stride, pad, pad, 1);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        for (int oy = 0; oy < oh; oy++) {
+            const float *in = x + p * h * w * vec;
+            float *out = y + (p * oh + oy) * ow * vec;
+            for (int ox = 0; ox < ow; ox++) {
+                float m[16];
+                for (int v = 0; v < vec; v++) m[v] = -INFINITY;
+                for (int ky = 0; ky < kernel; ky++) {
+                    int iy = oy * stride - pad + ky;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < kernel; kx++) {
+                        int ix = ox * stride - pad + kx;
+                        if (ix < 0 || ix >= w) continue;
+                        const float *px = in + ((int64_t)iy * w + ix) * vec;
+                        for (int v = 0; v < vec; v++) m[v] = px[v] > m[v] ? px[v] : m[v];
+                    }
+                }
+                for (int v = 0; v < vec; v++) out[(int64_t)ox * vec + v] = m[v];
+            }
+        }
+    }
+}
+
+void hs_adaptive_avgpool2d_forward(const float *x, int n, int c, int h, int w, int out_h,
+                                   int out_w, float *y) {
+    int64_t planes = (int64_t)n * c;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        hs_adaptive_avgpool2d_forward_ref(x + p * h * w, 1, 1, h, w, out_h, out_w,
+                                          y + p * out_h * out_w);
+}
+
+void hs_add_inplace(float *y, const float *x, int64_t count) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; i++) y[i] += x[i];
 }

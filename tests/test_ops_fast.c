@@ -36,6 +36,45 @@ static void check_conv(hs_rng *rng, const conv_case *c) {
     hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, bias, &s, ref);
     hs_conv2d_forward(x, c->n, c->h, c->w, weight, bias, &s, fast);
     CHECK_CLOSE(c->name, fast, ref, y_count, 1e-4f, 1e-5f);
+    hs_conv2d_forward_im2col(x, c->n, c->h, c->w, weight, bias, &s, fast);
+    CHECK_CLOSE(c->name, fast, ref, y_count, 1e-4f, 1e-5f);
+
+    /* Plans in every layout pair hs_net_run uses, with fused ReLU / ReLU6, run twice (the
+     * second run reuses the plan). Blocked layouts are converted back to NCHW to compare. */
+    static const hs_layout pairs[][2] = {{HS_LAYOUT_NCHW, HS_LAYOUT_NCHW},
+                                         {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW16C},
+                                         {HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW16C},
+                                         {HS_LAYOUT_NHWC, HS_LAYOUT_NHWC}};
+    float *post_ref = malloc((size_t)y_count * sizeof(float));
+    float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->in_c, c->h, c->w) * 4);
+    float *yb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->out_c, oh, ow) * 4);
+    for (int post = HS_POST_NONE; post <= HS_POST_RELU6; post++) {
+        if (post == HS_POST_NONE) memcpy(post_ref, ref, (size_t)y_count * sizeof(float));
+        if (post == HS_POST_RELU) hs_relu_forward_ref(ref, y_count, post_ref);
+        if (post == HS_POST_RELU6) hs_relu6_forward_ref(ref, y_count, post_ref);
+        for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+            hs_conv_options opt = {pairs[p][0], pairs[p][1], post, 0};
+            hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, bias, &opt);
+            if (!plan) continue; /* oneDNN has no kernel for this pair (NCHW -> blocked) */
+            CHECK(hs_conv_plan_matches(plan, &s, c->n, c->h, c->w, &opt));
+            CHECK(hs_layout_convert(x, HS_LAYOUT_NCHW, xb, opt.src_layout, c->n, c->in_c,
+                                    c->h, c->w) == 0);
+            for (int rep = 0; rep < 2; rep++) {
+                memset(fast, 0, (size_t)y_count * sizeof(float));
+                CHECK(hs_conv_plan_run(plan, xb, yb) == 0);
+                CHECK(hs_layout_convert(yb, opt.dst_layout, fast, HS_LAYOUT_NCHW, c->n,
+                                        c->out_c, oh, ow) == 0);
+                char what[128];
+                snprintf(what, sizeof what, "%s plan %zu post %d (%s)", c->name, p, post,
+                         hs_conv_plan_impl(plan));
+                CHECK_CLOSE(what, fast, post_ref, y_count, 1e-4f, 1e-5f);
+            }
+            hs_conv_plan_free(plan);
+        }
+    }
+    free(post_ref);
+    free(xb);
+    free(yb);
     free(x);
     free(weight);
     free(bias);
@@ -54,6 +93,9 @@ static const conv_case conv_cases[] = {
     {"depthwise multiplier 2", 1, 4, 8, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 4, 1},
     {"dilated", 1, 3, 4, 13, 12, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1, 1},
     {"3x1 asymmetric", 2, 4, 5, 9, 7, 3, 1, 2, 1, 0, 2, 1, 0, 1, 1, 1},
+    {"3x3 40->24 (padded blocks)", 2, 40, 24, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"depthwise 40ch SAME s2", 2, 40, 40, 11, 11, 3, 3, 2, 2, 0, 1, 0, 1, 1, 40, 1},
+    {"1x1 24->144", 2, 24, 144, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
 };
 
 static void check_linear(hs_rng *rng, int n, int in, int out, int with_bias) {
@@ -106,6 +148,41 @@ static void check_activations(hs_rng *rng) {
     free(fast);
 }
 
+/* Threaded pooling (both layouts) and the residual add against the reference. */
+static void check_pooling(hs_rng *rng) {
+    int n = 2, c = 24, h = 9, w = 8; /* 24 channels: the blocked layout pads to 32 */
+    long x_count = (long)n * c * h * w;
+    float *x = random_array(rng, x_count);
+    float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, n, c, h, w) * 4);
+    float *yb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, n, c, h, w) * 4);
+    float *ref = malloc((size_t)x_count * 4), *fast = malloc((size_t)x_count * 4);
+    static const int params[][3] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}};
+    for (int i = 0; i < 3; i++) {
+        int k = params[i][0], st = params[i][1], pad = params[i][2];
+        int oh = hs_conv_out_size(h, k, st, pad, pad, 1), ow = hs_conv_out_size(w, k, st, pad, pad, 1);
+        long y_count = (long)n * c * oh * ow;
+        hs_maxpool2d_forward_ref(x, n, c, h, w, k, st, pad, ref);
+        hs_maxpool2d_forward(x, HS_LAYOUT_NCHW, n, c, h, w, k, st, pad, fast);
+        CHECK(memcmp(ref, fast, (size_t)y_count * 4) == 0);
+        CHECK(hs_layout_convert(x, HS_LAYOUT_NCHW, xb, HS_LAYOUT_NCHW16C, n, c, h, w) == 0);
+        hs_maxpool2d_forward(xb, HS_LAYOUT_NCHW16C, n, c, h, w, k, st, pad, yb);
+        CHECK(hs_layout_convert(yb, HS_LAYOUT_NCHW16C, fast, HS_LAYOUT_NCHW, n, c, oh, ow) == 0);
+        CHECK(memcmp(ref, fast, (size_t)y_count * 4) == 0);
+    }
+    hs_adaptive_avgpool2d_forward_ref(x, n, c, h, w, 3, 5, ref);
+    hs_adaptive_avgpool2d_forward(x, n, c, h, w, 3, 5, fast);
+    CHECK(memcmp(ref, fast, (size_t)n * c * 15 * 4) == 0);
+    for (long i = 0; i < x_count; i++) ref[i] = x[i] + x[i];
+    memcpy(fast, x, (size_t)x_count * 4);
+    hs_add_inplace(fast, x, x_count);
+    CHECK(memcmp(ref, fast, (size_t)x_count * 4) == 0);
+    free(x);
+    free(xb);
+    free(yb);
+    free(ref);
+    free(fast);
+}
+
 int main(void) {
     hs_rng rng;
     hs_rng_seed(&rng, 2024);
@@ -115,5 +192,6 @@ int main(void) {
     check_linear(&rng, 33, 200, 10, 1);
     check_linear(&rng, 4, 64, 3, 0);
     check_activations(&rng);
+    check_pooling(&rng);
     return check_finish("test_ops_fast");
 }

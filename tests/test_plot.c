@@ -14,10 +14,6 @@
 
 #define OUT_DIR HS_TEST_TMP_DIR "/plot"
 
-/* fontconfig (loaded by cairo for its text) keeps its configuration until FcFini; calling it
- * at the end keeps LeakSanitizer quiet. Weak, so the test needs no -lfontconfig. */
-extern void FcFini(void) __attribute__((weak));
-
 static void make_out_dir(void) {
     mkdir(HS_TEST_TMP_DIR, 0755);
     mkdir(OUT_DIR, 0755);
@@ -340,6 +336,5 @@ int main(void) {
     test_lines_errors();
     test_confusion();
     cairo_debug_reset_static_data();
-    if (FcFini) FcFini();
     return check_finish("test_plot");
 }

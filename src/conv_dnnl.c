@@ -1,0 +1,327 @@
+/* Convolution plans: one oneDNN convolution primitive per layer and input shape, created once
+ * and run many times.
+ *
+ * Creating a plan does everything that does not depend on the pixels: it picks oneDNN's
+ * kernel for the shape, reorders the weights once into the blocked layout that kernel wants,
+ * and allocates the scratch memory. Running it only points oneDNN at the caller's buffers and
+ * executes: no allocation, no weight copies. Bias and an optional ReLU / ReLU6 are fused into
+ * the kernel.
+ *
+ * Activations are plain arrays in one of three layouts (hs_layout): NCHW as everywhere else
+ * in headstart, NHWC, or NCHW16C (oneDNN's nChw16c: channels in blocks of 16, the block
+ * innermost, the last block zero-padded). Source and destination layouts are chosen
+ * separately, so a network can enter the blocked layout at its first convolution.
+ *
+ * bf16 (opt-in): weights are stored and the source converted to bfloat16, products are
+ * accumulated and written in float32 (needs avx512_bf16 hardware to be fast).
+ *
+ * When oneDNN cannot make a primitive, an NCHW plan falls back to im2col + OpenBLAS sgemm
+ * (hs_conv2d_forward_im2col) on its own copy of the weights; a plan in another layout is
+ * not made (create returns NULL) and the caller runs NCHW. */
+#include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+struct hs_conv_plan {
+    hs_conv2d_shape s;
+    int n, h, w, oh, ow;
+    hs_layout src_layout, dst_layout;
+    hs_post_op post;
+    int bf16;
+    char impl[48];                  /* oneDNN's kernel name, or "im2col+sgemm" */
+
+    dnnl_primitive_t conv;          /* NULL: the im2col fallback runs */
+    dnnl_primitive_t src_convert;   /* f32 -> bf16 source, or NULL */
+    dnnl_memory_t src_user, src, weights, bias, dst, scratch;
+    void *src_buf, *scratch_buf;    /* owned, may be NULL */
+
+    float *fallback_weight, *fallback_bias; /* im2col fallback only */
+};
+
+/* ---- one engine and stream for the process ---------------------------------------------- */
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+
+static int dnnl_ready(void) {
+    static int state; /* 0 not tried, 1 ready, -1 failed */
+#pragma omp critical(hs_dnnl_init)
+    if (state == 0) {
+        state = -1;
+        if (dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success) {
+            if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) == dnnl_success)
+                state = 1;
+            else
+                dnnl_engine_destroy(engine);
+        }
+    }
+    return state == 1;
+}
+
+static dnnl_format_tag_t layout_tag(hs_layout layout) {
+    switch (layout) {
+    case HS_LAYOUT_NHWC: return dnnl_nhwc;
+    case HS_LAYOUT_NCHW16C: return dnnl_nChw16c;
+    default: return dnnl_nchw;
+    }
+}
+
+int64_t hs_layout_size(hs_layout layout, int n, int c, int h, int w) {
+    int64_t cp = c;
+    if (layout == HS_LAYOUT_NCHW16C) cp = (c + 15) / 16 * 16;
+    return (int64_t)n * cp * h * w;
+}
+
+static void *aligned_bytes(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+    return p;
+}
+
+/* Executes one primitive with up to four arguments. */
+static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args) {
+    dnnl_status_t st = dnnl_primitive_execute(prim, stream, nargs, args);
+    if (st == dnnl_success) st = dnnl_stream_wait(stream);
+    return st;
+}
+
+/* Copies user data (md_from, in memory `from`) into `to` (md_to), through a one-off
+ * reorder. Used at plan creation only. */
+static int reorder_once(dnnl_memory_t from, dnnl_memory_t to) {
+    const dnnl_memory_desc_t *md_from, *md_to;
+    dnnl_memory_get_memory_desc(from, &md_from);
+    dnnl_memory_get_memory_desc(to, &md_to);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&pd, md_from, engine, md_to, engine, NULL) ==
+                 dnnl_success &&
+             dnnl_primitive_create(&prim, pd) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        ok = execute(prim, 2, args) == dnnl_success;
+    }
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+static void destroy_dnnl(hs_conv_plan *p) {
+    if (p->conv) dnnl_primitive_destroy(p->conv);
+    if (p->src_convert) dnnl_primitive_destroy(p->src_convert);
+    dnnl_memory_t mems[] = {p->src_user, p->src, p->weights, p->bias, p->dst, p->scratch};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    free(p->src_buf);
+    free(p->scratch_buf);
+    p->conv = p->src_convert = NULL;
+    p->src_user = p->src = p->weights = p->bias = p->dst = p->scratch = NULL;
+    p->src_buf = p->scratch_buf = NULL;
+}
+
+/* Builds the oneDNN side of a plan; returns 0 (and leaves nothing behind) on any failure. */
+static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) {
+    if (!dnnl_ready()) return 0;
+    const hs_conv2d_shape *s = &p->s;
+    int g = s->groups;
+    dnnl_data_type_t compute = p->bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t src_dims = {p->n, s->in_channels, p->h, p->w};
+    dnnl_dims_t dst_dims = {p->n, s->out_channels, p->oh, p->ow};
+    dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
+    dnnl_dims_t w4_dims = {s->out_channels, s->in_channels, s->kernel_h, s->kernel_w};
+    int w_ndims = g > 1 ? 5 : 4;
+    dnnl_dims_t b_dims = {s->out_channels};
+    dnnl_dims_t strides = {s->stride_h, s->stride_w};
+    dnnl_dims_t dilates = {s->dilation_h - 1, s->dilation_w - 1};
+    dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
+
+    dnnl_memory_desc_t src_user_md, src_md, w_user_md, w_any_md, b_md, dst_md;
+    dnnl_memory_desc_init_by_tag(&src_user_md, 4, src_dims, dnnl_f32, layout_tag(p->src_layout));
+    dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, compute, layout_tag(p->src_layout));
+    dnnl_memory_desc_init_by_tag(&w_user_md, w_ndims, g > 1 ? w_dims : w4_dims, dnnl_f32,
+                                 g > 1 ? dnnl_goihw : dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&w_any_md, w_ndims, g > 1 ? w_dims : w4_dims, compute,
+                                 dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, layout_tag(p->dst_layout));
+
+    dnnl_convolution_desc_t cd;
+    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                   dnnl_convolution_direct, &src_md, &w_any_md,
+                                                   &b_md, &dst_md, strides, dilates, pad_l,
+                                                   pad_r) != dnnl_success)
+        return 0;
+
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
+             dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) ==
+                 dnnl_success;
+    if (ok && p->post != HS_POST_NONE) {
+        ok = dnnl_post_ops_create(&ops) == dnnl_success &&
+             (p->post == HS_POST_RELU
+                  ? dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)
+                  : dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f)) ==
+                 dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
+    }
+    ok = ok && dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) == dnnl_success &&
+         dnnl_primitive_create(&p->conv, pd) == dnnl_success;
+    const char *impl = NULL;
+    if (ok && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success
+        && impl)
+        snprintf(p->impl, sizeof p->impl, "%s", impl);
+    /* oneDNN's reference kernels are hundreds of times slower than the caller's other
+     * options (another layout, or im2col): refuse them. */
+    if (ok && strncmp(p->impl, "ref", 3) == 0) ok = 0;
+
+    dnnl_memory_t w_user = NULL;
+    if (ok) {
+        const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *sp_md =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        size_t sp_bytes = sp_md ? dnnl_memory_desc_get_size(sp_md) : 0;
+        ok = dnnl_memory_create(&w_user, &w_user_md, engine, (void *)weight) == dnnl_success &&
+             dnnl_memory_create(&p->weights, w_md, engine, DNNL_MEMORY_ALLOCATE) ==
+                 dnnl_success &&
+             reorder_once(w_user, p->weights);
+        /* The bias is copied so the plan does not depend on the caller's array. */
+        ok = ok && dnnl_memory_create(&p->bias, &b_md, engine, DNNL_MEMORY_ALLOCATE) ==
+                       dnnl_success;
+        if (ok) {
+            void *b = NULL;
+            dnnl_memory_get_data_handle(p->bias, &b);
+            for (int o = 0; o < s->out_channels; o++)
+                ((float *)b)[o] = bias ? bias[o] : 0.0f;
+        }
+        if (ok && sp_bytes) {
+            p->scratch_buf = aligned_bytes(sp_bytes);
+            ok = p->scratch_buf &&
+                 dnnl_memory_create(&p->scratch, sp_md, engine, p->scratch_buf) == dnnl_success;
+        }
+        ok = ok && dnnl_memory_create(&p->src_user, &src_user_md, engine, DNNL_MEMORY_NONE) ==
+                       dnnl_success &&
+             dnnl_memory_create(&p->dst, &dst_md, engine, DNNL_MEMORY_NONE) == dnnl_success;
+    }
+    if (ok && p->bf16) { /* the f32 source is converted into a bf16 buffer the plan owns */
+        dnnl_primitive_desc_t rpd = NULL;
+        p->src_buf = aligned_bytes(dnnl_memory_desc_get_size(&src_md));
+        ok = p->src_buf &&
+             dnnl_memory_create(&p->src, &src_md, engine, p->src_buf) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, &src_user_md, engine, &src_md, engine,
+                                                NULL) == dnnl_success &&
+             dnnl_primitive_create(&p->src_convert, rpd) == dnnl_success;
+        if (rpd) dnnl_primitive_desc_destroy(rpd);
+    }
+    if (w_user) dnnl_memory_destroy(w_user);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) destroy_dnnl(p);
+    return ok;
+}
+
+hs_conv_plan *hs_conv_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
+                                  const float *weight, const float *bias,
+                                  const hs_conv_options *opt) {
+    static const hs_conv_options defaults = {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, HS_POST_NONE, 0};
+    if (!opt) opt = &defaults;
+    hs_conv_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->s = *s;
+    p->n = n;
+    p->h = h;
+    p->w = w;
+    p->oh = hs_conv_out_size(h, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom,
+                             s->dilation_h);
+    p->ow = hs_conv_out_size(w, s->kernel_w, s->stride_w, s->pad_left, s->pad_right,
+                             s->dilation_w);
+    p->src_layout = opt->src_layout;
+    p->dst_layout = opt->dst_layout;
+    p->post = opt->post;
+    p->bf16 = opt->bf16;
+    if (create_dnnl(p, weight, bias)) return p;
+
+    /* Fallback: im2col + sgemm, NCHW only, float32 only. */
+    if (p->src_layout != HS_LAYOUT_NCHW || p->dst_layout != HS_LAYOUT_NCHW || p->bf16) {
+        free(p);
+        return NULL;
+    }
+    size_t wcount = (size_t)s->out_channels * (s->in_channels / s->groups) * s->kernel_h *
+                    s->kernel_w;
+    p->fallback_weight = malloc(wcount * sizeof(float));
+    p->fallback_bias = bias ? malloc((size_t)s->out_channels * sizeof(float)) : NULL;
+    if (!p->fallback_weight || (bias && !p->fallback_bias)) {
+        hs_conv_plan_free(p);
+        return NULL;
+    }
+    memcpy(p->fallback_weight, weight, wcount * sizeof(float));
+    if (bias) memcpy(p->fallback_bias, bias, (size_t)s->out_channels * sizeof(float));
+    return p;
+}
+
+int hs_conv_plan_uses_dnnl(const hs_conv_plan *p) { return p->conv != NULL; }
+
+const char *hs_conv_plan_impl(const hs_conv_plan *p) {
+    return p->conv ? p->impl : "im2col+sgemm";
+}
+
+int hs_conv_plan_run(hs_conv_plan *p, const float *x, float *y) {
+    if (!p->conv) {
+        hs_conv2d_forward_im2col(x, p->n, p->h, p->w, p->fallback_weight, p->fallback_bias,
+                                 &p->s, y);
+        int64_t count = (int64_t)p->n * p->s.out_channels * p->oh * p->ow;
+        if (p->post == HS_POST_RELU) hs_relu_forward(y, count, y);
+        if (p->post == HS_POST_RELU6) hs_relu6_forward(y, count, y);
+        return 0;
+    }
+    dnnl_memory_set_data_handle(p->src_user, (void *)x);
+    dnnl_memory_set_data_handle(p->dst, y);
+    if (p->src_convert) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->src_user}, {DNNL_ARG_TO, p->src}};
+        if (execute(p->src_convert, 2, args) != dnnl_success) return -1;
+    }
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src_convert ? p->src : p->src_user},
+                               {DNNL_ARG_WEIGHTS, p->weights},
+                               {DNNL_ARG_BIAS, p->bias},
+                               {DNNL_ARG_DST, p->dst},
+                               {DNNL_ARG_SCRATCHPAD, p->scratch}};
+    return execute(p->conv, p->scratch ? 5 : 4, args) == dnnl_success ? 0 : -1;
+}
+
+int hs_conv_plan_matches(const hs_conv_plan *p, const hs_conv2d_shape *s, int n, int h, int w,
+                         const hs_conv_options *opt) {
+    return p && p->n == n && p->h == h && p->w == w && memcmp(&p->s, s, sizeof *s) == 0 &&
+           p->src_layout == opt->src_layout && p->dst_layout == opt->dst_layout &&
+           p->post == opt->post && p->bf16 == opt->bf16;
+}
+
+void hs_conv_plan_free(hs_conv_plan *p) {
+    if (!p) return;
+    destroy_dnnl(p);
+    free(p->fallback_weight);
+    free(p->fallback_bias);
+    free(p);
+}
+
+/* Layout conversion between NCHW and another layout, through a oneDNN reorder (cached by
+ * oneDNN's primitive cache, so repeated calls with one shape are cheap). Returns 0 on
+ * success. */
+int hs_layout_convert(const float *x, hs_layout from, float *y, hs_layout to, int n, int c,
+                      int h, int w) {
+    if (!dnnl_ready()) return -1;
+    dnnl_dims_t dims = {n, c, h, w};
+    dnnl_memory_desc_t md_from, md_to;
+    dnnl_memory_desc_init_by_tag(&md_from, 4, dims, dnnl_f32, layout_tag(from));
+    dnnl_memory_desc_init_by_tag(&md_to, 4, dims, dnnl_f32, layout_tag(to));
+    dnnl_memory_t m_from = NULL, m_to = NULL;
+    int ok = dnnl_memory_create(&m_from, &md_from, engine, (void *)x) == dnnl_success &&
+             dnnl_memory_create(&m_to, &md_to, engine, y) == dnnl_success &&
+             reorder_once(m_from, m_to);
+    if (m_from) dnnl_memory_destroy(m_from);
+    if (m_to) dnnl_memory_destroy(m_to);
+    return ok ? 0 : -1;
+}
