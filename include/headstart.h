@@ -150,6 +150,10 @@ typedef struct hs_train_config {
     int limit_train;           /* 0: all; else a stratified, seeded subset */
     int limit_val;
     int strict;                /* an unreadable image stops the run instead of being skipped */
+    /* The feature cache (the frozen backbone's output, kept between runs). */
+    const char *cache_dir;     /* NULL: $XDG_CACHE_HOME/headstart or ~/.cache/headstart */
+    int no_cache;              /* compute features in memory; read and write no cache */
+    const char *feature_precision; /* "f16" (default: half the disk) or "f32" */
 } hs_train_config;
 
 void hs_train_config_defaults(hs_train_config *config);
@@ -181,6 +185,7 @@ typedef struct hs_train_result {
     int train_images, val_images, skipped_images, classes;
     double feature_seconds, train_seconds, total_seconds;
     double feature_images_per_second;
+    int cached_sides;          /* 0..2: train and validation features read from the cache */
 } hs_train_result;
 
 hs_status hs_train(const hs_train_config *config, const hs_train_callbacks *callbacks,

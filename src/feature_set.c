@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "error.h"
+#include "half.h"
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -29,12 +31,23 @@ hs_status hs_image_prepare_square(const hs_image *img, int size, const float mea
 
 void hs_feature_set_free(hs_feature_set *fs) {
     if (!fs) return;
-    free(fs->values);
+    free(fs->owned);
+    if (fs->map) munmap(fs->map, fs->map_bytes);
     free(fs->labels);
     free(fs->sample_index);
     for (int i = 0; i < fs->failed_count; i++) free(fs->failed[i]);
     free(fs->failed);
     memset(fs, 0, sizeof *fs);
+}
+
+void hs_feature_range(const hs_feature_set *fs, int first, int n, float *out) {
+    size_t offset = (size_t)first * fs->dim, count = (size_t)n * fs->dim;
+    if (fs->values) memcpy(out, fs->values + offset, count * sizeof(float));
+    else hs_half_to_floats(fs->half + offset, count, out);
+}
+
+void hs_feature_rows(const hs_feature_set *fs, const int *rows, int n, float *out) {
+    for (int i = 0; i < n; i++) hs_feature_range(fs, rows[i], 1, out + (size_t)i * fs->dim);
 }
 
 static hs_status note_failure(hs_feature_set *fs, const hs_error *why, hs_error *err) {
@@ -71,17 +84,20 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
     out->dim = c * h * w;
     size_t image_floats = (size_t)3 * size * size;
     int total = ds->count;
-    out->values = malloc((size_t)(total ? total : 1) * out->dim * sizeof(float));
+    /* Without a sink the rows stay in memory; with one, only a batch of them at a time. */
+    size_t rows_kept = o->sink ? 0 : (size_t)(total ? total : 1);
+    if (rows_kept) out->values = out->owned = malloc(rows_kept * out->dim * sizeof(float));
     out->labels = malloc((size_t)(total ? total : 1) * sizeof(int));
     out->sample_index = malloc((size_t)(total ? total : 1) * sizeof(int));
     float *batch = malloc((size_t)batch_size * image_floats * sizeof(float));
     float *features = malloc((size_t)batch_size * out->dim * sizeof(float));
     hs_error *errors = calloc((size_t)batch_size, sizeof *errors);
-    if (!out->values || !out->labels || !out->sample_index || !batch || !features || !errors) {
+    if ((rows_kept && !out->owned) || !out->labels || !out->sample_index || !batch || !features ||
+        !errors) {
         st = hs_fail(err, HS_ERR_NOMEM,
                      "out of memory for %d feature vectors of %d floats (%.1f GB) and a batch "
                      "of %d; lower --batch-size or use a subset",
-                     total, out->dim, (double)total * out->dim * 4 / 1e9, batch_size);
+                     total, out->dim, (double)rows_kept * out->dim * 4 / 1e9, batch_size);
         goto done;
     }
     double start_time = now_seconds();
@@ -111,8 +127,9 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
             good++;
         }
         if (st || good == 0) continue;
-        st = hs_net_run(net, 0, boundary, batch, good, 3, size, size,
-                        out->values + (size_t)out->count * out->dim, err);
+        float *rows = o->sink ? features : out->owned + (size_t)out->count * out->dim;
+        st = hs_net_run(net, 0, boundary, batch, good, 3, size, size, rows, err);
+        if (!st && o->sink) st = o->sink(o->sink_ctx, rows, good, err);
         out->count += good;
         if (o->progress)
             o->progress(o->progress_ctx, o->phase, start + n, total, now_seconds() - start_time);

@@ -7,12 +7,19 @@
 #ifndef HS_FEATURE_SET_H
 #define HS_FEATURE_SET_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "dataset.h"
 #include "net.h"
 
 /* Called after each batch with what is done so far; seconds since the phase began. */
 typedef void (*hs_progress_fn)(void *ctx, const char *phase, long done, long total,
                                double seconds);
+
+/* Receives each batch of feature rows as it is computed (the cache writer), instead of the
+ * set keeping them in memory. Returns non-zero with err filled to stop. */
+typedef hs_status (*hs_feature_sink_fn)(void *ctx, const float *rows, int n, hs_error *err);
 
 typedef struct hs_feature_options {
     int img_size;            /* images are resized to img_size x img_size (no crop) */
@@ -23,12 +30,21 @@ typedef struct hs_feature_options {
     void *progress_ctx;
     const char *phase;       /* progress label, e.g. "train features" */
     volatile int *stop;      /* when set to non-zero, stop with HS_ERR_INTERRUPTED */
+    hs_feature_sink_fn sink; /* when set, rows go there and `values` stays NULL */
+    void *sink_ctx;
 } hs_feature_options;
 
 typedef struct hs_feature_set {
     int count;          /* samples that have features */
     int dim;
-    float *values;      /* count x dim */
+    /* The rows, one of: float32 (`values`, in `owned` memory or in a memory-mapped cache
+     * file) or half precision (`half`, in a mapped cache file). Read them with
+     * hs_feature_rows / hs_feature_range, which convert. */
+    const float *values;     /* count x dim, or NULL */
+    const uint16_t *half;    /* count x dim, or NULL */
+    float *owned;            /* what `values` points to when computed in memory */
+    void *map;               /* the cache file mapping `values` or `half` point into */
+    size_t map_bytes;
     int *labels;        /* count */
     int *sample_index;  /* count: index of each row's sample in the data set */
     char **failed;      /* "name: reason" for each skipped image; owned */
@@ -39,6 +55,11 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
                               const hs_feature_options *options, hs_feature_set *out,
                               hs_error *err);
 void hs_feature_set_free(hs_feature_set *fs);
+
+/* Copies rows rows[0..n) (or, for hs_feature_range, rows first..first+n) into out as
+ * float32, n x dim. */
+void hs_feature_rows(const hs_feature_set *fs, const int *rows, int n, float *out);
+void hs_feature_range(const hs_feature_set *fs, int first, int n, float *out);
 
 /* The image preparation training uses: resize to size x size, scale, normalise (3 x size x
  * size floats). Prediction uses the same, so a model sees what it was trained on. */

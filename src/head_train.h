@@ -36,6 +36,12 @@ hs_status hs_head_trainer_init(hs_head_trainer *t, hs_net *net, int begin, int m
                                float weight_decay, hs_error *err);
 void hs_head_trainer_free(hs_head_trainer *t);
 
+/* Starts an epoch: writes the order of the n training samples for it into order and seeds
+ * the dropout masks. Both depend only on (seed, epoch), so a resumed run, or any loop that
+ * feeds the same samples in this order, repeats them exactly. */
+void hs_head_trainer_begin_epoch(hs_head_trainer *t, uint64_t seed, int epoch, int n,
+                                 int *order);
+
 /* One optimizer step on a batch (n <= max_batch) with the mean cross-entropy loss. Returns
  * HS_ERR_DIVERGED, before any update, when the loss is not finite. */
 hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const int *labels,

@@ -158,6 +158,8 @@ hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
     cJSON_AddNumberToObject(timings, "feature_images_per_second", r->feature_images_per_second);
     cJSON_AddNumberToObject(timings, "train_seconds", r->train_seconds);
     cJSON_AddNumberToObject(timings, "total_seconds", r->total_seconds);
+    /* 0, 1 or 2: how many of the train and validation feature sets came from the cache. */
+    cJSON_AddNumberToObject(timings, "feature_sets_from_cache", r->cached_sides);
     replace(root, "timings", timings);
     replace(root, "skipped_images", failed_json(train, val));
     hs_status st = write_json(dir, root, err);

@@ -21,6 +21,7 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "feature_cache.h"
 #include "feature_set.h"
 #include "fileutil.h"
 #include "hash.h"
@@ -40,6 +41,7 @@ void hs_train_config_defaults(hs_train_config *c) {
     c->train_layers = "head";
     c->strategy = "probe";
     c->val_fraction = 0.2;
+    c->feature_precision = "f16";
 }
 
 static double now_seconds(void) {
@@ -103,6 +105,10 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
                        c->val_fraction);
     if (c->threads < 0 || c->limit_train < 0 || c->limit_val < 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "--threads and --limit-* must not be negative");
+    if (!c->feature_precision || (strcmp(c->feature_precision, "f16") != 0 &&
+                                  strcmp(c->feature_precision, "f32") != 0))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--feature-precision must be f16 or f32, not '%s'",
+                       c->feature_precision ? c->feature_precision : "");
     if (c->resume && c->overwrite)
         return hs_fail(err, HS_ERR_ARGUMENT, "--resume and --overwrite exclude each other");
     if (!hs_path_exists(c->data))
@@ -164,10 +170,10 @@ static void run_identity(const hs_train_config *c, const char *weights_sha, int 
     size_t used = (size_t)snprintf(
         out, size,
         "backbone=%s weights=%.16s img=%d layers=%s opt=%s lr=%g mom=%g wd=%g batch=%d "
-        "seed=%llu val=%g limits=%d/%d train=%d classes=",
+        "seed=%llu val=%g limits=%d/%d train=%d features=%s classes=",
         c->backbone, weights_sha, img_size, c->train_layers, c->optimizer, c->lr, c->momentum,
         c->weight_decay, c->batch_size, (unsigned long long)c->seed, c->val_fraction,
-        c->limit_train, c->limit_val, train->count);
+        c->limit_train, c->limit_val, train->count, c->no_cache ? "f32" : c->feature_precision);
     for (int i = 0; i < train->class_count && used < size; i++)
         used += (size_t)snprintf(out + used, size - used, i ? ",%s" : "%s",
                                  train->class_names[i]);
@@ -183,6 +189,8 @@ typedef struct train_state {
     int img_size;
     char weights_path[4096];
     char weights_sha[65];
+    char cache_dir[4096];  /* empty: no cache */
+    char data_path[4096];  /* DATA, absolute: names the cache entries' source */
     hs_feature_set train_features, val_features;
     hs_head_trainer trainer;
     hs_epoch_metrics *history;
@@ -218,23 +226,110 @@ static hs_status open_network(train_state *s, hs_error *err) {
     return HS_OK;
 }
 
-static hs_status extract(train_state *s, const hs_dataset *ds, const char *phase,
-                         hs_feature_set *out, hs_error *err) {
+/* Computes the features of ds, streaming them into a new cache entry when there is a cache
+ * (then reading them back from it, so a first run and a rerun train on the same numbers). */
+static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase,
+                         const char *key, const char *source, hs_feature_set *out,
+                         hs_error *err) {
     const hs_backbone_info *info = s->net->info;
     hs_feature_options o = {0};
     o.img_size = s->img_size;
     memcpy(o.mean, info->preprocess.mean, sizeof o.mean);
     memcpy(o.std, info->preprocess.std, sizeof o.std);
-    o.batch_size = s->config->batch_size < 16 ? 16 : s->config->batch_size;
+    o.batch_size = s->config->batch_size < 32 ? 32 : s->config->batch_size;
     o.strict = s->config->strict;
     o.progress = s->cb ? s->cb->progress : NULL;
     o.progress_ctx = s->cb ? s->cb->ctx : NULL;
     o.phase = phase;
     o.stop = s->cb ? s->cb->stop : NULL;
-    hs_status st = hs_extract_features(s->net, s->begin, ds, &o, out, err);
-    for (int i = 0; i < out->failed_count; i++) note(s->cb, "skipped %s", out->failed[i]);
+    if (!key) return hs_extract_features(s->net, s->begin, ds, &o, out, err);
+
+    hs_cache_precision precision =
+        strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32;
+    int c = 0, h = 0, w = 0;
+    hs_status st = hs_net_shape(s->net, 0, s->begin, 3, s->img_size, s->img_size, &c, &h, &w,
+                                err);
+    if (st) return st;
+    hs_cache_writer *writer = NULL;
+    hs_error open_err = {0};
+    if (hs_cache_writer_open(s->cache_dir, key, source, c * h * w, precision, &writer,
+                             &open_err)) {
+        note(s->cb, "%s; computing features in memory", open_err.message);
+        return hs_extract_features(s->net, s->begin, ds, &o, out, err);
+    }
+    o.sink = hs_cache_writer_append;
+    o.sink_ctx = writer;
+    if ((st = hs_extract_features(s->net, s->begin, ds, &o, out, err))) {
+        hs_cache_writer_abort(writer);
+        return st;
+    }
+    if ((st = hs_cache_writer_commit(writer, out, err))) return st;
+    hs_feature_set_free(out);
+    int hit = 0;
+    char why[600];
+    if ((st = hs_cache_lookup(s->cache_dir, key, source, ds, out, &hit, why, sizeof why, err)))
+        return st;
+    if (!hit) return hs_fail(err, HS_ERR_IO, "the feature cache just written cannot be read: %s",
+                             why);
+    return HS_OK;
+}
+
+/* The features of one side of the data: from the cache when it holds them, else computed. */
+static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
+                         hs_feature_set *out, int *cached, hs_error *err) {
+    char phase[64], source[4200];
+    snprintf(phase, sizeof phase, "%s features", side);
+    snprintf(source, sizeof source, "%s (%s)", s->data_path, side);
+    char *key = NULL;
+    hs_status st = HS_OK;
+    if (s->cache_dir[0]) {
+        const hs_backbone_info *info = s->net->info;
+        hs_cache_key_input in = {
+            s->config->backbone, s->weights_sha, s->begin, s->net->layers[s->begin].name,
+            s->img_size, info->preprocess.mean, info->preprocess.std,
+            strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32, ds,
+            source};
+        if ((st = hs_cache_key_make(&in, &key, err))) return st;
+        int hit = 0;
+        char why[600];
+        st = hs_cache_lookup(s->cache_dir, key, source, ds, out, &hit, why, sizeof why, err);
+        if (!st && hit) {
+            *cached = 1;
+            note(s->cb, "%s: %d read from the cache (%s)", phase, out->count, why);
+        } else if (!st) {
+            note(s->cb, "%s: computing them (%s)", phase, why);
+        }
+        if (st || hit) goto done;
+    }
+    st = compute(s, ds, phase, key, source, out, err);
+done:
+    free(key);
+    for (int i = 0; !st && i < out->failed_count; i++) note(s->cb, "skipped %s", out->failed[i]);
     if (!st && out->count == 0)
-        st = hs_fail(err, HS_ERR_IMAGE, "no readable image in the %s set", phase);
+        st = hs_fail(err, HS_ERR_IMAGE, "no readable image in the %s set", side);
+    return st;
+}
+
+/* Inference-mode loss and accuracy over a feature set, a chunk of rows at a time (the rows
+ * may be half precision); confusion, when not NULL, is incremented. */
+static hs_status evaluate_features(train_state *s, const hs_feature_set *f,
+                                   hs_batch_result *result, int *confusion, hs_error *err) {
+    enum { CHUNK = 256 };
+    float *x = malloc((size_t)CHUNK * f->dim * sizeof(float));
+    if (!x) return hs_fail(err, HS_ERR_NOMEM, "out of memory evaluating");
+    hs_status st = HS_OK;
+    result->loss_sum = 0;
+    result->correct = 0;
+    for (int first = 0; first < f->count && !st; first += CHUNK) {
+        int n = f->count - first < CHUNK ? f->count - first : CHUNK;
+        hs_feature_range(f, first, n, x);
+        hs_batch_result part;
+        st = hs_head_evaluate(s->net, s->begin, x, f->labels + first, n, CHUNK, &part,
+                              confusion, NULL, err);
+        result->loss_sum += part.loss_sum;
+        result->correct += part.correct;
+    }
+    free(x);
     return st;
 }
 
@@ -251,17 +346,7 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
         st = hs_fail(err, HS_ERR_NOMEM, "out of memory for an epoch");
         goto done;
     }
-    /* Shuffle and dropout depend only on (seed, epoch): a resumed run repeats them. */
-    hs_rng shuffle;
-    hs_rng_seed(&shuffle, s->config->seed * 1000003u + (uint64_t)epoch);
-    hs_rng_seed(&s->trainer.dropout_rng, s->config->seed * 7919u + (uint64_t)epoch + 1);
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)hs_rng_below(&shuffle, (uint64_t)i + 1);
-        int t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
+    hs_head_trainer_begin_epoch(&s->trainer, s->config->seed, epoch, n, order);
     double loss_sum = 0;
     long correct = 0;
     for (int start = 0; start < n; start += batch) {
@@ -270,11 +355,8 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
             break;
         }
         int m = n - start < batch ? n - start : batch;
-        for (int b = 0; b < m; b++) {
-            memcpy(x + (size_t)b * dim, f->values + (size_t)order[start + b] * dim,
-                   (size_t)dim * sizeof(float));
-            labels[b] = f->labels[order[start + b]];
-        }
+        hs_feature_rows(f, order + start, m, x);
+        for (int b = 0; b < m; b++) labels[b] = f->labels[order[start + b]];
         hs_batch_result r;
         if ((st = hs_head_train_step(&s->trainer, x, labels, m, &r, err))) {
             if (st == HS_ERR_DIVERGED)
@@ -298,8 +380,7 @@ static hs_status validate_epoch(train_state *s, double *loss, double *acc, hs_er
     int classes = s->net->num_classes;
     memset(s->confusion, 0, (size_t)classes * classes * sizeof(int));
     hs_batch_result r;
-    hs_status st = hs_head_evaluate(s->net, s->begin, f->values, f->labels, f->count, 256, &r,
-                                    s->confusion, NULL, err);
+    hs_status st = evaluate_features(s, f, &r, s->confusion, err);
     if (st) return st;
     *loss = r.loss_sum / f->count;
     *acc = 100.0 * r.correct / f->count;
@@ -383,16 +464,24 @@ static hs_status run_probe(train_state *s, hs_error *err) {
     double start = now_seconds();
     hs_probe_result probe;
     const hs_feature_set *f = &s->train_features;
-    hs_status st = hs_probe_fit(f->values, f->labels, f->count, f->dim, s->net->num_classes,
-                                s->config->seed, fc->weight, fc->bias, &probe, err);
+    /* The solver is full-batch: it needs every row as float32 at once. */
+    float *rows = NULL;
+    if (!f->values) {
+        if (!(rows = malloc((size_t)f->count * f->dim * sizeof(float))))
+            return hs_fail(err, HS_ERR_NOMEM, "out of memory for %d x %d features", f->count,
+                           f->dim);
+        hs_feature_range(f, 0, f->count, rows);
+    }
+    hs_status st = hs_probe_fit(rows ? rows : f->values, f->labels, f->count, f->dim,
+                                s->net->num_classes, s->config->seed, fc->weight, fc->bias,
+                                &probe, err);
+    free(rows);
     if (st) return st;
     note(s->cb, "L-BFGS probe: L2 strength %g chosen on held-out training data (%.2f %%), %d "
          "iterations", probe.lambda, probe.holdout_accuracy, probe.iterations);
     hs_epoch_metrics m = {1, 0, 0, 0, 0, 0};
     hs_batch_result r;
-    if ((st = hs_head_evaluate(s->net, s->begin, f->values, f->labels, f->count, 256, &r, NULL,
-                               NULL, err)))
-        return st;
+    if ((st = evaluate_features(s, f, &r, NULL, err))) return st;
     m.train_loss = r.loss_sum / f->count;
     m.train_acc = 100.0 * r.correct / f->count;
     if ((st = validate_epoch(s, &m.val_loss, &m.val_acc, err))) return st;
@@ -459,9 +548,23 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
                                         s.weights_path, s.weights_sha, err)))
         goto done;
 
+    if (!realpath(c->data, s.data_path)) snprintf(s.data_path, sizeof s.data_path, "%s", c->data);
+    if (!c->no_cache) {
+        hs_error cache_err = {0};
+        if (hs_cache_dir_resolve(c->cache_dir, s.cache_dir, sizeof s.cache_dir, &cache_err)) {
+            if (c->cache_dir) {
+                st = hs_fail(err, cache_err.code, "--cache-dir: %s", cache_err.message);
+                goto done;
+            }
+            note(cb, "no feature cache: %s", cache_err.message);
+            s.cache_dir[0] = '\0';
+        }
+    }
     double f0 = now_seconds();
-    if ((st = extract(&s, &s.train, "train features", &s.train_features, err))) goto done;
-    if ((st = extract(&s, &s.val, "val features", &s.val_features, err))) goto done;
+    int train_cached = 0, val_cached = 0;
+    if ((st = extract(&s, &s.train, "train", &s.train_features, &train_cached, err))) goto done;
+    if ((st = extract(&s, &s.val, "val", &s.val_features, &val_cached, err))) goto done;
+    result->cached_sides = train_cached + val_cached;
     result->feature_seconds = now_seconds() - f0;
     result->feature_images_per_second =
         (s.train.count + s.val.count) / (result->feature_seconds > 0 ? result->feature_seconds : 1);

@@ -130,6 +130,50 @@ static int test_foolbox(void) {
     return 1;
 }
 
+/* headstart train as a user runs it, for the feature cache: where it lives, reuse, the
+ * reason for a recomputation, --no-cache, and a bad flag value. */
+static void test_train_cache(void) {
+    /* Two classes of ten foolbox images each (the labels mean nothing; the run is the point). */
+    CHECK(system("cd " TMP " && rm -rf pets cache home xdg run? && mkdir -p pets/a pets/b && "
+                 "cp " WEIGHTS "/foolbox/imagenet_0*.jpg pets/a/ && "
+                 "cp " WEIGHTS "/foolbox/imagenet_1*.jpg pets/b/") == 0);
+    const char *common = "train pets --img-size 32 --epochs 2 --batch-size 4 --val-fraction 0.3";
+    char args[1024];
+    snprintf(args, sizeof args, "%s --cache-dir cache --out run1", common);
+    CHECK_MSG(run(NULL, args) == 0, "%s", err_text);
+    CHECK_MSG(strstr(err_text, "train features: computing them (no cached features"), "%s",
+              err_text);
+    CHECK(strstr(err_text, "epoch   2/2") && test_file_exists(TMP "/run1/model.safetensors"));
+
+    snprintf(args, sizeof args, "%s --cache-dir cache --out run2", common);
+    CHECK(run(NULL, args) == 0);
+    CHECK_MSG(strstr(err_text, "train features: 14 read from the cache") &&
+                  strstr(err_text, "val features: 6 read from the cache"), "%s", err_text);
+    CHECK(strstr(out_text, "features read from the cache"));
+
+    snprintf(args, sizeof args, "%s --cache-dir cache --out run3 --img-size 40", common);
+    CHECK(run(NULL, args) == 0);
+    CHECK_MSG(strstr(err_text, "computing them (changed since the cached features: image size)"),
+              "%s", err_text);
+
+    snprintf(args, sizeof args, "%s --no-cache --out run4", common);
+    CHECK(run(NULL, args) == 0);
+    CHECK_MSG(!strstr(err_text, "cache"), "%s", err_text);
+
+    /* The default places: $XDG_CACHE_HOME/headstart, else ~/.cache/headstart. */
+    snprintf(args, sizeof args, "%s --out run5", common);
+    CHECK(run("HOME=" TMP "/home XDG_CACHE_HOME=", args) == 0);
+    CHECK(test_file_exists(TMP "/home/.cache/headstart/features"));
+    snprintf(args, sizeof args, "%s --out run6", common);
+    CHECK(run("HOME=" TMP "/home XDG_CACHE_HOME=" TMP "/xdg", args) == 0);
+    CHECK(test_file_exists(TMP "/xdg/headstart/features"));
+
+    snprintf(args, sizeof args, "%s --feature-precision f8 --out run7", common);
+    CHECK(run(NULL, args) == 2);
+    CHECK_MSG(strstr(err_text, "--feature-precision must be f16 or f32"), "%s", err_text);
+    CHECK(!test_file_exists(TMP "/run7"));
+}
+
 int main(void) {
     test_make_dir(TMP);
     test_basics();
@@ -139,5 +183,6 @@ int main(void) {
         fprintf(stderr, "CI must check real weights: run scripts/fetch-weights.sh\n");
         return 1;
     }
+    if (test_file_exists(WEIGHTS "/efficientnet-lite0-57934424.pth")) test_train_cache();
     return check_finish("test_cli");
 }

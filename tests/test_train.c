@@ -5,10 +5,14 @@
  * BatchNorm statistics its features hardly differ between images.) */
 #include <cairo.h>
 #include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "checkpoint.h"
+#include "dataset.h"
+#include "feature_set.h"
 #include "fileutil.h"
 #include "head_train.h"
 #include "rng.h"
@@ -65,6 +69,7 @@ static void tiny_config(hs_train_config *c, const char *out, int epochs) {
     c->lr = 0.02f;
     c->seed = 3;
     c->out_dir = out;
+    c->cache_dir = ROOT "/cache"; /* never the user's own cache */
 }
 
 /* metrics.csv without the seconds column, which differs between runs. */
@@ -247,6 +252,158 @@ static void test_frozen_backbone(void) {
     hs_net_free(net);
 }
 
+/* The classic loop, written with the library's pieces: every epoch runs the frozen backbone
+ * on every training and validation image again, batch by batch in the training order, and
+ * trains the head from those fresh features. Its per-epoch metrics and final head are what
+ * hs_train must produce from features computed once. */
+typedef struct classic_run {
+    double train_loss[8], train_acc[8], val_loss[8], val_acc[8];
+    float *head_weight; /* classes x features */
+    int weight_count;
+} classic_run;
+
+static hs_status network_features(hs_net *net, int begin, const hs_dataset *ds, const int *rows,
+                                  int n, int size, float *out, hs_error *err) {
+    const hs_preprocess *p = &net->info->preprocess;
+    size_t image_floats = (size_t)3 * size * size;
+    float *batch = malloc((size_t)n * image_floats * sizeof(float));
+    hs_status st = batch ? HS_OK : HS_ERR_NOMEM;
+    for (int i = 0; i < n && !st; i++) {
+        hs_image img = {0};
+        st = hs_dataset_load_image(ds, rows[i], &img, err);
+        if (!st) st = hs_image_prepare_square(&img, size, p->mean, p->std,
+                                              batch + (size_t)i * image_floats, err);
+        hs_image_free(&img);
+    }
+    if (!st) st = hs_net_run(net, 0, begin, batch, n, 3, size, size, out, err);
+    free(batch);
+    return st;
+}
+
+static void classic_loop(const hs_train_config *c, classic_run *out) {
+    hs_error err = {0};
+    hs_dataset train, val;
+    hs_dataset_options dopt = {c->val_fraction, c->seed, c->limit_train, c->limit_val};
+    CHECK(hs_dataset_open(c->data, &dopt, &train, &val, &err) == HS_OK);
+    hs_net *net = NULL;
+    char weights[4096];
+    CHECK(hs_find_weights(hs_backbone_find(c->backbone), weights, sizeof weights, &err) == 0);
+    CHECK(hs_net_create(c->backbone, c->seed, &net, &err) == HS_OK);
+    CHECK(hs_net_replace_head(net, train.class_count, HS_HEAD_LAST_LAYER, c->seed ^ 0x5eedu,
+                              &err) == HS_OK);
+    CHECK(hs_net_load_weights(net, weights, &err) == HS_OK);
+    int begin = net->head_begin, dim = net->layers[begin].in_features;
+    hs_head_trainer t;
+    CHECK(hs_head_trainer_init(&t, net, begin, c->batch_size, HS_OPTIMIZER_SGD, c->lr,
+                               c->momentum, c->weight_decay, &err) == HS_OK);
+    int *order = malloc((size_t)train.count * sizeof *order);
+    int *labels = malloc((size_t)(train.count + val.count) * sizeof *labels);
+    float *x = malloc((size_t)(train.count + val.count) * dim * sizeof(float));
+    for (int epoch = 1; epoch <= c->epochs; epoch++) {
+        hs_head_trainer_begin_epoch(&t, c->seed, epoch, train.count, order);
+        double loss = 0, correct = 0;
+        for (int start = 0; start < train.count; start += c->batch_size) {
+            int m = train.count - start < c->batch_size ? train.count - start : c->batch_size;
+            CHECK(network_features(net, begin, &train, order + start, m, c->img_size, x, &err) ==
+                  HS_OK);
+            for (int b = 0; b < m; b++) labels[b] = train.samples[order[start + b]].label;
+            hs_batch_result r;
+            CHECK(hs_head_train_step(&t, x, labels, m, &r, &err) == HS_OK);
+            loss += r.loss_sum;
+            correct += r.correct;
+        }
+        out->train_loss[epoch - 1] = loss / train.count;
+        out->train_acc[epoch - 1] = 100.0 * correct / train.count;
+        for (int i = 0; i < val.count; i++) {
+            order[i] = i;
+            labels[i] = val.samples[i].label;
+        }
+        CHECK(network_features(net, begin, &val, order, val.count, c->img_size, x, &err) ==
+              HS_OK);
+        hs_batch_result r;
+        CHECK(hs_head_evaluate(net, begin, x, labels, val.count, 256, &r, NULL, NULL, &err) ==
+              HS_OK);
+        out->val_loss[epoch - 1] = r.loss_sum / val.count;
+        out->val_acc[epoch - 1] = 100.0 * r.correct / val.count;
+    }
+    out->weight_count = train.class_count * dim;
+    out->head_weight = malloc((size_t)out->weight_count * sizeof(float));
+    memcpy(out->head_weight, net->layers[begin].weight, (size_t)out->weight_count * sizeof(float));
+    free(order);
+    free(labels);
+    free(x);
+    hs_head_trainer_free(&t);
+    hs_net_free(net);
+    hs_dataset_free(&train);
+    hs_dataset_free(&val);
+}
+
+/* Largest |a - b| between the run's trained head weight and the classic loop's. */
+static double head_difference(const char *run_dir, const classic_run *classic) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", run_dir);
+    hs_state_dict sd;
+    test_load_fixture(path, &sd);
+    double worst = INFINITY;
+    for (size_t i = 0; i < sd.count; i++) {
+        const hs_sd_entry *tensor = &sd.entries[i];
+        if (tensor->numel != classic->weight_count || tensor->ndim != 2) continue;
+        worst = 0;
+        for (int k = 0; k < classic->weight_count; k++) {
+            double d = fabs((double)tensor->data[k] - classic->head_weight[k]);
+            if (d > worst) worst = d;
+        }
+    }
+    hs_sd_free(&sd);
+    return worst;
+}
+
+/* Features computed once (cached, float32 or half) train the same model as the classic loop
+ * that runs the network every epoch; a rerun reads the cache and repeats the run exactly. */
+static void test_cache_equivalence(void) {
+    hs_train_config c;
+    tiny_config(&c, ROOT "/classic", 4);
+    classic_run classic = {0};
+    classic_loop(&c, &classic);
+
+    tiny_config(&c, ROOT "/cached_f32", 4);
+    c.feature_precision = "f32";
+    hs_train_result r;
+    hs_error err = {0};
+    CHECK_MSG(hs_train(&c, NULL, &r, &err) == HS_OK, "%s", err.message);
+    CHECK(r.cached_sides == 0);
+    char csv[8192], expect[8192];
+    size_t used = (size_t)snprintf(expect, sizeof expect,
+                                   "epoch,train_loss,train_acc,val_loss,val_acc\n");
+    for (int e = 0; e < 4; e++)
+        used += (size_t)snprintf(expect + used, sizeof expect - used, "%d,%.6f,%.4f,%.6f,%.4f\n",
+                                 e + 1, classic.train_loss[e], classic.train_acc[e],
+                                 classic.val_loss[e], classic.val_acc[e]);
+    read_metrics(ROOT "/cached_f32", csv, sizeof csv);
+    CHECK_MSG(strcmp(csv, expect) == 0, "cached run:\n%s\nclassic loop:\n%s", csv, expect);
+    double f32_diff = head_difference(ROOT "/cached_f32", &classic);
+    CHECK_MSG(f32_diff <= 1e-5, "f32 cache: head differs from the classic loop's by %g", f32_diff);
+
+    /* The rerun reads both sides from the cache and repeats every number. */
+    tiny_config(&c, ROOT "/cached_f32_again", 4);
+    c.feature_precision = "f32";
+    CHECK(hs_train(&c, NULL, &r, &err) == HS_OK);
+    CHECK(r.cached_sides == 2);
+    char again[8192];
+    read_metrics(ROOT "/cached_f32_again", again, sizeof again);
+    CHECK(strcmp(csv, again) == 0);
+
+    /* Half precision: the same model within the rounding of the stored features. */
+    tiny_config(&c, ROOT "/cached_f16", 4);
+    CHECK(hs_train(&c, NULL, &r, &err) == HS_OK);
+    double f16_diff = head_difference(ROOT "/cached_f16", &classic);
+    printf("head vs classic loop: f32 cache %.2g, f16 cache %.2g\n", f32_diff, f16_diff);
+    CHECK_MSG(f16_diff <= 2e-3, "f16 cache: head differs by %g", f16_diff);
+    CHECK_MSG(fabs(r.last.val_acc - classic.val_acc[3]) <= 100.0 / 12 + 1e-9,
+              "f16 val acc %.2f vs %.2f", r.last.val_acc, classic.val_acc[3]);
+    free(classic.head_weight);
+}
+
 int main(void) {
     char path[4096];
     hs_error err = {0};
@@ -261,6 +418,7 @@ int main(void) {
     test_frozen_backbone();
     test_train_and_predict();
     test_resume();
+    test_cache_equivalence();
     test_bad_options();
     return check_finish("test_train");
 }

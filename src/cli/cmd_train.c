@@ -36,6 +36,13 @@ static void print_help(void) {
         "  --resume               continue the run in --out from its last checkpoint\n"
         "  --overwrite            replace the run in --out\n"
         "  --strict               stop on an unreadable image instead of skipping it\n"
+        "  --cache-dir DIR        feature cache [$XDG_CACHE_HOME/headstart or ~/.cache/headstart]\n"
+        "  --no-cache             compute the features in memory; read and write no cache\n"
+        "  --feature-precision f16|f32  how cached features are stored [f16]\n"
+        "\n"
+        "The frozen backbone runs once per image; its output (the features) is cached, so a\n"
+        "rerun with another head, learning rate or epoch count skips that pass. The cache is\n"
+        "recomputed, with the reason printed, when anything that changes the features changes.\n"
         "\n"
         "Writes metrics.csv, accuracy.png, loss.png, model.safetensors, checkpoint.safetensors,\n"
         "confusion.csv, confusion.png and run.json into the output folder. Ctrl-C stops after\n"
@@ -46,7 +53,8 @@ static const char *const flags[] = {
     "--backbone", "--weights", "--epochs", "--batch-size", "--lr", "--momentum",
     "--weight-decay", "--optimizer", "--img-size", "--train-layers", "--strategy",
     "--val-fraction", "--limit-train", "--limit-val", "--seed", "--threads", "--out",
-    "--resume", "--overwrite", "--strict", "--help"};
+    "--resume", "--overwrite", "--strict", "--cache-dir", "--no-cache",
+    "--feature-precision", "--help"};
 
 static int unknown_flag(const char *flag) {
     const char *best = NULL;
@@ -79,6 +87,7 @@ static int parse(int argc, char **argv, hs_train_config *c) {
         if (strcmp(a, "--resume") == 0) { c->resume = 1; continue; }
         if (strcmp(a, "--overwrite") == 0) { c->overwrite = 1; continue; }
         if (strcmp(a, "--strict") == 0) { c->strict = 1; continue; }
+        if (strcmp(a, "--no-cache") == 0) { c->no_cache = 1; continue; }
         int known = 0;
         for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) known |= !strcmp(a, flags[k]);
         if (!known) return unknown_flag(a);
@@ -93,6 +102,8 @@ static int parse(int argc, char **argv, hs_train_config *c) {
         else if (!strcmp(a, "--out")) c->out_dir = v;
         else if (!strcmp(a, "--epochs")) code = cli_parse_int("train", a, v, &c->epochs);
         else if (!strcmp(a, "--batch-size")) code = cli_parse_int("train", a, v, &c->batch_size);
+        else if (!strcmp(a, "--cache-dir")) c->cache_dir = v;
+        else if (!strcmp(a, "--feature-precision")) c->feature_precision = v;
         else if (!strcmp(a, "--img-size")) code = cli_parse_int("train", a, v, &c->img_size);
         else if (!strcmp(a, "--limit-train")) code = cli_parse_int("train", a, v, &c->limit_train);
         else if (!strcmp(a, "--limit-val")) code = cli_parse_int("train", a, v, &c->limit_val);
@@ -159,9 +170,13 @@ int cmd_train(int argc, char **argv) {
            result.train_images, result.classes, result.val_images);
     printf("validation accuracy %.2f %% (best %.2f %% at epoch %d), loss %.4f\n",
            result.last.val_acc, result.best.val_acc, result.best.epoch, result.last.val_loss);
-    printf("features %.1f s (%.1f images/s), training %.1f s, total %.1f s\n",
-           result.feature_seconds, result.feature_images_per_second, result.train_seconds,
-           result.total_seconds);
+    if (result.cached_sides == 2)
+        printf("features read from the cache in %.1f s, training %.1f s, total %.1f s\n",
+               result.feature_seconds, result.train_seconds, result.total_seconds);
+    else
+        printf("features %.1f s (%.1f images/s), training %.1f s, total %.1f s\n",
+               result.feature_seconds, result.feature_images_per_second, result.train_seconds,
+               result.total_seconds);
     if (result.skipped_images)
         printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
     printf("run written to %s\n", result.out_dir);

@@ -1,0 +1,85 @@
+/* The feature cache: the frozen backbone's output for every image of a data set, kept on disk
+ * so that a second run (another head, learning rate or epoch count) costs no backbone pass.
+ *
+ * Where: --cache-dir, else $XDG_CACHE_HOME/headstart, else ~/.cache/headstart; files go in
+ * its features/ folder, one per (data set side, key), named by the key's SHA-256.
+ *
+ * The key is every input that changes the stored numbers, as "name=value" lines: format
+ * version, backbone, weights SHA-256, frozen boundary, image size, resize method, mean and
+ * std, precision, class map, and the file list (name, size, mtime and label of each sample).
+ * A lookup that finds no file for the key finds the newest file of the same data set side
+ * instead and says which key fields differ: that is why it recomputes.
+ *
+ * File layout (little-endian, the host's; one file per cache entry):
+ *
+ *   rows          count x dim values (float32, or IEEE half when precision is f16)
+ *   labels        count int32
+ *   sample index  count int32: each row's sample in the data set
+ *   header        text: the key lines, then "source=", "skipped=" lines
+ *   footer        HS_CACHE_FOOTER_BYTES: magic, offsets, count, dim, precision, and the
+ *                 SHA-256 of everything before it
+ *
+ * A file is written under a temporary name and renamed into place when complete, so a
+ * killed run never leaves a half-written entry under a real name; on reading, the footer,
+ * every size and the checksum are verified before a byte is used, and a damaged entry is
+ * deleted and recomputed. */
+#ifndef HS_FEATURE_CACHE_H
+#define HS_FEATURE_CACHE_H
+
+#include <stddef.h>
+
+#include "dataset.h"
+#include "feature_set.h"
+
+#define HS_CACHE_FORMAT_VERSION 1
+
+typedef enum hs_cache_precision {
+    HS_CACHE_F32 = 0,
+    HS_CACHE_F16 = 1
+} hs_cache_precision;
+
+/* What identifies a data set side's features. */
+typedef struct hs_cache_key_input {
+    const char *backbone;
+    const char *weights_sha;       /* or "random-seed-N" for --weights none */
+    int boundary;                  /* layers [0, boundary) are frozen */
+    const char *boundary_layer;    /* the name of layer `boundary` (the first trained one) */
+    int img_size;
+    const float *mean, *std;       /* 3 each */
+    hs_cache_precision precision;
+    const hs_dataset *dataset;
+    const char *source;            /* e.g. "/data/cifar (train)": finds predecessors */
+} hs_cache_key_input;
+
+/* Builds the key text (owned by the caller: free). */
+hs_status hs_cache_key_make(const hs_cache_key_input *in, char **key, hs_error *err);
+
+/* Resolves the cache folder (override, else $XDG_CACHE_HOME/headstart, else
+ * $HOME/.cache/headstart) and creates its features/ subfolder; writes that into out. */
+hs_status hs_cache_dir_resolve(const char *override, char *out, size_t size, hs_error *err);
+
+/* Looks the key up in dir. On a hit, *hit = 1 and out holds the mapped features (labels,
+ * sample indexes and skipped images included), checked against dataset (labels within its
+ * classes, indexes within its samples). On a miss, *hit = 0 and why says why (no entry for
+ * this data set, or which key fields changed, or that an entry was damaged and removed).
+ * Errors are only for what stops the job (out of memory). */
+hs_status hs_cache_lookup(const char *dir, const char *key, const char *source,
+                          const hs_dataset *dataset, hs_feature_set *out, int *hit, char *why,
+                          size_t why_size, hs_error *err);
+
+/* Streaming writer: rows are appended as the backbone produces them. */
+typedef struct hs_cache_writer hs_cache_writer;
+
+hs_status hs_cache_writer_open(const char *dir, const char *key, const char *source, int dim,
+                               hs_cache_precision precision, hs_cache_writer **out,
+                               hs_error *err);
+/* A hs_feature_sink_fn: ctx is the writer. */
+hs_status hs_cache_writer_append(void *writer, const float *rows, int n, hs_error *err);
+/* Writes labels, indexes and skipped images from set (whose rows were appended), makes the
+ * file durable and renames it into place. Frees the writer, also on failure. */
+hs_status hs_cache_writer_commit(hs_cache_writer *w, const hs_feature_set *set,
+                                 hs_error *err);
+/* Removes the temporary file and frees the writer (NULL is fine). */
+void hs_cache_writer_abort(hs_cache_writer *w);
+
+#endif
