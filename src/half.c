@@ -1,5 +1,6 @@
 #include "half.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
 
@@ -72,7 +73,10 @@ __attribute__((target("avx,f16c"))) static void to_float_f16c(const uint16_t *in
 
 static int has_f16c(void) {
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    if (cached < 0) { /* F16C is CPUID leaf 1, ECX bit 29 (not every compiler names it) */
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        cached = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && __builtin_cpu_supports("avx");
+    }
     return cached;
 }
 

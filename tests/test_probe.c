@@ -79,6 +79,36 @@ static void test_probe(void) {
     float weight2[classes * dim], bias2[classes];
     CHECK(hs_probe_fit(x, labels, n, dim, classes, 1, weight2, bias2, &r, &err) == HS_OK);
     CHECK(memcmp(weight, weight2, sizeof weight) == 0);
+
+    /* Features are standardised inside: scaling and shifting one of them changes neither the
+     * chosen strength nor any prediction. */
+    static float moved[n * dim];
+    for (int i = 0; i < n * dim; i++) moved[i] = i % dim == 2 ? x[i] * 1000.0f + 50.0f : x[i];
+    hs_probe_result r2;
+    CHECK(hs_probe_fit(moved, labels, n, dim, classes, 1, weight2, bias2, &r2, &err) == HS_OK);
+    CHECK(r2.lambda == r.lambda);
+    int same = 0;
+    for (int i = 0; i < n; i++) {
+        int a = 0, b = 0;
+        float best_a = -1e30f, best_b = -1e30f;
+        for (int k = 0; k < classes; k++) {
+            float sa = bias[k], sb = bias2[k];
+            for (int j = 0; j < dim; j++) {
+                sa += weight[k * dim + j] * x[i * dim + j];
+                sb += weight2[k * dim + j] * moved[i * dim + j];
+            }
+            if (sa > best_a) {
+                best_a = sa;
+                a = k;
+            }
+            if (sb > best_b) {
+                best_b = sb;
+                b = k;
+            }
+        }
+        same += a == b;
+    }
+    CHECK_MSG(same == n, "%d of %d predictions agree after rescaling a feature", same, n);
 }
 
 int main(void) {
