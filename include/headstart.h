@@ -137,7 +137,7 @@ typedef struct hs_train_config {
     float lr;
     float momentum;            /* SGD only */
     float weight_decay;
-    const char *optimizer;     /* "sgd" or "adamw" */
+    const char *optimizer;     /* "adamw" (default), "sgd" or "lbfgs" (the linear probe) */
     int img_size;              /* 0: the backbone's input size */
     const char *train_layers;  /* "head" (the last layer) or "classifier" (VGG16's whole block) */
     const char *strategy;      /* "probe" (frozen backbone) or "finetune" (not yet available) */

@@ -66,6 +66,7 @@ static void tiny_config(hs_train_config *c, const char *out, int epochs) {
     c->img_size = 32;
     c->epochs = epochs;
     c->batch_size = 8;
+    c->optimizer = "sgd";
     c->lr = 0.02f;
     c->seed = 3;
     c->out_dir = out;
