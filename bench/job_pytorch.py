@@ -52,7 +52,7 @@ def build_model(args, num_classes):
         return model, model.classifier[6], 224, [0.5] * 3, [0.5] * 3
     from efficientnet_lite_pytorch import EfficientNet
     model = EfficientNet.from_name("efficientnet-lite0")
-    model.load_state_dict(torch.load(args.weights, map_location="cpu"))
+    model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     for p in model.parameters():
         p.requires_grad = False
     model._fc = nn.Linear(1280, num_classes)

@@ -6,7 +6,8 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 threads=${1:-2}; batches=${2:-1,32}; reps=${3:-3}
 build=$root/build-fast
-python=$root/.venv/bin/python
+# PyTorch from PyPI (tools/setup-bench-env.sh); HEADSTART_BENCH_PYTHON picks another.
+python=${HEADSTART_BENCH_PYTHON:-$root/.venv-bench/bin/python}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$threads" --target bench_forward peak_flops >/dev/null
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

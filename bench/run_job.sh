@@ -77,7 +77,7 @@ echo "floor: $ips img/s forward -> ${floor_s} s"
 
 pt_s=-; pt_acc=-
 if [ "$pytorch" = 1 ]; then
-    "$root/.venv/bin/python" "$root/bench/job_pytorch.py" --data "$subset" --epochs "$epochs" \
+    "${HEADSTART_BENCH_PYTHON:-$root/.venv-bench/bin/python}" "$root/bench/job_pytorch.py" --data "$subset" --epochs "$epochs" \
         --batch-size 32 --lr 0.001 --momentum 0.9 --threads "$threads" --seed 0 | tee "$tmp/pt.log"
     pt_s=$(sed -n 's/^RESULT wall_s=\([^ ]*\) test_acc=\([^ ]*\).*/\1/p' "$tmp/pt.log")
     pt_acc=$(sed -n 's/^RESULT wall_s=\([^ ]*\) test_acc=\([^ ]*\).*/\2/p' "$tmp/pt.log")

@@ -154,6 +154,7 @@ typedef struct hs_train_config {
     const char *cache_dir;     /* NULL: $XDG_CACHE_HOME/headstart or ~/.cache/headstart */
     int no_cache;              /* compute features in memory; read and write no cache */
     const char *feature_precision; /* "f16" (default: half the disk) or "f32" */
+    int bf16;                  /* backbone convolutions in bfloat16 (float32 accumulation) */
 } hs_train_config;
 
 void hs_train_config_defaults(hs_train_config *config);

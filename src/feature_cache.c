@@ -106,6 +106,7 @@ hs_status hs_cache_key_make(const hs_cache_key_input *in, char **key, hs_error *
     bad |= text_add(&t, "img_size=%d\nresize=bilinear-pil-antialias rgb/255\n", in->img_size);
     bad |= text_add(&t, "mean=%.9g,%.9g,%.9g\nstd=%.9g,%.9g,%.9g\n", in->mean[0], in->mean[1],
                     in->mean[2], in->std[0], in->std[1], in->std[2]);
+    bad |= text_add(&t, "compute=%s\n", in->bf16 ? "bf16" : "f32");
     bad |= text_add(&t, "precision=%s\nclasses=%d %s\nfiles=%d %s\n",
                     in->precision == HS_CACHE_F16 ? "f16" : "f32", in->dataset->class_count,
                     classes, in->dataset->count, files);
@@ -210,6 +211,7 @@ static void describe_change(const char *old_header, const char *key, char *why, 
         {"format", "cache format version"}, {"backbone", "backbone"}, {"weights", "weights"},
         {"boundary", "frozen boundary"},    {"img_size", "image size"}, {"resize", "resize"},
         {"mean", "normalisation mean"},     {"std", "normalisation std"},
+        {"compute", "compute precision"},
         {"precision", "precision"},         {"classes", "class map"}, {"files", "file list"}};
     size_t used = (size_t)snprintf(why, size, "changed since the cached features:");
     for (size_t i = 0; i < sizeof fields / sizeof fields[0] && used < size; i++) {

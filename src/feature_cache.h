@@ -47,6 +47,7 @@ typedef struct hs_cache_key_input {
     int img_size;
     const float *mean, *std;       /* 3 each */
     hs_cache_precision precision;
+    int bf16;                      /* the backbone computed in bfloat16 */
     const hs_dataset *dataset;
     const char *source;            /* e.g. "/data/cifar (train)": finds predecessors */
 } hs_cache_key_input;

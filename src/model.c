@@ -52,6 +52,7 @@ hs_status hs_model_open(const char *run_dir, const char *weights, hs_model **out
         st = hs_fail(err, HS_ERR_FORMAT, "%s was trained on backbone '%s', unknown here",
                      run_dir, m->record.backbone);
     if (!st) st = hs_net_create(m->record.backbone, m->record.seed, &m->net, err);
+    if (!st) m->net->bf16 = m->record.bf16;
     hs_head_kind kind = strcmp(m->record.train_layers, "classifier") == 0 ? HS_HEAD_CLASSIFIER
                                                                           : HS_HEAD_LAST_LAYER;
     if (!st)

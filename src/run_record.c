@@ -47,6 +47,9 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
     cJSON_AddNumberToObject(o, "limit_train", c->limit_train);
     cJSON_AddNumberToObject(o, "limit_val", c->limit_val);
     cJSON_AddBoolToObject(o, "strict", c->strict);
+    cJSON_AddBoolToObject(o, "bf16", c->bf16);
+    cJSON_AddBoolToObject(o, "cache", !c->no_cache);
+    cJSON_AddStringToObject(o, "feature_precision", c->feature_precision);
     cJSON_AddBoolToObject(o, "resume", c->resume);
     return o;
 }
@@ -219,6 +222,9 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
     }
     if (!st) {
         out->img_size = size->valueint;
+        /* Absent in runs written before the flag existed: float32. */
+        const cJSON *bf16 = cJSON_GetObjectItemCaseSensitive(options, "bf16");
+        out->bf16 = cJSON_IsTrue(bf16);
         out->seed = (uint64_t)seed->valuedouble;
         int n = cJSON_GetArraySize(classes);
         out->classes = calloc((size_t)(n ? n : 1), sizeof *out->classes);

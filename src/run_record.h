@@ -17,6 +17,7 @@ typedef struct hs_run_record {
     float mean[3], std[3];
     char train_layers[16];    /* "head" or "classifier" */
     uint64_t seed;            /* seeds the random backbone of --weights none */
+    int bf16;                 /* the backbone ran in bfloat16: predict the same way */
     char **classes;           /* owned */
     int class_count;
 } hs_run_record;

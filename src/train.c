@@ -172,10 +172,11 @@ static void run_identity(const hs_train_config *c, const char *weights_sha, int 
     size_t used = (size_t)snprintf(
         out, size,
         "backbone=%s weights=%.16s img=%d layers=%s opt=%s lr=%g mom=%g wd=%g batch=%d "
-        "seed=%llu val=%g limits=%d/%d train=%d features=%s classes=",
+        "seed=%llu val=%g limits=%d/%d train=%d features=%s bf16=%d classes=",
         c->backbone, weights_sha, img_size, c->train_layers, c->optimizer, c->lr, c->momentum,
         c->weight_decay, c->batch_size, (unsigned long long)c->seed, c->val_fraction,
-        c->limit_train, c->limit_val, train->count, c->no_cache ? "f32" : c->feature_precision);
+        c->limit_train, c->limit_val, train->count, c->no_cache ? "f32" : c->feature_precision,
+        c->bf16);
     for (int i = 0; i < train->class_count && used < size; i++)
         used += (size_t)snprintf(out + used, size - used, i ? ",%s" : "%s",
                                  train->class_names[i]);
@@ -223,6 +224,7 @@ static hs_status open_network(train_state *s, hs_error *err) {
     if (strcmp(s->weights_path, "none") != 0 &&
         (st = hs_net_load_weights(s->net, s->weights_path, err)))
         return st;
+    s->net->bf16 = c->bf16;
     s->begin = s->net->head_begin;
     s->img_size = c->img_size ? c->img_size : info->preprocess.input_size;
     return HS_OK;
@@ -289,8 +291,8 @@ static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
         hs_cache_key_input in = {
             s->config->backbone, s->weights_sha, s->begin, s->net->layers[s->begin].name,
             s->img_size, info->preprocess.mean, info->preprocess.std,
-            strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32, ds,
-            source};
+            strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32,
+            s->config->bf16, ds, source};
         if ((st = hs_cache_key_make(&in, &key, err))) return st;
         int hit = 0;
         char why[600];
