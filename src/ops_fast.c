@@ -130,6 +130,12 @@ void hs_linear_forward(const float *x, int n, int in, const float *weight, const
                        int out, float *y) {
     for (int b = 0; b < n; b++)
         for (int o = 0; o < out; o++) y[(size_t)b * out + o] = bias ? bias[o] : 0.0f;
+    /* One image: y += W x. OpenBLAS's gemv streams W (memory bound: VGG16's first classifier
+     * layer is 411 MB) about 1.7x faster than its gemm with one row. */
+    if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, weight, in, x, 1, 1.0f, y, 1);
+        return;
+    }
     /* y[n x out] += x[n x in] * W^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, weight, in,
                 1.0f, y, out);

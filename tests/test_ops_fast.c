@@ -188,7 +188,8 @@ int main(void) {
     hs_rng_seed(&rng, 2024);
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
         check_conv(&rng, &conv_cases[i]);
-    check_linear(&rng, 1, 17, 5, 1);
+    check_linear(&rng, 1, 17, 5, 1); /* one row: the gemv path */
+    check_linear(&rng, 1, 300, 7, 0);
     check_linear(&rng, 33, 200, 10, 1);
     check_linear(&rng, 4, 64, 3, 0);
     check_activations(&rng);
