@@ -43,6 +43,12 @@ void cli_note(void *ctx, const char *message);
 volatile int *cli_install_stop_handler(void);
 
 /* Parses a whole number or a float, naming the flag when it is not one. */
+/* Writes a CSV field to stdout, quoted when it holds a comma, quote or newline. */
+void cli_print_csv_field(const char *s);
+
+/* Writes the indices of the k (<= classes) largest probabilities into order, best first. */
+void cli_top_k(const float *probs, int classes, int k, int *order);
+
 int cli_parse_int(const char *command, const char *flag, const char *text, int *out);
 int cli_parse_float(const char *command, const char *flag, const char *text, float *out);
 

@@ -213,3 +213,28 @@ int cli_parse_float(const char *command, const char *flag, const char *text, flo
     *out = v;
     return 0;
 }
+
+void cli_print_csv_field(const char *s) {
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"') putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+void cli_top_k(const float *probs, int classes, int k, int *order) {
+    for (int r = 0; r < k; r++) { /* k is small: selection by repeated scan */
+        int best = -1;
+        for (int c = 0; c < classes; c++) {
+            int taken = 0;
+            for (int q = 0; q < r; q++) taken |= order[q] == c;
+            if (!taken && (best < 0 || probs[c] > probs[best])) best = c;
+        }
+        order[r] = best;
+    }
+}

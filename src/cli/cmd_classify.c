@@ -25,39 +25,17 @@ static void print_help(void) {
            "read are listed on stderr and the exit code is 11 (all others are classified).\n");
 }
 
-/* Writes a CSV field, quoted when it holds a comma, quote or newline. */
-static void print_csv_field(const char *s) {
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"') putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 static void print_top_k(const char *path, const float *probs, int classes, int k, int csv) {
     int order[32];
     if (k > classes) k = classes;
-    for (int r = 0; r < k; r++) { /* k is small: selection by repeated scan */
-        int best = -1;
-        for (int c = 0; c < classes; c++) {
-            int taken = 0;
-            for (int q = 0; q < r; q++) taken |= order[q] == c;
-            if (!taken && (best < 0 || probs[c] > probs[best])) best = c;
-        }
-        order[r] = best;
-    }
+    cli_top_k(probs, classes, k, order);
     if (!csv) printf("%s\n", path);
     for (int r = 0; r < k; r++) {
         int c = order[r];
         if (csv) {
-            print_csv_field(path);
+            cli_print_csv_field(path);
             printf(",%d,%d,", r + 1, c);
-            print_csv_field(hs_imagenet_class_name(c));
+            cli_print_csv_field(hs_imagenet_class_name(c));
             printf(",%.6f\n", probs[c]);
         } else {
             printf("  %d. %-32s %4d  %6.2f %%\n", r + 1, hs_imagenet_class_name(c), c,

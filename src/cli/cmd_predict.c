@@ -60,37 +60,11 @@ static int parse(int argc, char **argv, predict_options *o) {
     return cli_usage_error("predict", "no images given");
 }
 
-static void csv_field(const char *s) {
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"') putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-/* The indices of the k largest probabilities, best first. */
-static void top_k(const float *p, int classes, int k, int *order) {
-    for (int r = 0; r < k; r++) {
-        int best = -1;
-        for (int c = 0; c < classes; c++) {
-            int taken = 0;
-            for (int q = 0; q < r; q++) taken |= order[q] == c;
-            if (!taken && (best < 0 || p[c] > p[best])) best = c;
-        }
-        order[r] = best;
-    }
-}
-
 static void print_one(const hs_model *m, const predict_options *o, const char *path,
                       const float *p, const hs_error *e, cJSON *json) {
     int classes = hs_model_num_classes(m), k = o->top_k < classes ? o->top_k : classes;
     int order[64];
-    if (!e->code) top_k(p, classes, k, order);
+    if (!e->code) cli_top_k(p, classes, k, order);
     if (o->format == FORMAT_JSON) {
         cJSON *item = cJSON_CreateObject();
         cJSON_AddStringToObject(item, "path", path);
@@ -109,9 +83,9 @@ static void print_one(const hs_model *m, const predict_options *o, const char *p
     } else if (o->format == FORMAT_CSV) {
         if (e->code) return; /* named on stderr */
         for (int r = 0; r < k; r++) {
-            csv_field(path);
+            cli_print_csv_field(path);
             printf(",%d,", r + 1);
-            csv_field(hs_model_class_name(m, order[r]));
+            cli_print_csv_field(hs_model_class_name(m, order[r]));
             printf(",%.6f\n", p[order[r]]);
         }
     } else if (!e->code) {
