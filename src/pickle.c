@@ -34,6 +34,14 @@ void hs_unpickler_free(hs_unpickler *u) {
     hs_unpickler_init(u, u->name, u->budget);
 }
 
+/* One budget bounds everything an unpickling allocates: values and strings (the arena), the
+ * stack, the MARKs, the memo and the storage table. Each takes its bytes here first. */
+static int charge(hs_unpickler *u, size_t n) {
+    if (n > u->budget - u->used) return 0;
+    u->used += n;
+    return 1;
+}
+
 /* Zeroed, 16-byte aligned memory that lives until hs_unpickler_free. NULL past the budget. */
 static void *arena_alloc(hs_unpickler *u, size_t n) {
     n = (n + 15) & ~(size_t)15;
@@ -56,7 +64,7 @@ static void *arena_alloc(hs_unpickler *u, size_t n) {
     }
     void *p = b->data + b->used;
     b->used += n;
-    u->used += n;
+    charge(u, n); /* cannot fail: checked above */
     memset(p, 0, n);
     return p;
 }
@@ -76,7 +84,8 @@ typedef struct parser {
     size_t mark_count, mark_cap;
     pk_value **memo;
     size_t memo_cap;
-    size_t memo_len; /* one past the highest index stored, where MEMOIZE puts the next */
+    size_t memo_len;  /* one past the highest index stored, where MEMOIZE puts the next */
+    size_t put_count; /* PUT / MEMOIZE opcodes run so far: no memo index can be above it */
 } parser;
 
 #define PK_MAX_STACK ((size_t)1 << 24)
@@ -99,15 +108,19 @@ static pk_value *new_value(parser *p, pk_kind kind) {
     return v;
 }
 
-/* Grows a malloc'd array of elem-sized items so that index `need - 1` fits. */
-static int grow(void **array, size_t *cap, size_t need, size_t elem) {
+/* Grows a malloc'd array of elem-sized items so that index `need - 1` fits, charging the
+ * added bytes to the budget (hs_unpickle gives back what its own arrays took). */
+static int grow(hs_unpickler *u, void **array, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 1;
     size_t cap2 = *cap ? *cap : 64;
     while (cap2 < need) cap2 *= 2;
     size_t bytes;
-    if (!hs_mul_size(cap2, elem, &bytes)) return 0;
+    if (!hs_mul_size(cap2, elem, &bytes) || !charge(u, bytes - *cap * elem)) return 0;
     void *grown = realloc(*array, bytes);
-    if (!grown) return 0;
+    if (!grown) {
+        u->used -= bytes - *cap * elem;
+        return 0;
+    }
     memset((char *)grown + *cap * elem, 0, (cap2 - *cap) * elem);
     *array = grown;
     *cap = cap2;
@@ -117,7 +130,7 @@ static int grow(void **array, size_t *cap, size_t need, size_t elem) {
 static hs_status push(parser *p, pk_value *v) {
     if (!v) return fail_nomem(p);
     if (p->depth >= PK_MAX_STACK) return fail_format(p, "the stack is too deep");
-    if (!grow((void **)&p->stack, &p->stack_cap, p->depth + 1, sizeof *p->stack))
+    if (!grow(p->u, (void **)&p->stack, &p->stack_cap, p->depth + 1, sizeof *p->stack))
         return fail_nomem(p);
     p->stack[p->depth++] = v;
     return HS_OK;
@@ -331,13 +344,19 @@ static hs_status memo_put(parser *p, uint64_t index) {
     pk_value *v = NULL;
     hs_status st = top(p, &v);
     if (st) return st;
-    /* Picklers number memo entries 0, 1, 2 ...: an index beyond the input's length is bogus
-     * and would only make us allocate a huge table. */
-    if (index >= p->size) return fail_format(p, "memo index out of range");
-    if (!grow((void **)&p->memo, &p->memo_cap, (size_t)index + 1, sizeof *p->memo))
+    /* Picklers number memo entries 0, 1, 2 ... in the order they store them, so after n
+     * PUTs no index is above n. A larger one is bogus, and would only make the table huge. */
+    if (index > p->put_count) {
+        char what[96];
+        snprintf(what, sizeof what, "memo index %llu after only %zu memo stores",
+                 (unsigned long long)index, p->put_count);
+        return fail_format(p, what);
+    }
+    if (!grow(p->u, (void **)&p->memo, &p->memo_cap, (size_t)index + 1, sizeof *p->memo))
         return fail_nomem(p);
     p->memo[index] = v;
     if (index >= p->memo_len) p->memo_len = (size_t)index + 1;
+    p->put_count++;
     return HS_OK;
 }
 
@@ -451,8 +470,12 @@ size_t hs_unpickler_find_storage(const hs_unpickler *u, const char *key, size_t 
 static int rehash(hs_unpickler *u) {
     if (u->storage_count + 1 <= u->slot_cap / 2) return 1;
     size_t cap = u->slot_cap ? u->slot_cap * 2 : 64;
+    if (!charge(u, (cap - u->slot_cap) * sizeof *u->slots)) return 0;
     size_t *slots = calloc(cap, sizeof *slots);
-    if (!slots) return 0;
+    if (!slots) {
+        u->used -= (cap - u->slot_cap) * sizeof *u->slots;
+        return 0;
+    }
     for (size_t r = 0; r < u->storage_count; r++) {
         const char *k = u->storages[r].key;
         size_t i = key_hash(k, strlen(k)) & (cap - 1);
@@ -478,7 +501,7 @@ static hs_status storage_record(parser *p, const pk_value *key, hs_dtype dtype, 
     }
     if (u->storage_count >= PK_MAX_STORAGES) return fail_format(p, "too many storages");
     if (!rehash(u) ||
-        !grow((void **)&u->storages, &u->storage_cap, u->storage_count + 1, sizeof *u->storages))
+        !grow(u, (void **)&u->storages, &u->storage_cap, u->storage_count + 1, sizeof *u->storages))
         return fail_nomem(p);
     u->storages[u->storage_count] = (pk_storage_record){key->u.str.ptr, dtype, numel};
     size_t i = key_hash(key->u.str.ptr, key->u.str.len) & (u->slot_cap - 1);
@@ -597,7 +620,7 @@ static hs_status op_build(parser *p) {
 
 static hs_status op_mark(parser *p) {
     if (p->mark_count >= PK_MAX_MARKS) return fail_format(p, "too many MARKs");
-    if (!grow((void **)&p->marks, &p->mark_cap, p->mark_count + 1, sizeof *p->marks))
+    if (!grow(p->u, (void **)&p->marks, &p->mark_cap, p->mark_count + 1, sizeof *p->marks))
         return fail_nomem(p);
     p->marks[p->mark_count++] = p->depth;
     return HS_OK;
@@ -722,6 +745,57 @@ hs_status hs_unpickle(hs_unpickler *u, const uint8_t *data, size_t size, size_t 
     free(p.stack);
     free(p.marks);
     free(p.memo);
+    /* The parser's own arrays are gone: give their bytes back (the values stay charged). */
+    u->used -= (p.stack_cap + p.memo_cap) * sizeof(pk_value *) + p.mark_cap * sizeof(size_t);
     if (st == HS_OK) *pos = p.pos;
     return st;
+}
+
+/* ---- Extent ----------------------------------------------------------------------------- */
+
+/* The opcodes without arguments that scalar_op and structure_op run. */
+static const uint8_t no_arg_ops[] = {'N', 0x88, 0x89, '}', ']', ')', 't', 'l', 'd', 0x85, 0x86,
+                                     0x87, '(', '0', '1', '2', 0x94, 's', 'u', 'a', 'e', 0x93,
+                                     'R', 0x81, 'b', 'Q'};
+
+/* Bytes of argument after opcode op at data[pos] (pos is just past the opcode); SIZE_MAX when
+ * they run past size, SIZE_MAX - 1 for an opcode the unpickler does not know. */
+static size_t arg_bytes(const uint8_t *data, size_t size, size_t pos, uint8_t op) {
+    size_t left = size - pos, width = 0;
+    int prefix = 0; /* width of a length prefix */
+    pk_kind kind;
+    switch (op) {
+    case 'K': case 'q': case 'h': case 0x80: width = 1; break;
+    case 'M': width = 2; break;
+    case 'J': case 'r': case 'j': width = 4; break;
+    case 'G': case 0x95: width = 8; break;
+    case 0x8a: prefix = 1; break; /* LONG1 */
+    case 0x8b: prefix = 4; break; /* LONG4 */
+    case 'c': { /* GLOBAL: two lines of text */
+        const uint8_t *nl = memchr(data + pos, '\n', left);
+        if (nl) nl = memchr(nl + 1, '\n', (size_t)(data + size - (nl + 1)));
+        return nl ? (size_t)(nl + 1 - (data + pos)) : SIZE_MAX;
+    }
+    default:
+        prefix = string_op(op, &kind);
+        if (!prefix && !memchr(no_arg_ops, op, sizeof no_arg_ops)) return SIZE_MAX - 1;
+        break;
+    }
+    if (!prefix) return width > left ? SIZE_MAX : width;
+    if ((size_t)prefix > left) return SIZE_MAX;
+    uint64_t len = 0;
+    for (int i = prefix - 1; i >= 0; i--) len = (len << 8) | data[pos + (size_t)i];
+    return len > left - (size_t)prefix ? SIZE_MAX : (size_t)prefix + (size_t)len;
+}
+
+size_t hs_pickle_extent(const uint8_t *data, size_t size, size_t pos) {
+    while (pos < size) {
+        uint8_t op = data[pos++];
+        if (op == '.') return pos;
+        size_t skip = arg_bytes(data, size, pos, op);
+        if (skip == SIZE_MAX) return size; /* the unpickler reports the truncation */
+        if (skip == SIZE_MAX - 1) return pos; /* ... or the unknown opcode, the last byte */
+        pos += skip;
+    }
+    return size;
 }

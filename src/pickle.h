@@ -7,9 +7,10 @@
  * only "call" the allow-listed functions, which are implemented here and just build values.
  *
  * Values live in an arena owned by the unpickler (hs_unpickler_free releases all of them), so
- * shared references (memo, BINGET) and cycles need no reference counting. The arena has a
- * byte budget, and every length or index read from the input is checked against what remains
- * of the input before anything is allocated. */
+ * shared references (memo, BINGET) and cycles need no reference counting. One byte budget
+ * covers the arena, the stack, the MARKs, the memo and the storage table; every length read
+ * from the input is checked against what remains of the input, and every memo index against
+ * the memo stores run so far, before anything is allocated. */
 #ifndef HS_PICKLE_H
 #define HS_PICKLE_H
 
@@ -111,6 +112,15 @@ void hs_unpickler_free(hs_unpickler *u);
  * it. allow_persistent: whether BINPERSID (torch storages) may appear. */
 hs_status hs_unpickle(hs_unpickler *u, const uint8_t *data, size_t size, size_t *pos,
                       int allow_persistent, pk_value **out, hs_error *err);
+
+/* Where the pickle starting at data[pos] ends at the latest: one past its STOP, found by
+ * stepping over each opcode and its arguments without building anything; one past the first
+ * opcode the unpickler does not know; or size when arguments run past the end. Unpickling
+ * data[pos, extent) fails where unpickling all of data would, with the same message; a valid
+ * pickle is exactly data[pos, extent). The legacy .pth
+ * layout follows its pickles with the storages' bytes: this is how much of the file is
+ * pickle, so the budget can follow the pickle's size rather than the file's. */
+size_t hs_pickle_extent(const uint8_t *data, size_t size, size_t pos);
 
 /* Index of the storage record with this key (len bytes), or SIZE_MAX. */
 size_t hs_unpickler_find_storage(const hs_unpickler *u, const char *key, size_t len);

@@ -27,16 +27,15 @@ static uint64_t le(const uint8_t *p, int n) {
     return v;
 }
 
-/* The unpickler's arena may use this much: room for any real state dict's pickle, while a
- * hostile one cannot make us allocate without bound. */
+/* The unpickler may use this much (values, stack, memo, storage table), from the size of the
+ * pickle alone: room for any real state dict's pickle, while a hostile one cannot make us
+ * allocate without bound. */
 static size_t pickle_budget(size_t pickle_size) {
     size_t extra;
     if (!hs_mul_size(pickle_size, 32, &extra) || extra > ((size_t)1 << 30)) extra = (size_t)1 << 30;
     return ((size_t)64 << 20) + extra;
 }
 
-/* More tensors than any real network has; also bounds the state dict's name lookups. */
-#define HS_PTH_MAX_TENSORS 65536
 
 /* ---- Tensors ---------------------------------------------------------------------------- */
 
@@ -153,9 +152,9 @@ static hs_status extract(const char *name, const hs_unpickler *u, const pk_value
     if (root->kind != PK_DICT)
         return hs_fail(err, HS_ERR_FORMAT, "%s: the pickle does not hold a dict of tensors", name);
     const pk_value *dict = find_state_dict(root);
-    if (dict->u.dict.count > HS_PTH_MAX_TENSORS)
+    if (dict->u.dict.count > HS_SD_MAX_TENSORS)
         return hs_fail(err, HS_ERR_NOMEM, "%s: %zu tensors (at most %d are supported)", name,
-                       dict->u.dict.count, HS_PTH_MAX_TENSORS);
+                       dict->u.dict.count, HS_SD_MAX_TENSORS);
     /* Every tensor's elements lie inside the input, and views of one storage rarely overlap,
      * so this is generous for real files and stops a hostile one from asking for terabytes. */
     tensor_ctx c = {name, u, ranges, (int64_t)(input_size < ((size_t)1 << 40) ? input_size : ((size_t)1 << 40)) * 2 + (1 << 24)};
@@ -437,17 +436,25 @@ static hs_status legacy_storages(const hs_unpickler *u, const pk_value *keys, co
     return HS_OK;
 }
 
+/* The stream's five pickles (magic number, protocol, sys_info, the dict, the storage keys)
+ * come before the storages' bytes. The unpickler sees only them, and its budget follows
+ * their size: a small pickle at the head of a huge file gets no more memory than alone. */
+#define LEGACY_PICKLES 5
+
 static hs_status load_legacy(const uint8_t *data, size_t size, const char *name,
                              hs_state_dict *out, hs_error *err) {
+    size_t pickles_end = 0;
+    for (int i = 0; i < LEGACY_PICKLES; i++)
+        pickles_end = hs_pickle_extent(data, size, pickles_end);
     hs_unpickler u;
-    hs_unpickler_init(&u, name, pickle_budget(size));
+    hs_unpickler_init(&u, name, pickle_budget(pickles_end));
     byte_range *ranges = NULL;
     pk_value *root = NULL, *keys = NULL;
     size_t pos = 0;
     hs_status st;
-    if ((st = legacy_header(&u, data, size, &pos, name, err)) ||
-        (st = hs_unpickle(&u, data, size, &pos, 1, &root, err)) ||
-        (st = hs_unpickle(&u, data, size, &pos, 0, &keys, err)))
+    if ((st = legacy_header(&u, data, pickles_end, &pos, name, err)) ||
+        (st = hs_unpickle(&u, data, pickles_end, &pos, 1, &root, err)) ||
+        (st = hs_unpickle(&u, data, pickles_end, &pos, 0, &keys, err)))
         goto done;
     ranges = calloc(u.storage_count + 1, sizeof *ranges);
     if (!ranges) {

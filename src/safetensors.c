@@ -136,6 +136,16 @@ hs_status hs_safetensors_load_memory(const uint8_t *data, size_t size, const cha
         cJSON_Delete(root);
         return hs_fail(err, HS_ERR_FORMAT, "%s: header is not a JSON object", name);
     }
+    /* Counted before any tensor is built: a huge header of tiny entries is refused at once,
+     * and hs_sd_add checks each name for a duplicate in constant time. */
+    size_t tensors = 0;
+    for (const cJSON *item = root->child; item; item = item->next)
+        if (!item->string || strcmp(item->string, "__metadata__") != 0) tensors++;
+    if (tensors > HS_SD_MAX_TENSORS) {
+        cJSON_Delete(root);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: %zu tensors (at most %d are supported)", name,
+                       tensors, HS_SD_MAX_TENSORS);
+    }
     const uint8_t *body = data + 8 + hlen;
     uint64_t body_size = size - 8 - hlen;
     hs_state_dict sd;

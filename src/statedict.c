@@ -37,13 +37,46 @@ void hs_sd_free(hs_state_dict *sd) {
         free(sd->entries[i].data);
     }
     free(sd->entries);
+    free(sd->slots);
     memset(sd, 0, sizeof *sd);
 }
 
+/* ---- Name index: open addressing, linear probing, at most half full ---------------------- */
+
+static size_t name_hash(const char *name) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot holding name, or the empty slot where it would go; *compares counts strcmp. */
+static size_t find_slot(const hs_state_dict *sd, const char *name, size_t *compares) {
+    size_t mask = sd->slot_cap - 1, i = name_hash(name) & mask;
+    while (sd->slots[i] && (++*compares, strcmp(sd->entries[sd->slots[i] - 1].name, name) != 0))
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Makes room for one more name: doubles the table when it would be over half full. */
+static int reserve_slot(hs_state_dict *sd) {
+    if (sd->count + 1 <= sd->slot_cap / 2) return 1;
+    size_t cap = sd->slot_cap ? sd->slot_cap * 2 : 64;
+    size_t *slots = calloc(cap, sizeof *slots);
+    if (!slots) return 0;
+    free(sd->slots);
+    sd->slots = slots;
+    sd->slot_cap = cap;
+    for (size_t e = 0; e < sd->count; e++)
+        sd->slots[find_slot(sd, sd->entries[e].name, &sd->add_compares)] = e + 1;
+    return 1;
+}
+
 const hs_sd_entry *hs_sd_find(const hs_state_dict *sd, const char *name) {
-    for (size_t i = 0; i < sd->count; i++)
-        if (strcmp(sd->entries[i].name, name) == 0) return &sd->entries[i];
-    return NULL;
+    if (!sd->slot_cap) return NULL;
+    size_t compares = 0;
+    size_t r = sd->slots[find_slot(sd, name, &compares)];
+    return r ? &sd->entries[r - 1] : NULL;
 }
 
 hs_status hs_sd_add(hs_state_dict *sd, const char *name, int ndim, const int64_t *shape,
@@ -61,9 +94,18 @@ hs_status hs_sd_add(hs_state_dict *sd, const char *name, int ndim, const int64_t
         }
         numel *= shape[i];
     }
-    if (hs_sd_find(sd, name)) {
+    if (sd->count >= HS_SD_MAX_TENSORS) {
         free(data);
-        return hs_fail(err, HS_ERR_FORMAT, "tensor '%s' appears twice", name);
+        return hs_fail(err, HS_ERR_NOMEM, "more than %d tensors", HS_SD_MAX_TENSORS);
+    }
+    if (!reserve_slot(sd)) {
+        free(data);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory adding tensor '%.200s'", name);
+    }
+    size_t slot = find_slot(sd, name, &sd->add_compares);
+    if (sd->slots[slot]) {
+        free(data);
+        return hs_fail(err, HS_ERR_FORMAT, "tensor '%.200s' appears twice", name);
     }
     if (sd->count == sd->capacity) {
         size_t cap = sd->capacity ? sd->capacity * 2 : 32;
@@ -80,6 +122,7 @@ hs_status hs_sd_add(hs_state_dict *sd, const char *name, int ndim, const int64_t
         free(data);
         return hs_fail(err, HS_ERR_NOMEM, "out of memory adding tensor '%s'", name);
     }
+    sd->slots[slot] = sd->count + 1;
     hs_sd_entry *e = &sd->entries[sd->count++];
     memset(e, 0, sizeof *e);
     e->name = copy;

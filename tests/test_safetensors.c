@@ -1,5 +1,5 @@
 /* safetensors reading and writing: round trip, every dtype, malformed headers, truncations,
- * failed saves. */
+ * many tensors, failed saves. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -374,11 +375,73 @@ static void test_io_errors(void) {
     hs_sd_free(&big);
 }
 
+/* A header of n empty F32 tensors "t0" ... (and "t<dup>" twice when dup >= 0). */
+static uint8_t *many_tensors(long n, long dup, size_t *size) {
+    size_t cap = 64 + (size_t)(n + 1) * 64, used = 0;
+    char *header = malloc(cap);
+    used += (size_t)snprintf(header + used, cap - used, "{");
+    for (long i = 0; i < n; i++)
+        used += (size_t)snprintf(header + used, cap - used,
+                                 "%s\"t%ld\":{\"dtype\":\"F32\",\"shape\":[0],"
+                                 "\"data_offsets\":[0,0]}",
+                                 i ? "," : "", i == n - 1 && dup >= 0 ? dup : i);
+    snprintf(header + used, cap - used, "}");
+    uint8_t *file = build(header, NULL, 0, size);
+    free(header);
+    return file;
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* 40,000 tensors load in linear time: the duplicate check is a hash lookup, so the name
+ * comparisons stay a small multiple of the count (comparing with every earlier name made 800
+ * million and took 4.6 s). A duplicate among them is still found; more than 65,536 are
+ * refused before any is built. */
+static void test_many_tensors(void) {
+    size_t size;
+    uint8_t *file = many_tensors(40000, -1, &size);
+    hs_state_dict sd;
+    hs_error err = {0};
+    double t0 = seconds_now();
+    hs_status st = hs_safetensors_load_memory(file, size, "many.safetensors", &sd, &err);
+    double took = seconds_now() - t0;
+    printf("test_safetensors: 40,000 tensors (%zu-byte header) loaded in %.3f s, %zu name "
+           "comparisons\n", size, took, sd.add_compares);
+    CHECK_MSG(st == HS_OK && sd.count == 40000, "%d: %s", st, err.message);
+    CHECK_MSG(sd.add_compares < 2 * 40000, "%zu name comparisons for 40,000 tensors",
+              sd.add_compares);
+    CHECK(st != HS_OK || (hs_sd_find(&sd, "t39999") == &sd.entries[39999] &&
+                          hs_sd_find(&sd, "t0") == &sd.entries[0] && !hs_sd_find(&sd, "t40000")));
+    if (st == HS_OK) hs_sd_free(&sd);
+    free(file);
+
+    file = many_tensors(40000, 12345, &size);
+    st = hs_safetensors_load_memory(file, size, "dup.safetensors", &sd, &err);
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "'t12345' appears twice"), "%d: %s", st,
+              err.message);
+    free(file);
+
+    file = many_tensors(70000, -1, &size);
+    t0 = seconds_now();
+    st = hs_safetensors_load_memory(file, size, "huge.safetensors", &sd, &err);
+    took = seconds_now() - t0;
+    CHECK_MSG(st == HS_ERR_NOMEM && strstr(err.message, "huge.safetensors") &&
+              strstr(err.message, "70000 tensors (at most 65536"), "%d: %s", st, err.message);
+    printf("test_safetensors: 70,000 tensors refused in %.3f s\n", took);
+    CHECK(sd.count == 0);
+    free(file);
+}
+
 int main(void) {
     make_tmp_dir();
     test_round_trip();
     test_dtypes();
     test_malformed();
+    test_many_tensors();
     test_io_errors();
     rmdir(tmp_dir);
     return check_finish("test_safetensors");
