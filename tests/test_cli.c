@@ -50,7 +50,8 @@ static void test_missing_weights(void) {
     char path[4096];
     hs_error err = {0};
     if (hs_find_weights(hs_backbone_find("vgg16"), path, sizeof path, &err) == HS_OK) {
-        printf("note: vgg16 weights present at %s; missing-weights message not checked\n", path);
+        printf("SKIP (part of test_cli): vgg16 weights present at %s, so the missing-weights "
+               "message cannot be provoked\n", path);
         return;
     }
     int code = run("HOME=" TMP " HEADSTART_WEIGHTS=" TMP, "classify --backbone vgg16 x.jpg");
@@ -92,7 +93,8 @@ static void test_convert(void) {
 static int test_foolbox(void) {
     if (!test_file_exists(WEIGHTS "/foolbox/imagenet_00_243.jpg") ||
         !test_file_exists(WEIGHTS "/efficientnet-lite0-57934424.pth")) {
-        printf("note: foolbox images or Lite0 weights absent (scripts/fetch-weights.sh)\n");
+        printf("SKIP (part of test_cli): foolbox images or Lite0 weights absent, classify on "
+               "real images not checked (scripts/fetch-weights.sh)\n");
         return 0;
     }
     CHECK(run(NULL, "classify --backbone efficientnet_lite0 --format csv --top-k 1 " WEIGHTS
@@ -184,5 +186,7 @@ int main(void) {
         return 1;
     }
     if (test_file_exists(WEIGHTS "/efficientnet-lite0-57934424.pth")) test_train_cache();
+    else printf("SKIP (part of test_cli): Lite0 weights absent, train's cache folders not "
+                "checked (scripts/fetch-weights.sh)\n");
     return check_finish("test_cli");
 }

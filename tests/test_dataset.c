@@ -757,7 +757,8 @@ static void test_errors(void) {
 static void test_real_cifar(void) {
     const char *dir = HS_SOURCE_DIR "/../shared/data/cifar10-jpeg";
     if (!test_file_exists(HS_SOURCE_DIR "/../shared/data/cifar10-jpeg/test.tar.gz")) {
-        printf("real CIFAR-10 archives not present: that part skipped\n");
+        printf("SKIP (part of test_dataset): the real CIFAR-10 archives (../shared/data/"
+               "cifar10-jpeg, outside the repository) are not on this machine\n");
         return;
     }
     static const char *const names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",

@@ -119,7 +119,8 @@ static int test_lite(int variant) {
     const hs_backbone_info *info = hs_backbone_find(name);
     hs_error err = {0};
     if (hs_find_weights(info, weights, sizeof weights, &err)) {
-        printf("note: %s weights absent, not checked (scripts/fetch-weights.sh)\n", name);
+        printf("SKIP (part of test_nets): %s weights absent, not checked against PyTorch "
+               "(scripts/fetch-weights.sh)\n", name);
         return 0;
     }
     hs_net *net = NULL;

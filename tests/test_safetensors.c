@@ -434,6 +434,24 @@ static void test_many_tensors(void) {
     printf("test_safetensors: 70,000 tensors refused in %.3f s\n", took);
     CHECK(sd.count == 0);
     free(file);
+
+    /* One tensor whose shape lists two million dims: refused before the JSON is parsed
+     * (parsed, it cost 80 bytes a value, 160 MB for a 4 MB header). */
+    size_t dims = 2000000, cap = 128 + 2 * dims, used = 0;
+    char *header = malloc(cap);
+    used += (size_t)snprintf(header, cap, "{\"x\":{\"dtype\":\"F32\",\"shape\":[");
+    for (size_t i = 0; i < dims; i++) {
+        header[used++] = '1';
+        header[used++] = ',';
+    }
+    used--; /* no comma after the last */
+    snprintf(header + used, cap - used, "],\"data_offsets\":[0,4]}}");
+    file = build(header, "\0\0\0\0", 4, &size);
+    free(header);
+    st = hs_safetensors_load_memory(file, size, "dims.safetensors", &sd, &err);
+    CHECK_MSG(st == HS_ERR_NOMEM && strstr(err.message, "dims.safetensors") &&
+              strstr(err.message, "more JSON values"), "%d: %s", st, err.message);
+    free(file);
 }
 
 int main(void) {

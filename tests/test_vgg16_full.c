@@ -33,7 +33,10 @@ static void check_layout(const char *dir, const char *layout, const hs_state_dic
 
 int main(void) {
     const char *dir = getenv("HS_VGG16_FULL_DIR");
-    if (!dir) CHECK_SKIP("set HS_VGG16_FULL_DIR (see tools/make_net_fixtures.py --full-vgg)");
+    if (!dir)
+        CHECK_SKIP("test_vgg16_full needs the 528 MB-a-layout full-size VGG16 fixtures that "
+                   "PyTorch makes (tools/make_net_fixtures.py --full-vgg DIR, not in CI, which "
+                   "has no PyTorch); set HS_VGG16_FULL_DIR=DIR to run it");
     char path[4096];
     snprintf(path, sizeof path, "%s/vgg16_random_expected.safetensors", dir);
     hs_state_dict expected;
