@@ -48,6 +48,13 @@ static hs_status check_dims(const char *name, long long w, long long h, hs_error
     if (w > HS_IMAGE_MAX_PIXELS || h > HS_IMAGE_MAX_PIXELS || w * h > HS_IMAGE_MAX_PIXELS)
         return hs_fail(err, HS_ERR_IMAGE, "%s: %lld x %lld pixels is over the limit of %lld",
                        name, w, h, (long long)HS_IMAGE_MAX_PIXELS);
+    /* both sides are at most 89,478,485 here: the products cannot overflow */
+    long long longer = w > h ? w : h, shorter = w > h ? h : w;
+    if (longer > shorter * HS_IMAGE_MAX_ASPECT)
+        return hs_fail(err, HS_ERR_IMAGE,
+                       "%s: %lld x %lld pixels, an aspect ratio over the limit of %d:1 (no "
+                       "resize to the network's input serves it)",
+                       name, w, h, HS_IMAGE_MAX_ASPECT);
     return HS_OK;
 }
 
