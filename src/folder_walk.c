@@ -24,7 +24,8 @@ typedef struct id_set {
 } id_set;
 
 static size_t id_hash(file_id id) {
-    uint64_t h = (uint64_t)id.ino * 0x9E3779B97F4A7C15ull ^ (uint64_t)id.dev * 0xC2B2AE3D27D4EB4Full;
+    uint64_t h = (uint64_t)id.ino * 0x9E3779B97F4A7C15ull;
+    h ^= (uint64_t)id.dev * 0xC2B2AE3D27D4EB4Full;
     return (size_t)(h ^ (h >> 29));
 }
 
@@ -138,7 +139,7 @@ static hs_status list_names(const char *disk, char ***out, size_t *count, hs_err
 
 static hs_status walk(walker *w, const char *disk, const char *rel, int depth, hs_error *err) {
     if (depth >= HS_WALK_MAX_DEPTH)
-        return hs_fail(err, HS_ERR_ARGUMENT, "folder %s is nested more than %d levels deep",
+        return hs_fail(err, HS_ERR_FORMAT, "folder %s is nested more than %d levels deep",
                        disk, HS_WALK_MAX_DEPTH);
     char **names = NULL;
     size_t n = 0;

@@ -931,7 +931,7 @@ static void test_links(void) {
     n = 0;
     paths = NULL;
     st = hs_walk_images(ROOT "/deep", &paths, &n, NULL, &err);
-    CHECK_MSG(st == HS_ERR_ARGUMENT && strstr(err.message, "nested more than 64 levels"), "%d %s",
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "nested more than 64 levels"), "%d %s",
               st, err.message);
     for (int i = 0; i < n; i++) free(paths[i]);
     free(paths);
