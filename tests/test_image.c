@@ -205,6 +205,16 @@ static void test_bad_files(void) {
     hs_error err = {0};
     CHECK(hs_image_load(DIR "does-not-exist.png", &img, &err) == HS_ERR_IO);
     CHECK(hs_image_load(DIR, &img, &err) == HS_ERR_IO); /* a folder */
+    /* a FIFO named like an image: refused at once, not a wait for a writer (alarm: fail, not
+     * hang, where open() would block) */
+    test_make_dir(HS_TEST_TMP_DIR "/image");
+    unlink(HS_TEST_TMP_DIR "/image/fifo.png");
+    CHECK(mkfifo(HS_TEST_TMP_DIR "/image/fifo.png", 0600) == 0);
+    alarm(20);
+    CHECK(hs_image_load(HS_TEST_TMP_DIR "/image/fifo.png", &img, &err) == HS_ERR_IO &&
+          strstr(err.message, "not a regular file"));
+    alarm(0);
+    unlink(HS_TEST_TMP_DIR "/image/fifo.png");
     float out[3 * 4 * 4];
     hs_preprocess pp = {4, 4, {0, 0, 0}, {1, 1, 1}};
     CHECK(hs_image_file_to_tensor(DIR "text.jpg", &pp, out, &err) == HS_ERR_IMAGE);
