@@ -45,7 +45,8 @@ typedef struct hs_ds_tree {
     hs_ds_storage *storage; /* borrowed: where archive payloads go */
 } hs_ds_tree;
 
-/* Reads a folder recursively (hidden entries left out, symlinks followed, loops cut). */
+/* Reads a folder recursively with the one folder walker (folder_walk.h: hidden entries left
+ * out, links followed, every folder and file taken once, so loops end). */
 hs_status hs_ds_tree_read_dir(hs_ds_tree *t, const char *dir, hs_error *err);
 /* Reads every entry of a .tar/.tar.gz/.tgz (or .zip) once: image members and CIFAR-10 batch
  * files keep their bytes, other files are listed without them. */

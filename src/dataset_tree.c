@@ -2,7 +2,6 @@
  * libarchive, whose image members are held in memory. Layouts are chosen on the tree. */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "dataset_internal.h"
 #include "error.h"
+#include "folder_walk.h"
 
 int64_t hs_dataset_member_limit = 256LL << 20;
 int64_t hs_dataset_total_limit = 8LL << 30;
@@ -120,81 +120,31 @@ void hs_ds_tree_free(hs_ds_tree *t) {
     t->count = t->cap = 0;
 }
 
-static char *join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 2);
-    if (!s) return NULL;
-    memcpy(s, a, la);
-    size_t k = la;
-    if (la && a[la - 1] != '/') s[k++] = '/';
-    memcpy(s + k, b, lb + 1);
-    return s;
-}
-
-typedef struct dir_id {
-    dev_t dev;
-    ino_t ino;
-} dir_id;
-
-static hs_status walk(hs_ds_tree *t, const char *disk, const char *rel, dir_id *stack,
-                      int depth, hs_error *err) {
-    DIR *d = opendir(disk);
-    if (!d) return hs_fail(err, HS_ERR_IO, "cannot read folder %s: %s", disk, strerror(errno));
-    hs_status st = HS_OK;
-    struct dirent *de;
-    while (!st && (de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        if (ignored_component(nm, strlen(nm))) continue; /* also "." and ".." */
-        char *full = join(disk, nm);
-        char *relp = rel[0] ? join(rel, nm) : strdup(nm);
-        struct stat sb;
-        if (!full || !relp) {
-            st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", disk);
-        } else if (stat(full, &sb) != 0) {
-            /* a broken link: not data */
-        } else if (S_ISDIR(sb.st_mode)) {
-            int loop = 0;
-            for (int i = 0; i < depth; i++)
-                loop |= stack[i].dev == sb.st_dev && stack[i].ino == sb.st_ino;
-            hs_ds_entry *e = loop ? NULL : tree_add(t);
-            if (!loop && !e) {
-                st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", disk);
-            } else if (e) {
-                e->path = relp;
-                e->is_dir = 1;
-                relp = NULL;
-                if (depth + 1 < 32) {
-                    stack[depth + 1] = (dir_id){sb.st_dev, sb.st_ino};
-                    st = walk(t, full, e->path, stack, depth + 1, err);
-                }
-            }
-        } else if (S_ISREG(sb.st_mode)) {
-            hs_ds_entry *e = tree_add(t);
-            if (!e) {
-                st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", disk);
-            } else {
-                e->path = relp;
-                e->name = full;
-                e->kind = HS_SAMPLE_FILE;
-                e->size = (int64_t)sb.st_size;
-                e->mtime = (int64_t)sb.st_mtime;
-                relp = full = NULL;
-            }
-        }
-        free(full);
+/* One entry of the tree per folder and regular file the walker takes (folder_walk.h: links
+ * followed, each folder and file once, loops end). */
+static hs_status tree_visit(void *ctx, const hs_walk_item *item, hs_error *err) {
+    hs_ds_tree *t = ctx;
+    char *relp = strdup(item->rel);
+    char *disk = item->is_dir ? NULL : strdup(item->disk);
+    hs_ds_entry *e = relp && (item->is_dir || disk) ? tree_add(t) : NULL;
+    if (!e) {
         free(relp);
+        free(disk);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", item->disk);
     }
-    closedir(d);
-    return st;
+    e->path = relp;
+    e->is_dir = item->is_dir;
+    if (!item->is_dir) {
+        e->name = disk;
+        e->kind = HS_SAMPLE_FILE;
+        e->size = item->size;
+        e->mtime = item->mtime;
+    }
+    return HS_OK;
 }
 
 hs_status hs_ds_tree_read_dir(hs_ds_tree *t, const char *dir, hs_error *err) {
-    dir_id stack[33];
-    struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return hs_fail(err, HS_ERR_IO, "cannot read folder %s: %s", dir, strerror(errno));
-    stack[0] = (dir_id){sb.st_dev, sb.st_ino};
-    return walk(t, dir, "", stack, 0, err);
+    return hs_walk_folder(dir, tree_visit, t, NULL, err);
 }
 
 /* "./a//b/" -> "a/b"; NULL for a hidden, "..", or empty path (never data). */
@@ -309,7 +259,8 @@ read_error:
 }
 
 #define NOT_ARCHIVE                                                                          \
-    "%s is neither a folder nor a .tar, .tar.gz or .tgz archive (%s); expected a folder "    \
+    "%s is neither a folder nor a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz, .tar.zst or .zip "  \
+    "archive (%s); expected a folder "                                                        \
     "DATA/<class>/<image>, DATA/train and DATA/val, an archive of either, or "              \
     "cifar-10-batches-bin"
 
@@ -372,10 +323,23 @@ static hs_status read_archive(hs_ds_tree *t, struct archive *a, const char *disp
     return HS_OK;
 }
 
+/* Only decompressors that run inside this process. archive_read_support_filter_all would
+ * also register lz4, lzop, lrzip, grzip (and gzip, bzip2, xz, zstd where libarchive was built
+ * without their library) as external programs found on PATH: a file named by the user would
+ * then choose a program for us to run. Each filter here is registered only when libarchive
+ * reports its library linked in, so none can fall back to a program; an archive compressed
+ * otherwise (.tar.lz4, .tar.Z, lrzip, ...) is refused as not an archive. */
+static void support_builtin_filters(struct archive *a) {
+    if (archive_zlib_version()) archive_read_support_filter_gzip(a);
+    if (archive_bzlib_version()) archive_read_support_filter_bzip2(a);
+    if (archive_liblzma_version()) archive_read_support_filter_xz(a);
+    if (archive_libzstd_version()) archive_read_support_filter_zstd(a);
+}
+
 static struct archive *new_reader(void) {
     struct archive *a = archive_read_new();
     if (!a) return NULL;
-    archive_read_support_filter_all(a);
+    support_builtin_filters(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
     archive_read_support_format_zip(a);

@@ -16,11 +16,13 @@
  * ignored as PIL ignores them. The library never prints: libjpeg and libpng messages are
  * silenced and their errors come back as HS_ERR_IMAGE. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
@@ -48,6 +50,13 @@ static hs_status check_dims(const char *name, long long w, long long h, hs_error
     if (w > HS_IMAGE_MAX_PIXELS || h > HS_IMAGE_MAX_PIXELS || w * h > HS_IMAGE_MAX_PIXELS)
         return hs_fail(err, HS_ERR_IMAGE, "%s: %lld x %lld pixels is over the limit of %lld",
                        name, w, h, (long long)HS_IMAGE_MAX_PIXELS);
+    /* both sides are at most 89,478,485 here: the products cannot overflow */
+    long long longer = w > h ? w : h, shorter = w > h ? h : w;
+    if (longer > shorter * HS_IMAGE_MAX_ASPECT)
+        return hs_fail(err, HS_ERR_IMAGE,
+                       "%s: %lld x %lld pixels, an aspect ratio over the limit of %d:1 (no "
+                       "resize to the network's input serves it)",
+                       name, w, h, HS_IMAGE_MAX_ASPECT);
     return HS_OK;
 }
 
@@ -390,12 +399,19 @@ hs_status hs_image_decode_memory(const uint8_t *data, size_t size, const char *n
 
 hs_status hs_image_load(const char *path, hs_image *out, hs_error *err) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return hs_fail(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a FIFO (or a device) named like an image must not wait for a
+     * writer; it is refused below as not a regular file. Reads of a regular file ignore it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return hs_fail(err, HS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat stt;
-    if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
+        close(fd);
         return hs_fail(err, HS_ERR_IO, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: cannot open: %s", path, strerror(errno));
     }
     if ((long long)stt.st_size > HS_IMAGE_MAX_FILE_BYTES) {
         fclose(f);

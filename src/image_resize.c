@@ -77,6 +77,13 @@ static int coeffs_make(int in_size, int out_size, coeffs *c) {
     return 1;
 }
 
+/* The taps of one axis, out_size * ksize, computed in double so that no size overflows. */
+static double axis_taps(int in_size, int out_size) {
+    double scale = (double)in_size / out_size;
+    double ksize = ceil(scale < 1.0 ? 1.0 : scale) * 2 + 1;
+    return ksize * out_size;
+}
+
 static inline uint8_t clip8(int32_t in) {
     if (in >= (1 << PRECISION_BITS << 8)) return 255;
     if (in <= 0) return 0;
@@ -145,6 +152,13 @@ hs_status hs_image_resize(const hs_image *src, int width, int height, hs_image *
         return hs_fail(err, HS_ERR_ARGUMENT, "resize: invalid target size %d x %d", width,
                        height);
     const int sw = src->width, sh = src->height;
+    double taps_h = width != sw ? axis_taps(sw, width) : 0;
+    double taps_v = height != sh ? axis_taps(sh, height) : 0;
+    if (taps_h > (double)HS_RESIZE_MAX_TAPS || taps_v > (double)HS_RESIZE_MAX_TAPS)
+        return hs_fail(err, HS_ERR_IMAGE,
+                       "resize: %d x %d to %d x %d needs %.0f filter taps, more than the %lld "
+                       "a resize may have", sw, sh, width, height,
+                       taps_h > taps_v ? taps_h : taps_v, (long long)HS_RESIZE_MAX_TAPS);
     size_t out_bytes = (size_t)width * (size_t)height * 3u;
     uint8_t *out = malloc(out_bytes);
     if (!out) return hs_fail(err, HS_ERR_NOMEM, "resize: out of memory");
@@ -230,17 +244,15 @@ hs_status hs_image_preprocess(const hs_image *img, const hs_preprocess *pp, floa
     if (!pp || pp->resize_size <= 0 || pp->input_size <= 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "preprocess: invalid sizes");
     const int w = img->width, h = img->height, size = pp->resize_size;
-    /* torchvision Resize(int): the shorter side becomes size, the longer int(size*long/short) */
-    int nw, nh;
-    if (w <= h) {
-        nw = size;
-        nh = (int)((double)size * (double)h / (double)w);
-    } else {
-        nh = size;
-        nw = (int)((double)size * (double)w / (double)h);
-    }
-    if (nw <= 0) nw = 1;
-    if (nh <= 0) nh = 1;
+    /* torchvision Resize(int): the shorter side becomes size, the longer int(size*long/short),
+     * computed in double and checked before it becomes an int */
+    double longer = (double)size * (double)(w <= h ? h : w) / (double)(w <= h ? w : h);
+    if (longer * size > (double)HS_IMAGE_MAX_PIXELS)
+        return hs_fail(err, HS_ERR_IMAGE,
+                       "preprocess: %d x %d pixels would become %.0f x %d, over the limit of "
+                       "%lld pixels (aspect ratio too extreme)", w, h, longer, size,
+                       (long long)HS_IMAGE_MAX_PIXELS);
+    int nw = w <= h ? size : (int)longer, nh = w <= h ? (int)longer : size;
     hs_image resized = {0, 0, NULL};
     const hs_image *r = img;
     if (nw != w || nh != h) {

@@ -4,6 +4,7 @@
 
 #include "check.h"
 #include "pth.h"
+#include "terminal_text.h"
 #include "test_util.h"
 
 #define TMP HS_TEST_TMP_DIR "/cli"
@@ -176,11 +177,116 @@ static void test_train_cache(void) {
     CHECK(!test_file_exists(TMP "/run7"));
 }
 
+static void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[1 << 15];
+    size_t n;
+    CHECK_MSG(in && out, "cannot copy %s", from);
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0) CHECK(fwrite(buf, 1, n, out) == n);
+    if (in) fclose(in);
+    if (out) fclose(out);
+}
+
+static int count_lines(const char *text) {
+    int n = 0;
+    for (; *text; text++) n += *text == '\n';
+    return n;
+}
+
+/* Issue 8 item 6: classify and predict walk folders with the library's walker. Two "-> ."
+ * links hung classify, one "-> .." gave an image 41 times. Random weights: no file needed. */
+static void test_folder_links(void) {
+    CHECK(system("cd " TMP " && rm -rf linked && mkdir -p linked/sub && cp " HS_FIXTURES_DIR
+                 "/images/rgb.jpg linked/a.jpg && cp " HS_FIXTURES_DIR "/images/gray.png "
+                 "linked/sub/b.png && ln -s . linked/self && ln -s . linked/self2 && "
+                 "ln -s .. linked/sub/up && ln -s ../a.jpg linked/sub/again.jpg") == 0);
+    int code = run("timeout 60",
+                   "classify --backbone efficientnet_lite0 --weights none --format csv --top-k 1 "
+                   "linked");
+    CHECK_MSG(code == 0, "exit %d: %s", code, err_text);
+    CHECK_MSG(count_lines(out_text) == 3 && strstr(out_text, "\nlinked/a.jpg,1,") &&
+                  strstr(out_text, "\nlinked/sub/b.png,1,"), "%s", out_text);
+    CHECK_MSG(strstr(err_text, "note: 4 entries of linked reached again through links"), "%s",
+              err_text);
+}
+
+/* hs_escape_for_terminal itself: each class of byte, the needed length, truncation. */
+static void test_escape_function(void) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain/path with spaces \\ and \xc3\xbc.jpg", "plain/path with spaces \\ and \xc3\xbc.jpg"},
+        {"\033[31mred\n\r\t", "\\x1B[31mred\\n\\r\\t"},
+        {"a\x7f\x01", "a\\x7F\\x01"},
+        {"\x9b" "2J \xc3(", "\\x9B2J \\xC3("},            /* lone bytes that are not UTF-8 */
+        {"\xc2\x9b" "2J", "\\u{009B}2J"},                  /* C1 CSI */
+        {"\xe2\x80\xae" "gpj.exe", "\\u{202E}gpj.exe"},   /* right-to-left override */
+        {"\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80", "\\xC0\\xAF \\xED\\xA0\\x80 \\xF4\\x90\\x80\\x80"},
+        {"\xf0\x9f\x90\x88", "\xf0\x9f\x90\x88"},        /* a cat: kept */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[128];
+        size_t need = hs_escape_for_terminal(cases[i].in, out, sizeof out);
+        CHECK_MSG(strcmp(out, cases[i].out) == 0 && need == strlen(cases[i].out),
+                  "case %zu: '%s' (%zu)", i, out, need);
+    }
+    char small[8];
+    CHECK(hs_escape_for_terminal("ab\033\033", small, sizeof small) == 10 && !strcmp(small, "ab\\x1B"));
+    CHECK(hs_escape_for_terminal("abc\033", small, 6) == 7 && !strcmp(small, "abc"));
+    CHECK(hs_escape_for_terminal("x", NULL, 0) == 1);
+}
+
+#define RED "\033[31mred\nx"     /* a class folder that would recolour the terminal */
+#define TITLE "\033]0;pwned\007" /* an image name that would set the window title */
+
+/* Issue 8 item 11: names and paths from files reach the terminal escaped (notes, errors,
+ * tables); csv and json keep the exact bytes with their own quoting. */
+static void test_escaping(void) {
+    CHECK(system("cd " TMP " && rm -rf esc escrun && mkdir -p esc/plain") == 0);
+    CHECK(mkdir(TMP "/esc/" RED, 0755) == 0 && mkdir(TMP "/esc/\033[1mhollow", 0755) == 0);
+    static const char *const sources[] = {"rgb.jpg", "gray.jpg", "rgb.png", "gray.png"};
+    for (int i = 0; i < 4; i++) {
+        char from[512], to[512];
+        snprintf(from, sizeof from, HS_FIXTURES_DIR "/images/%s", sources[i]);
+        snprintf(to, sizeof to, TMP "/esc/" RED "/%d_%s", i, sources[i]);
+        copy_file(from, to);
+        snprintf(to, sizeof to, TMP "/esc/plain/%s%s", i ? "" : TITLE, sources[i]);
+        copy_file(from, to);
+    }
+    int code = run(NULL, "train esc --weights none --no-cache --epochs 1 --img-size 32 "
+                         "--batch-size 4 --val-fraction 0.25 --out escrun");
+    CHECK_MSG(code == 0, "exit %d: %s", code, err_text);
+    CHECK_MSG(strstr(err_text, "skipped empty class folder '\\x1B[1mhollow'"), "%s", err_text);
+    CHECK_MSG(!strchr(err_text, '\033') && !strchr(out_text, '\033'), "%s", err_text);
+
+    code = run(NULL, "predict escrun --top-k 2 esc");
+    CHECK_MSG(code == 0, "exit %d: %s", code, err_text);
+    CHECK_MSG(strstr(out_text, "\\x1B[31mred\\nx") &&
+                  strstr(out_text, "esc/plain/\\x1B]0;pwned\\x07rgb.jpg\n"), "%s", out_text);
+    CHECK_MSG(!strchr(out_text, '\033') && !strchr(out_text, '\007'), "%s", out_text);
+    CHECK(count_lines(out_text) == 8 * 3);
+
+    code = run(NULL, "predict escrun --top-k 2 --format csv esc");
+    CHECK_MSG(code == 0 && strstr(out_text, "\"esc/" RED "/0_rgb.jpg\",1,") &&
+                  strstr(out_text, ",\"" RED "\","), "%s", out_text);
+    code = run(NULL, "predict escrun --top-k 1 --format json esc/plain");
+    CHECK_MSG(code == 0 && strstr(out_text, "\"esc/plain/\\u001b]0;pwned\\u0007rgb.jpg\""),
+              "%s", out_text);
+
+    /* an error that quotes a path: escaped too */
+    code = run(NULL, "predict escrun esc/plain/" "\033[2Jgone.jpg");
+    CHECK_MSG(code == HS_ERR_IMAGE && strstr(err_text, "\\x1B[2Jgone.jpg") &&
+                  !strchr(err_text, '\033'), "exit %d: %s", code, err_text);
+}
+
 int main(void) {
     test_make_dir(TMP);
     test_basics();
     test_missing_weights();
     test_convert();
+    test_escape_function();
+    test_folder_links();
+    test_escaping();
     if (!test_foolbox() && getenv("CI")) {
         fprintf(stderr, "CI must check real weights: run scripts/fetch-weights.sh\n");
         return 1;

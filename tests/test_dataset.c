@@ -16,6 +16,7 @@
 #include "check.h"
 #include "dataset.h"
 #include "dataset_internal.h"
+#include "folder_walk.h"
 #include "test_util.h"
 
 #define ROOT HS_TEST_TMP_DIR "/dataset"
@@ -173,10 +174,15 @@ static void archive_add(struct archive *a, const char *disk, const char *member)
     closedir(d);
 }
 
-/* gz: 0 tar, 1 tar.gz, 2 zip */
+/* gz: 0 tar, 1 tar.gz, 2 zip, 3 tar.bz2, 4 tar.xz, 5 tar.zst, 6 tar.lz4, 7 tar.Z */
 static void make_archive(const char *out, int gz, const char *dir, const char *prefix) {
     struct archive *a = archive_write_new();
     if (gz == 1) archive_write_add_filter_gzip(a);
+    if (gz == 3) archive_write_add_filter_bzip2(a);
+    if (gz == 4) archive_write_add_filter_xz(a);
+    if (gz == 5) archive_write_add_filter_zstd(a);
+    if (gz == 6) archive_write_add_filter_lz4(a);
+    if (gz == 7) archive_write_add_filter_compress(a);
     if (gz == 2) archive_write_set_format_zip(a);
     else archive_write_set_format_pax_restricted(a);
     if (archive_write_open_filename(a, out) != ARCHIVE_OK) {
@@ -849,8 +855,150 @@ static void build_all(void) {
     }
 }
 
+/* ---- Links and the folder walker (issue 8 item 6) ---------------------------------------- */
+
+static void link_or_die(const char *target, const char *path) {
+    if (symlink(target, path) != 0) {
+        fprintf(stderr, "cannot link %s -> %s\n", path, target);
+        exit(1);
+    }
+}
+
+/* A tree with loops ("-> ." twice at the top, "-> .." and "-> ." below), a second name for a
+ * folder, a link to a file of another class, a broken link and a folder linked from outside:
+ * before the one walker, classify hung on the two "-> ." links and the data set walker took
+ * cat/self/... as more images of cat. */
+static void build_links(void) {
+    mkdirs(ROOT "/links/cat/sub");
+    mkdirs(ROOT "/links/dog");
+    mkdirs(ROOT "/outside/fish");
+    write_png(ROOT "/links/cat/1.png", 1);
+    write_png(ROOT "/links/cat/2.png", 2);
+    write_png(ROOT "/links/cat/sub/3.png", 3);
+    write_png(ROOT "/links/dog/4.png", 4);
+    write_png(ROOT "/outside/fish/5.png", 5);
+    write_png(ROOT "/outside/fish/6.png", 6);
+    link_or_die(".", ROOT "/links/loop1");
+    link_or_die(".", ROOT "/links/loop2");
+    link_or_die("..", ROOT "/links/cat/up");
+    link_or_die(".", ROOT "/links/cat/sub/self");
+    link_or_die("..", ROOT "/links/cat/sub/up");
+    link_or_die("../cat/1.png", ROOT "/links/dog/again.png");
+    link_or_die("nowhere.png", ROOT "/links/dog/broken.png");
+    link_or_die("../outside/fish", ROOT "/links/fish");
+    link_or_die("cat", ROOT "/links/kitty");
+    char p[4096] = ROOT "/deep";
+    for (int i = 0; i < HS_WALK_MAX_DEPTH + 1; i++) strcat(p, "/d");
+    mkdirs(p);
+    strcat(p, "/7.png");
+    write_png(p, 7);
+}
+
+static void test_links(void) {
+    char **paths = NULL;
+    int n = 0;
+    hs_walk_stats stats = {0};
+    hs_error err = {0};
+    double t0 = now_s();
+    hs_status st = hs_walk_images(ROOT "/links", &paths, &n, &stats, &err);
+    CHECK_MSG(st == HS_OK, "%s", err.message);
+    static const char *const want[] = {"cat/1.png", "cat/2.png", "cat/sub/3.png", "dog/4.png",
+                                       "fish/5.png", "fish/6.png"};
+    CHECK_MSG(n == 6, "%d images walked", n);
+    for (int i = 0; i < n && i < 6; i++) {
+        char full[512];
+        snprintf(full, sizeof full, ROOT "/links/%s", want[i]);
+        CHECK_MSG(strcmp(paths[i], full) == 0, "image %d: %s, not %s", i, paths[i], full);
+    }
+    /* loop1, loop2, cat/up, cat/sub/self, cat/sub/up, dog/again.png, kitty */
+    CHECK_MSG(stats.repeats == 7, "%ld repeats", stats.repeats);
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    CHECK_MSG(now_s() - t0 < 1.0, "the walk took %.2f s", now_s() - t0);
+
+    /* the data set reads the same tree the same way: three classes, each image once */
+    hs_dataset ev;
+    st = hs_dataset_open_eval(ROOT "/links", &ev, &err);
+    CHECK_MSG(st == HS_OK, "%s", err.message);
+    if (!st) {
+        CHECK_MSG(ev.class_count == 3 && ev.count == 6, "%d classes, %d images", ev.class_count,
+                  ev.count);
+        CHECK(ev.class_count == 3 && !strcmp(ev.class_names[0], "cat") &&
+              !strcmp(ev.class_names[1], "dog") && !strcmp(ev.class_names[2], "fish"));
+        CHECK(count_label(&ev, 0) == 3 && count_label(&ev, 1) == 1 && count_label(&ev, 2) == 2);
+        hs_dataset_free(&ev);
+    }
+    /* nesting deeper than the walker goes is an error that names the folder, not a silent cut */
+    n = 0;
+    paths = NULL;
+    st = hs_walk_images(ROOT "/deep", &paths, &n, NULL, &err);
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "nested more than 64 levels"), "%d %s",
+              st, err.message);
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    CHECK(hs_walk_images(ROOT "/links/cat/1.png", &paths, &n, NULL, &err) == HS_ERR_IO);
+}
+
+/* ---- Decompression filters (issue 8 item 11) ---------------------------------------------- */
+
+/* bzip2, xz and zstd tars read in process; lz4, compress (.Z) and lrzip are refused, and no
+ * program is ever started for them: a fake lrzip, lz4 and compress first on PATH would leave a
+ * mark (with archive_read_support_filter_all, libarchive ran "lrzip -d -q" from PATH). */
+static void test_filters(void) {
+    mkdirs(ROOT "/filters/bin");
+    make_archive(ROOT "/filters/cf.tar.bz2", 3, ROOT "/cf", "");
+    make_archive(ROOT "/filters/cf.tar.xz", 4, ROOT "/cf", "");
+    make_archive(ROOT "/filters/cf.tar.zst", 5, ROOT "/cf", "");
+    make_archive(ROOT "/filters/cf.tar.lz4", 6, ROOT "/cf", "");
+    make_archive(ROOT "/filters/cf.tar.Z", 7, ROOT "/cf", "");
+    static const uint8_t lrzip[24] = {'L', 'R', 'Z', 'I', 0, 6};
+    write_bytes(ROOT "/filters/cf.tar.lrz", lrzip, sizeof lrzip);
+    static const char *const programs[] = {"lrzip", "lz4", "compress", "grzip", "lzop"};
+    for (int i = 0; i < 5; i++) {
+        char p[512];
+        snprintf(p, sizeof p, ROOT "/filters/bin/%s", programs[i]);
+        write_text(p, "#!/bin/sh\ntouch " ROOT "/filters/ran\ncat >/dev/null\n");
+        chmod(p, 0755);
+    }
+    const char *old_path = getenv("PATH");
+    char *saved = strdup(old_path ? old_path : "/usr/bin:/bin");
+    char path[8192];
+    snprintf(path, sizeof path, ROOT "/filters/bin:%s", saved);
+    setenv("PATH", path, 1);
+    unlink(ROOT "/filters/ran");
+
+    hs_error err = {0};
+    hs_dataset ev;
+    static const char *const inside[] = {"cf.tar.bz2", "cf.tar.xz", "cf.tar.zst"};
+    for (int i = 0; i < 3; i++) {
+        char p[512];
+        snprintf(p, sizeof p, ROOT "/filters/%s", inside[i]);
+        hs_status st = hs_dataset_open_eval(p, &ev, &err);
+        CHECK_MSG(st == HS_OK, "%s: %s", inside[i], err.message);
+        if (st) continue;
+        CHECK_MSG(ev.count == 21 && ev.class_count == 3, "%s: %d images", inside[i], ev.count);
+        hs_dataset_free(&ev);
+    }
+    static const char *const refused[] = {"cf.tar.lz4", "cf.tar.Z", "cf.tar.lrz"};
+    for (int i = 0; i < 3; i++) {
+        char p[512];
+        snprintf(p, sizeof p, ROOT "/filters/%s", refused[i]);
+        hs_status st = hs_dataset_open_eval(p, &ev, &err);
+        CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, refused[i]) &&
+                      strstr(err.message, ".tar.zst"), "%s: %d %s", refused[i], st,
+                  err.message);
+        if (!st) hs_dataset_free(&ev);
+    }
+    CHECK_MSG(!test_file_exists(ROOT "/filters/ran"), "an external decompressor was started");
+    setenv("PATH", saved, 1);
+    free(saved);
+}
+
 int main(void) {
     build_all();
+    build_links();
+    test_links();
+    test_filters();
     test_class_folders();
     test_train_val();
     test_archives();

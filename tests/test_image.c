@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "check.h"
 #include "exif.h"
 #include "image.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 #define DIR HS_FIXTURES_DIR "/images/"
 
@@ -202,6 +205,16 @@ static void test_bad_files(void) {
     hs_error err = {0};
     CHECK(hs_image_load(DIR "does-not-exist.png", &img, &err) == HS_ERR_IO);
     CHECK(hs_image_load(DIR, &img, &err) == HS_ERR_IO); /* a folder */
+    /* a FIFO named like an image: refused at once, not a wait for a writer (alarm: fail, not
+     * hang, where open() would block) */
+    test_make_dir(HS_TEST_TMP_DIR "/image");
+    unlink(HS_TEST_TMP_DIR "/image/fifo.png");
+    CHECK(mkfifo(HS_TEST_TMP_DIR "/image/fifo.png", 0600) == 0);
+    alarm(20);
+    CHECK(hs_image_load(HS_TEST_TMP_DIR "/image/fifo.png", &img, &err) == HS_ERR_IO &&
+          strstr(err.message, "not a regular file"));
+    alarm(0);
+    unlink(HS_TEST_TMP_DIR "/image/fifo.png");
     float out[3 * 4 * 4];
     hs_preprocess pp = {4, 4, {0, 0, 0}, {1, 1, 1}};
     CHECK(hs_image_file_to_tensor(DIR "text.jpg", &pp, out, &err) == HS_ERR_IMAGE);
@@ -241,6 +254,118 @@ static void test_bad_files(void) {
     }
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static uint32_t crc32_png(const uint8_t *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* A PNG of a signature, an IHDR of w x h (8-bit RGB), an IDAT holding an empty zlib stream
+ * and an IEND: 65 bytes that claim w x h pixels. */
+static void write_png_header(const char *path, uint32_t w, uint32_t h) {
+    uint8_t b[65] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    put_be32(b + 16, w);
+    put_be32(b + 20, h);
+    b[24] = 8; /* bit depth */
+    b[25] = 2; /* RGB */
+    put_be32(b + 29, crc32_png(b + 12, 17));
+    static const uint8_t idat[] = {0, 0, 0, 8, 'I', 'D', 'A', 'T', 0x78, 0x9c, 3, 0, 0, 0, 0, 1};
+    memcpy(b + 33, idat, sizeof idat);
+    put_be32(b + 49, crc32_png(b + 37, 12));
+    memcpy(b + 53, "\0\0\0\0IEND", 8);
+    put_be32(b + 61, crc32_png(b + 57, 4));
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(b, 1, sizeof b, f) == sizeof b);
+    if (f) fclose(f);
+}
+
+/* Item 8 of issue 8: a 1 x 89,478,485 PNG (within the pixel limit) made the preprocessing
+ * compute (int)(256.0 * h / w), undefined, and then build a 178 M-tap kernel (2.4 GB, 6 s).
+ * Now the header is refused, the size arithmetic is checked, and resize kernels are bounded. */
+static void test_extreme_shapes(void) {
+    char path[512];
+    test_make_dir(HS_TEST_TMP_DIR "/image");
+    snprintf(path, sizeof path, "%s", HS_TEST_TMP_DIR "/image/sliver.png");
+    write_png_header(path, 1, 89478485);
+    hs_preprocess pp = {224, 256, {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+    float *out = malloc(3 * 224 * 224 * sizeof(float));
+    hs_error err = {0};
+    hs_image img = {0, 0, NULL};
+    long rss0 = peak_rss_kb();
+    double t0 = now_s();
+    hs_status st = hs_image_load(path, &img, &err);
+    CHECK_MSG(st == HS_ERR_IMAGE && strstr(err.message, "sliver.png") &&
+                  strstr(err.message, "1 x 89478485") && strstr(err.message, "100:1"),
+              "status %d: %s", st, err.message);
+    if (st == HS_OK) hs_image_free(&img);
+    st = hs_image_file_to_tensor(path, &pp, out, &err);
+    CHECK_MSG(st == HS_ERR_IMAGE && strstr(err.message, "aspect ratio"), "status %d: %s", st,
+              err.message);
+    double seconds = now_s() - t0;
+    long grown_kb = peak_rss_kb() - rss0;
+    printf("1 x 89478485 PNG refused in %.4f s, peak RSS grew %ld KB\n", seconds, grown_kb);
+    CHECK_MSG(seconds < 0.5, "%.3f s", seconds);
+    CHECK_MSG(grown_kb < 32 * 1024, "%ld KB", grown_kb);
+    /* the other way round, and at the limit (100:1 is accepted by the header check); the
+     * files stay for fuzz/make-image-corpus.sh */
+    write_png_header(HS_TEST_TMP_DIR "/image/wide.png", 89478485, 1);
+    CHECK(hs_image_load(HS_TEST_TMP_DIR "/image/wide.png", &img, &err) == HS_ERR_IMAGE &&
+          strstr(err.message, "100:1"));
+    write_png_header(HS_TEST_TMP_DIR "/image/1x101.png", 1, 101);
+    CHECK(hs_image_load(HS_TEST_TMP_DIR "/image/1x101.png", &img, &err) == HS_ERR_IMAGE &&
+          strstr(err.message, "100:1"));
+    write_png_header(HS_TEST_TMP_DIR "/image/1x100.png", 1, 100);
+    /* no pixel data: corrupt, but not for its shape */
+    st = hs_image_load(HS_TEST_TMP_DIR "/image/1x100.png", &img, &err);
+    CHECK_MSG(st == HS_ERR_IMAGE && !strstr(err.message, "100:1"), "%s", err.message);
+
+    /* An image made in memory (not from a header): the preprocessing checks its size in
+     * double before any int, and the resize refuses kernels past HS_RESIZE_MAX_TAPS. */
+    hs_image tall = {1, 8400000, calloc(8400000, 3)};
+    CHECK(tall.pixels != NULL);
+    if (tall.pixels) {
+        t0 = now_s();
+        st = hs_image_preprocess(&tall, &pp, out, &err);
+        CHECK_MSG(st == HS_ERR_IMAGE && strstr(err.message, "1 x 8400000") &&
+                      strstr(err.message, "89478485"), "status %d: %s", st, err.message);
+        hs_image dst = {0, 0, NULL};
+        st = hs_image_resize(&tall, 1, 1, &dst, &err);
+        CHECK_MSG(st == HS_ERR_IMAGE && strstr(err.message, "filter taps"), "status %d: %s", st,
+                  err.message);
+        if (st == HS_OK) hs_image_free(&dst);
+        seconds = now_s() - t0;
+        CHECK_MSG(seconds < 0.5, "%.3f s", seconds);
+        free(tall.pixels);
+    }
+    /* at the aspect limit the preprocessing still works: 3 x 300 -> 256 x 25600, cropped */
+    hs_image thin = {3, 300, malloc(3 * 300 * 3)};
+    for (int i = 0; thin.pixels && i < 3 * 300 * 3; i++) thin.pixels[i] = (uint8_t)(i * 7);
+    CHECK_MSG(thin.pixels && hs_image_preprocess(&thin, &pp, out, &err) == HS_OK, "%s",
+              err.message);
+    free(thin.pixels);
+    free(out);
+}
+
 int main(void) {
     hs_error err = {0};
     if (hs_safetensors_load(DIR "expected.safetensors", &expected, &err) != HS_OK) {
@@ -253,6 +378,7 @@ int main(void) {
     test_resize();
     test_preprocess();
     test_bad_files();
+    test_extreme_shapes();
     hs_sd_free(&expected);
     return check_finish("test_image");
 }

@@ -26,9 +26,16 @@ const hs_backbone_info *cli_backbone(const char *name, int *exit_code);
  * said on stderr) or NULL (look for the pretrained file). */
 int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net **out);
 
-/* Collects image paths: files as given, folders walked (sorted, hidden entries skipped, only
- * .jpg/.jpeg/.png). The caller frees each path and the array. */
+/* Collects image paths: files as given, folders walked with the library's walker
+ * (hs_walk_images: sorted, hidden entries skipped, links followed, each folder and file once,
+ * only .jpg/.jpeg/.png). The caller frees each path and the array. */
 int cli_collect_images(char **args, int count, char ***paths, int *path_count);
+
+/* s made safe for the terminal (hs_escape_for_terminal: control characters, invalid UTF-8 and
+ * bidi overrides shown as escapes). Every name or path from outside that reaches stdout or
+ * stderr as text goes through it; csv and json keep the exact bytes with their own quoting.
+ * The result stays valid for the next 7 calls (rotating slots; not thread-safe). */
+const char *cli_term(const char *s);
 
 /* Progress reporting (progress.c), usable as hs_train_callbacks members. */
 typedef struct cli_progress_state {

@@ -11,19 +11,22 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "folder_walk.h"
+#include "terminal_text.h"
 
 int cli_report(const hs_error *err) {
-    fprintf(stderr, "headstart: error: %s\n", err->message);
+    fprintf(stderr, "headstart: error: %s\n", cli_term(err->message));
     return err->code ? (int)err->code : HS_ERR_INTERNAL;
 }
 
 int cli_usage_error(const char *command, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "headstart %s: ", command);
+    char text[1024];
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap); /* quotes what the user typed: escaped too */
     va_end(ap);
-    fprintf(stderr, "\n(see 'headstart %s --help')\n", command);
+    fprintf(stderr, "headstart %s: %s\n(see 'headstart %s --help')\n", command, cli_term(text),
+            command);
     return HS_ERR_ARGUMENT;
 }
 
@@ -67,7 +70,7 @@ const hs_backbone_info *cli_backbone(const char *name, int *exit_code) {
     const hs_backbone_info *info = hs_backbone_find(name);
     if (info) return info;
     const char *close = cli_closest_backbone(name);
-    fprintf(stderr, "headstart: error: --backbone: unknown backbone '%s'", name);
+    fprintf(stderr, "headstart: error: --backbone: unknown backbone '%s'", cli_term(name));
     if (close) fprintf(stderr, "; did you mean '%s'?", close);
     fprintf(stderr, " ('headstart backbones' lists them)\n");
     *exit_code = HS_ERR_ARGUMENT;
@@ -96,76 +99,60 @@ int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net *
     return 0;
 }
 
-static int has_image_extension(const char *name) {
-    const char *dot = strrchr(name, '.');
-    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-                   strcasecmp(dot, ".png") == 0);
-}
-
-typedef struct path_list {
-    char **items;
-    int count, capacity;
-} path_list;
-
-static int push_path(path_list *list, const char *path) {
-    if (list->count == list->capacity) {
-        int capacity = list->capacity ? list->capacity * 2 : 64;
-        char **grown = realloc(list->items, (size_t)capacity * sizeof *grown);
-        if (!grown) return 0;
-        list->items = grown;
-        list->capacity = capacity;
-    }
-    char *copy = strdup(path);
-    if (!copy) return 0;
-    list->items[list->count++] = copy;
-    return 1;
-}
-
-static int compare_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int walk_folder(const char *folder, path_list *list) {
-    DIR *dir = opendir(folder);
-    if (!dir) return 1;
-    path_list names = {0};
-    struct dirent *entry;
-    int ok = 1;
-    while (ok && (entry = readdir(dir)))
-        if (entry->d_name[0] != '.') ok = push_path(&names, entry->d_name);
-    closedir(dir);
-    qsort(names.items, (size_t)names.count, sizeof *names.items, compare_names);
-    for (int i = 0; i < names.count; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", folder, names.items[i]);
-        struct stat st;
-        if (ok && stat(path, &st) == 0) {
-            if (S_ISDIR(st.st_mode)) ok = walk_folder(path, list) == 0;
-            else if (has_image_extension(names.items[i])) ok = push_path(list, path);
-        }
-        free(names.items[i]);
-    }
-    free(names.items);
-    return ok ? 0 : 1;
-}
-
 int cli_collect_images(char **args, int count, char ***paths, int *path_count) {
-    path_list list = {0};
-    for (int i = 0; i < count; i++) {
+    char **list = NULL;
+    int n = 0;
+    int code = 0;
+    for (int i = 0; !code && i < count; i++) {
         struct stat st;
-        int failed = 0;
-        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) failed = walk_folder(args[i], &list);
-        else failed = !push_path(&list, args[i]); /* missing files are reported when read */
-        if (failed) {
-            fprintf(stderr, "headstart: error: cannot read %s\n", args[i]);
-            for (int j = 0; j < list.count; j++) free(list.items[j]);
-            free(list.items);
-            return HS_ERR_IO;
+        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            /* the library's one folder walker: links followed, each folder and file once */
+            hs_error err = {0};
+            hs_walk_stats stats = {0};
+            if (hs_walk_images(args[i], &list, &n, &stats, &err)) code = cli_report(&err);
+            else if (stats.repeats)
+                fprintf(stderr, "headstart: note: %ld entr%s of %s reached again through links "
+                        "taken once\n", stats.repeats, stats.repeats == 1 ? "y" : "ies",
+                        cli_term(args[i]));
+            continue;
+        }
+        char **grown = realloc(list, ((size_t)n + 1) * sizeof *grown);
+        char *copy = strdup(args[i]); /* missing files are reported when read */
+        if (grown) list = grown;
+        if (!grown || !copy) {
+            free(copy);
+            fprintf(stderr, "headstart: error: out of memory listing the images\n");
+            code = HS_ERR_NOMEM;
+        } else {
+            list[n++] = copy;
         }
     }
-    *paths = list.items;
-    *path_count = list.count;
+    if (code) {
+        for (int j = 0; j < n; j++) free(list[j]);
+        free(list);
+        return code;
+    }
+    *paths = list;
+    *path_count = n;
     return 0;
+}
+
+/* Escaped copies live in a few rotating slots, so that one printf can name several strings;
+ * a slot is reused (and its old text freed) eight calls later. */
+#define TERM_SLOTS 8
+static char *term_slot[TERM_SLOTS];
+static int term_next;
+
+const char *cli_term(const char *s) {
+    if (!s) return "(null)";
+    size_t need = hs_escape_for_terminal(s, NULL, 0);
+    char *buf = malloc(need + 1);
+    if (!buf) return "(name not shown: out of memory)";
+    hs_escape_for_terminal(s, buf, need + 1);
+    free(term_slot[term_next]);
+    term_slot[term_next] = buf;
+    term_next = (term_next + 1) % TERM_SLOTS;
+    return buf;
 }
 
 static volatile sig_atomic_t stop_requested = 0;

@@ -29,7 +29,7 @@ static void print_top_k(const char *path, const float *probs, int classes, int k
     int order[32];
     if (k > classes) k = classes;
     cli_top_k(probs, classes, k, order);
-    if (!csv) printf("%s\n", path);
+    if (!csv) printf("%s\n", cli_term(path));
     for (int r = 0; r < k; r++) {
         int c = order[r];
         if (csv) {
@@ -131,7 +131,7 @@ int cmd_classify(int argc, char **argv) {
             hs_error err = {0};
             if (hs_image_file_to_tensor(paths[i], &info->preprocess, batch + n * image_floats,
                                         &err)) {
-                fprintf(stderr, "headstart: skipped: %s\n", err.message);
+                fprintf(stderr, "headstart: skipped: %s\n", cli_term(err.message));
                 failed++;
                 continue;
             }

@@ -14,6 +14,6 @@ int cmd_convert(int argc, char **argv) {
     if (argc != 3) return cli_usage_error("convert", "expected IN.pth OUT.safetensors");
     hs_error err = {0};
     if (hs_convert_pth_to_safetensors(argv[1], argv[2], &err)) return cli_report(&err);
-    printf("wrote %s\n", argv[2]);
+    printf("wrote %s\n", cli_term(argv[2]));
     return 0;
 }

@@ -22,12 +22,12 @@ static void print_report(const hs_model *m, const hs_eval_result *r) {
     for (int i = 0; i < n; i++) {
         int total = 0;
         for (int j = 0; j < n; j++) total += r->confusion[i * n + j];
-        printf("%-24s %8d %7.2f %%\n", hs_model_class_name(m, i), total,
+        printf("%-24s %8d %7.2f %%\n", cli_term(hs_model_class_name(m, i)), total,
                total ? 100.0 * r->confusion[i * n + i] / total : 0.0);
     }
     printf("\nconfusion matrix (rows: true class, columns: predicted, in the order above)\n");
     for (int i = 0; i < n; i++) {
-        printf("%-16.16s", hs_model_class_name(m, i));
+        printf("%-16.16s", cli_term(hs_model_class_name(m, i)));
         for (int j = 0; j < n; j++) printf(" %6d", r->confusion[i * n + j]);
         printf("\n");
     }

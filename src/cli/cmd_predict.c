@@ -89,9 +89,9 @@ static void print_one(const hs_model *m, const predict_options *o, const char *p
             printf(",%.6f\n", p[order[r]]);
         }
     } else if (!e->code) {
-        printf("%s\n", path);
+        printf("%s\n", cli_term(path));
         for (int r = 0; r < k; r++)
-            printf("  %d. %-24s %6.2f %%\n", r + 1, hs_model_class_name(m, order[r]),
+            printf("  %d. %-24s %6.2f %%\n", r + 1, cli_term(hs_model_class_name(m, order[r])),
                    100.0 * p[order[r]]);
     }
 }
@@ -136,7 +136,7 @@ int cmd_predict(int argc, char **argv) {
         }
         for (int i = 0; i < n; i++) {
             if (errors[i].code) {
-                fprintf(stderr, "headstart: skipped: %s\n", errors[i].message);
+                fprintf(stderr, "headstart: skipped: %s\n", cli_term(errors[i].message));
                 failed++;
             }
             print_one(model, &o, paths[start + i], probs + (size_t)i * classes, &errors[i], json);

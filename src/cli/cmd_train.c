@@ -155,18 +155,18 @@ int cmd_train(int argc, char **argv) {
     hs_error err = {0};
     hs_status st = hs_train(&config, &cb, &result, &err);
     if (st == HS_ERR_INTERRUPTED) {
-        fprintf(stderr, "headstart: %s; %d epoch%s saved in %s\n", err.message,
-                result.epochs_run, result.epochs_run == 1 ? "" : "s", result.out_dir);
+        fprintf(stderr, "headstart: %s; %d epoch%s saved in %s\n", cli_term(err.message),
+                result.epochs_run, result.epochs_run == 1 ? "" : "s", cli_term(result.out_dir));
         if (result.out_dir[0])
             fprintf(stderr, "to continue: headstart train %s --out %s --resume (with the same "
-                    "options)\n", config.data, result.out_dir);
+                    "options)\n", cli_term(config.data), cli_term(result.out_dir));
         return HS_EXIT_INTERRUPTED;
     }
     if (st) {
         int exit_code = cli_report(&err);
         if (st == HS_ERR_DIVERGED && result.epochs_run > 0)
             fprintf(stderr, "headstart: the checkpoint of epoch %d in %s still loads\n",
-                    result.epochs_run, result.out_dir);
+                    result.epochs_run, cli_term(result.out_dir));
         return exit_code;
     }
     printf("trained %s on %d images (%d classes), validated on %d\n", config.backbone,
@@ -182,6 +182,6 @@ int cmd_train(int argc, char **argv) {
                result.total_seconds);
     if (result.skipped_images)
         printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
-    printf("run written to %s\n", result.out_dir);
+    printf("run written to %s\n", cli_term(result.out_dir));
     return 0;
 }

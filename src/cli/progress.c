@@ -21,7 +21,7 @@ void cli_progress(void *ctx, const char *phase, long done, long total, double se
 
 void cli_note(void *ctx, const char *message) {
     (void)ctx;
-    fprintf(stderr, "headstart: %s\n", message);
+    fprintf(stderr, "headstart: %s\n", cli_term(message));
 }
 
 void cli_progress_init(cli_progress_state *p) {
