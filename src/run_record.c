@@ -251,36 +251,45 @@ void hs_run_record_free(hs_run_record *r) {
     r->class_count = 0;
 }
 
-/* Quotes a CSV field when it needs it. */
-static size_t csv_field(char *out, size_t size, const char *s) {
-    if (!strpbrk(s, ",\"\n")) return (size_t)snprintf(out, size, "%s", s);
-    size_t used = (size_t)snprintf(out, size, "\"");
-    for (; *s && used + 3 < size; s++) {
-        if (*s == '"') out[used++] = '"';
-        out[used++] = *s;
+/* Writes a CSV field, quoted when it needs it. */
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
     }
-    used += (size_t)snprintf(out + used, size > used ? size - used : 0, "\"");
-    return used;
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 hs_status hs_write_confusion_csv(const char *dir, const int *m, int classes,
                                  const char *const *names, hs_error *err) {
-    size_t capacity = (size_t)(classes + 1) * (classes + 1) * 16 + (size_t)classes * 1200 + 64;
-    char *text = malloc(capacity), path[4200];
-    if (!text) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
-    size_t used = (size_t)snprintf(text, capacity, "true\\predicted");
-    for (int j = 0; j < classes; j++) {
-        text[used++] = ',';
-        used += csv_field(text + used, capacity - used, names[j]);
-    }
-    text[used++] = '\n';
-    for (int i = 0; i < classes; i++) {
-        used += csv_field(text + used, capacity - used, names[i]);
-        for (int j = 0; j < classes; j++)
-            used += (size_t)snprintf(text + used, capacity - used, ",%d", m[i * classes + j]);
-        text[used++] = '\n';
-    }
+    char path[4200];
     snprintf(path, sizeof path, "%s/confusion.csv", dir);
+    /* Streamed into memory, so the text is as long as the names make it. */
+    char *text = NULL;
+    size_t used = 0;
+    FILE *f = open_memstream(&text, &used);
+    if (!f) return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    fputs("true\\predicted", f);
+    for (int j = 0; j < classes; j++) {
+        fputc(',', f);
+        csv_field(f, names[j]);
+    }
+    fputc('\n', f);
+    for (int i = 0; i < classes; i++) {
+        csv_field(f, names[i]);
+        for (int j = 0; j < classes; j++) fprintf(f, ",%d", m[i * classes + j]);
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(text);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    }
     hs_status st = hs_write_file_atomic(path, text, used, err);
     free(text);
     return st;

@@ -150,7 +150,7 @@ int cmd_train(int argc, char **argv) {
     cli_progress_state progress;
     cli_progress_init(&progress);
     hs_train_callbacks cb = {&progress, cli_progress, on_epoch, cli_note,
-                             cli_install_stop_handler()};
+                             cli_install_stop_handler(), NULL};
     hs_train_result result;
     hs_error err = {0};
     hs_status st = hs_train(&config, &cb, &result, &err);
