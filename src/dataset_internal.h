@@ -76,11 +76,7 @@ hs_status hs_cifar_parse_meta(const char *text, size_t size, const char *name, c
                               int *count, hs_error *err);
 extern const char *const hs_cifar10_default_names[10];
 
-/* Class names are at most this many bytes, as file names are: every file a run writes (run.json,
- * confusion.csv, the charts) holds them, and an archive member's path or a line of
- * batches.meta.txt could otherwise make one as long as the file. */
-#define HS_CLASS_NAME_MAX 255
-/* HS_OK, or HS_ERR_FORMAT naming where, the start of the name (escaped) and the limit. */
+/* HS_CLASS_NAME_MAX (dataset.h): HS_OK, or HS_ERR_FORMAT naming where, the start of the name (escaped) and the limit. */
 hs_status hs_ds_check_class_name(const char *name, size_t length, const char *where,
                                  hs_error *err);
 

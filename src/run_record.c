@@ -172,9 +172,10 @@ hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
 
 /* ---- Reading it back ------------------------------------------------------------------- */
 
+/* A string field into out; 0 when it is absent or would not fit (never a shortened path). */
 static int copy_string(const cJSON *obj, const char *key, char *out, size_t size) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(item)) return 0;
+    if (!cJSON_IsString(item) || strlen(item->valuestring) >= size) return 0;
     snprintf(out, size, "%s", item->valuestring);
     return 1;
 }
@@ -231,7 +232,9 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
         if (!out->classes) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
         for (int i = 0; !st && i < n; i++) {
             const cJSON *name = cJSON_GetArrayItem(classes, i);
-            if (!cJSON_IsString(name)) st = hs_fail(err, HS_ERR_FORMAT, "%s: bad class", dir);
+            if (!cJSON_IsString(name) || strlen(name->valuestring) > HS_CLASS_NAME_MAX)
+                st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: class %d is not a name of at "
+                             "most %d bytes", dir, i, HS_CLASS_NAME_MAX);
             else if (!(out->classes[i] = strdup(name->valuestring)))
                 st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
             else out->class_count++;

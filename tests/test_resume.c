@@ -533,6 +533,24 @@ static void test_long_class_names(void) {
               csv ? csv : "(no confusion.csv)", expect);
     free(csv);
     free(quoted);
+    /* predict and evaluate read the names back from run.json: bounded there too. */
+    hs_run_record record;
+    CHECK_MSG(hs_run_record_load(ROOT "/longest_run", &record, &err) == HS_OK, "%s", err.message);
+    hs_run_record_free(&record);
+    char *text = read_text(ROOT "/longest_run", "run.json");
+    cJSON *root = cJSON_Parse(text ? text : "");
+    char *name_300 = repeated("r", 300);
+    cJSON_ReplaceItemInArray(cJSON_GetObjectItem(root, "classes"), 1, cJSON_CreateString(name_300));
+    char *edited = cJSON_Print(root);
+    FILE *f = fopen(ROOT "/longest_run/run.json", "w");
+    CHECK(f && edited && fputs(edited, f) >= 0 && fclose(f) == 0);
+    CHECK(hs_run_record_load(ROOT "/longest_run", &record, &err) == HS_ERR_FORMAT);
+    CHECK_MSG(strstr(err.message, "class 1 is not a name of at most 255 bytes") != NULL, "%s",
+              err.message);
+    free(edited);
+    free(name_300);
+    cJSON_Delete(root);
+    free(text);
     char *too_long[] = {repeated("x", 256), "y"};
     make_tar(ROOT "/too_long.tar", too_long, 2);
     train_tar(ROOT "/too_long.tar", ROOT "/too_long_run", 1, &r, HS_ERR_FORMAT, &err);
