@@ -83,7 +83,8 @@ typedef struct hs_net hs_net;
 /* Which part of a network replace_head swaps for a fresh n-class head. */
 typedef enum hs_head_kind {
     HS_HEAD_LAST_LAYER = 0,  /* only the final linear layer (VGG16 classifier.6, Lite _fc) */
-    HS_HEAD_CLASSIFIER = 1   /* VGG16: the whole classifier block; Lite: same as LAST_LAYER */
+    HS_HEAD_CLASSIFIER = 1   /* the whole classifier block: VGG16's three linear layers with
+                              * their ReLUs and dropouts; Lite's dropout and last layer */
 } hs_head_kind;
 
 /* A network with randomly initialised (PyTorch default init) weights, seeded. */
@@ -177,6 +178,11 @@ typedef struct hs_train_callbacks {
     /* When *stop becomes non-zero (Ctrl-C), the run stops after the current step, keeps its
      * last checkpoint and returns HS_ERR_INTERRUPTED. */
     volatile int *stop;
+    /* Called as a run passes each point of an epoch (epoch 1-based; step 1-based for "train
+     * step", else 0): "train step" (before each optimizer step), "validation" (before it),
+     * "checkpoint written" and "outputs written" (metrics.csv and plots of the epoch). A
+     * test kills the process here to check that --resume recovers from every point. */
+    void (*stage)(void *ctx, const char *stage, int epoch, int step);
 } hs_train_callbacks;
 
 typedef struct hs_train_result {

@@ -94,8 +94,9 @@ hs_status hs_net_replace_head(hs_net *net, int num_classes, hs_head_kind kind, u
                        num_classes);
     int last = last_linear(net);
     if (last < 0) return hs_fail(err, HS_ERR_INTERNAL, "%s has no head", net->info->name);
+    /* The classifier block is everything after the features, its dropout included
+     * (EfficientNet-Lite: _dropout and _fc; VGG16: classifier.0 to .6). */
     int first = kind == HS_HEAD_CLASSIFIER ? net->feature_end : last;
-    while (first < last && net->layers[first].kind != HS_LAYER_LINEAR) first++;
     net->layers[last].out_features = num_classes;
     net->num_classes = num_classes;
     net->head_begin = first;

@@ -1,6 +1,8 @@
 #include "checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,25 +93,65 @@ hs_status hs_load_head(const char *path, hs_net *net, int begin, hs_error *err) 
 
 /* ---- Checkpoints ------------------------------------------------------------------------- */
 
-static char *history_json(const hs_epoch_metrics *history, int count) {
-    cJSON *rows = cJSON_CreateArray();
-    for (int i = 0; rows && i < count; i++) {
+/* Version 2: the identity holds the file lists' hashes and exact floats, and each epoch's
+ * shuffle and dropout come from independent streams; a version-1 checkpoint cannot resume
+ * the same run. */
+#define CHECKPOINT_FORMAT "headstart-checkpoint-2"
+
+/* cJSON writes a NaN or infinity as null, which the loader (rightly) refuses: such a value
+ * is refused here instead, so that no checkpoint is written that cannot be read back. */
+static hs_status check_history(const hs_epoch_metrics *history, int count, const char *path,
+                               hs_error *err) {
+    static const char *const names[] = {"train loss", "train accuracy", "validation loss",
+                                        "validation accuracy", "seconds"};
+    for (int i = 0; i < count; i++) {
         const hs_epoch_metrics *m = &history[i];
-        double values[] = {m->epoch, m->train_loss, m->train_acc, m->val_loss, m->val_acc,
-                           m->seconds};
-        cJSON_AddItemToArray(rows, cJSON_CreateDoubleArray(values, 6));
+        double values[] = {m->train_loss, m->train_acc, m->val_loss, m->val_acc, m->seconds};
+        if (m->epoch != i + 1)
+            return hs_fail(err, HS_ERR_INTERNAL, "cannot save %s: row %d is of epoch %d", path,
+                           i + 1, m->epoch);
+        for (int k = 0; k < 5; k++)
+            if (!isfinite(values[k]))
+                return hs_fail(err, HS_ERR_DIVERGED,
+                               "cannot save %s: the %s of epoch %d is %g, which a checkpoint "
+                               "cannot hold", path, names[k], m->epoch, values[k]);
     }
-    char *text = rows ? cJSON_PrintUnformatted(rows) : NULL;
-    cJSON_Delete(rows);
+    return HS_OK;
+}
+
+/* The metrics as a JSON array of rows, each double written with 17 digits so that it reads back
+ * exactly (cJSON's own printer stops at 15 when the value is within its epsilon, so 0.1 + 0.2
+ * would come back as 0.3). The values are finite (check_history). NULL when out of memory. */
+static char *history_json(const hs_epoch_metrics *history, int count) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    fputc('[', f);
+    for (int i = 0; i < count; i++) {
+        const hs_epoch_metrics *m = &history[i];
+        fprintf(f, "%s[%d,%.17g,%.17g,%.17g,%.17g,%.17g]", i ? "," : "", m->epoch,
+                m->train_loss, m->train_acc, m->val_loss, m->val_acc, m->seconds);
+    }
+    fputc(']', f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(text);
+        return NULL;
+    }
     return text;
 }
 
 hs_status hs_checkpoint_save(const char *path, const hs_head_trainer *t,
                              const hs_epoch_metrics *history, int epochs_done,
                              const char *identity, hs_error *err) {
+    if (epochs_done < 0 || epochs_done > HS_MAX_EPOCHS)
+        return hs_fail(err, HS_ERR_INTERNAL, "cannot save %s: %d epochs", path, epochs_done);
+    hs_status st = check_history(history, epochs_done, path, err);
+    if (st) return st;
     hs_param_ref *refs = NULL;
     int count = 0;
-    hs_status st = head_params(t->net, t->begin, &refs, &count, err);
+    st = head_params(t->net, t->begin, &refs, &count, err);
     if (st) return st;
     hs_state_dict sd;
     hs_sd_init(&sd);
@@ -130,7 +172,8 @@ hs_status hs_checkpoint_save(const char *path, const hs_head_trainer *t,
     snprintf(epochs, sizeof epochs, "%d", epochs_done);
     snprintf(steps, sizeof steps, "%lld", (long long)t->optimizer.steps);
     char *metrics = history_json(history, epochs_done);
-    hs_kv meta[] = {{"format", "headstart-checkpoint-1"}, {"identity", identity},
+    if (!st && !metrics) st = hs_fail(err, HS_ERR_NOMEM, "out of memory saving %s", path);
+    hs_kv meta[] = {{"format", CHECKPOINT_FORMAT}, {"identity", identity},
                     {"epochs_done", epochs}, {"optimizer_steps", steps},
                     {"metrics", metrics ? metrics : "[]"}};
     if (!st) st = hs_safetensors_save(path, &sd, meta, 5, err);
@@ -188,11 +231,48 @@ static hs_status parse_history(const char *text, hs_epoch_metrics *history, int 
             ok = cJSON_IsNumber(x);
             if (ok) v[k] = x->valuedouble;
         }
+        /* Rows are epochs 1, 2, ... in order; the values are finite (see check_history). */
+        ok = ok && v[0] == i + 1;
+        for (int k = 1; ok && k < 6; k++) ok = isfinite(v[k]);
         if (ok)
-            history[i] = (hs_epoch_metrics){(int)v[0], v[1], v[2], v[3], v[4], v[5]};
+            history[i] = (hs_epoch_metrics){i + 1, v[1], v[2], v[3], v[4], v[5]};
     }
     cJSON_Delete(rows);
     return ok ? HS_OK : hs_fail(err, HS_ERR_FORMAT, "%s: damaged metrics history", path);
+}
+
+/* A decimal integer in [0, max], the whole string; -1 otherwise. */
+static long long parse_count(const char *text, long long max) {
+    if (!text || *text < '0' || *text > '9') return -1;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    return errno || *end || v > max ? -1 : v;
+}
+
+/* Names the identity lines ("name=value") that differ between saved and now, as
+ * "lr=0.02 then, lr=0.5 now; ...", into out. */
+static void identity_difference(const char *saved, const char *now, char *out, size_t size) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *a = saved; *a && used < size;) {
+        size_t la = strcspn(a, "\n"), key = strcspn(a, "=");
+        if (key > la) key = la;
+        /* The line of the same name now. */
+        const char *b = now;
+        size_t lb = 0;
+        for (; *b; b += lb + (b[lb] == '\n')) {
+            lb = strcspn(b, "\n");
+            if (lb > key && strncmp(a, b, key + 1) == 0) break;
+        }
+        if (!*b || la != lb || strncmp(a, b, la) != 0) {
+            int n = snprintf(out + used, size - used, "%s%.*s then, %.*s now", used ? "; " : "",
+                             (int)la, a, (int)lb, *b ? b : "(none)");
+            used += n > 0 ? (size_t)n : 0;
+        }
+        a += la + (a[la] == '\n');
+    }
+    if (!out[0]) snprintf(out, size, "saved %s; now %s", saved, now);
 }
 
 hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metrics *history,
@@ -204,16 +284,20 @@ hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metr
     const char *saved_identity = meta_string(meta, "identity");
     const char *epochs = meta_string(meta, "epochs_done");
     const char *steps = meta_string(meta, "optimizer_steps");
-    if (!format || strcmp(format, "headstart-checkpoint-1") != 0 || !epochs || !steps)
-        st = hs_fail(err, HS_ERR_FORMAT, "%s is not a headstart checkpoint of this version",
-                     path);
-    else if (!saved_identity || strcmp(saved_identity, identity) != 0)
-        st = hs_fail(err, HS_ERR_MISMATCH,
-                     "%s was made by another configuration: saved %s; now %s", path,
-                     saved_identity ? saved_identity : "(none)", identity);
-    int done = epochs ? atoi(epochs) : -1;
-    if (!st && (done < 0 || done > HS_MAX_EPOCHS))
-        st = hs_fail(err, HS_ERR_FORMAT, "%s: invalid epoch count", path);
+    int done = (int)parse_count(epochs, HS_MAX_EPOCHS);
+    long long step_count = parse_count(steps, INT64_MAX);
+    if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0 || !epochs || !steps)
+        st = hs_fail(err, HS_ERR_FORMAT, "%s is not a headstart checkpoint of this version "
+                     "(%s)", path, CHECKPOINT_FORMAT);
+    else if (!saved_identity || strcmp(saved_identity, identity) != 0) {
+        char difference[HS_ERROR_MESSAGE_SIZE];
+        identity_difference(saved_identity ? saved_identity : "", identity, difference,
+                            sizeof difference);
+        st = hs_fail(err, HS_ERR_MISMATCH, "%s was made by another configuration or other "
+                     "data: %s", path, difference);
+    }
+    if (!st && (done < 0 || step_count < 0))
+        st = hs_fail(err, HS_ERR_FORMAT, "%s: invalid epoch or step count", path);
     if (!st) st = parse_history(meta_string(meta, "metrics"), history, done, path, err);
 
     hs_state_dict sd;
@@ -239,7 +323,7 @@ hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metr
         if (p->v) memcpy(p->v, v->data, (size_t)p->count * sizeof(float));
     }
     if (!st) {
-        t->optimizer.steps = atoll(steps);
+        t->optimizer.steps = step_count;
         *epochs_done = done;
         t->net->prepared = 0;
     }
@@ -251,16 +335,21 @@ hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metr
 
 hs_status hs_write_metrics_csv(const char *path, const hs_epoch_metrics *history, int count,
                                hs_error *err) {
-    size_t capacity = 128 + (size_t)count * 128;
-    char *text = malloc(capacity);
-    if (!text) return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
-    size_t used = (size_t)snprintf(text, capacity,
-                                   "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
+    /* Streamed into memory: a row is as long as its numbers need (%.6f of 1e300 is 300 digits). */
+    char *text = NULL;
+    size_t used = 0;
+    FILE *f = open_memstream(&text, &used);
+    if (!f) return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    fprintf(f, "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
     for (int i = 0; i < count; i++) {
         const hs_epoch_metrics *m = &history[i];
-        used += (size_t)snprintf(text + used, capacity - used, "%d,%.6f,%.4f,%.6f,%.4f,%.3f\n",
-                                 m->epoch, m->train_loss, m->train_acc, m->val_loss, m->val_acc,
-                                 m->seconds);
+        fprintf(f, "%d,%.6f,%.4f,%.6f,%.4f,%.3f\n", m->epoch, m->train_loss, m->train_acc,
+                m->val_loss, m->val_acc, m->seconds);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(text);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
     }
     hs_status st = hs_write_file_atomic(path, text, used, err);
     free(text);

@@ -20,6 +20,28 @@
 
 /* ---- Small helpers ------------------------------------------------------------------------ */
 
+hs_status hs_ds_check_class_name(const char *name, size_t length, const char *where,
+                                 hs_error *err) {
+    if (length <= HS_CLASS_NAME_MAX) return HS_OK;
+    /* The first 40 bytes, cut at a character boundary, with control bytes, quotes and
+     * backslashes escaped: the name is the attacker's, the message goes to a terminal. */
+    size_t shown = 40;
+    while (shown > 0 && ((unsigned char)name[shown] & 0xC0) == 0x80) shown--;
+    char start[4 * 40 + 1];
+    size_t used = 0;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\'' || ch == '\\')
+            used += (size_t)snprintf(start + used, sizeof start - used, "\\x%02x", ch);
+        else
+            start[used++] = (char)ch;
+    }
+    start[used] = '\0';
+    return hs_fail(err, HS_ERR_FORMAT,
+                   "%s: the class name '%s...' is %zu bytes long; class names are at most %d "
+                   "bytes", where, start, length, HS_CLASS_NAME_MAX);
+}
+
 static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (d) {
@@ -176,7 +198,9 @@ static hs_status collect(const hs_ds_tree *t, const char *prefix, const char *wh
             s->labels[s->count++] = s->class_count;
             images++;
         }
-        char *name = dup_n(items[g].cls, items[g].cls_len);
+        char *name = NULL;
+        if ((st = hs_ds_check_class_name(items[g].cls, items[g].cls_len, where, err))) break;
+        name = dup_n(items[g].cls, items[g].cls_len);
         if (!name) {
             st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", where);
         } else if (images == 0) {

@@ -37,8 +37,13 @@ typedef struct hs_sample {
     int raw_width, raw_height; /* RAW_RGB only */
 } hs_sample;
 
+/* Class names are at most this many bytes, as file names are: every file a run writes (run.json,
+ * confusion.csv, the charts) holds them, and an archive member's path or a line of
+ * batches.meta.txt could otherwise make one as long as the file. */
+#define HS_CLASS_NAME_MAX 255
+
 typedef struct hs_dataset {
-    char **class_names;        /* sorted; owned */
+    char **class_names;        /* sorted; owned, at most HS_CLASS_NAME_MAX bytes each */
     int class_count;
     hs_sample *samples;        /* owned */
     int count;

@@ -65,6 +65,12 @@ hs_status hs_cifar_parse_meta(const char *text, size_t size, const char *name, c
             free(out);
             return hs_fail(err, HS_ERR_FORMAT, "%s: a class name holds a zero byte", name);
         }
+        hs_status bad = hs_ds_check_class_name(text + start, end - start, name, err);
+        if (bad) {
+            for (int k = 0; k < n; k++) free(out[k]);
+            free(out);
+            return bad;
+        }
         if (n == 256) {
             for (int k = 0; k < n; k++) free(out[k]);
             free(out);

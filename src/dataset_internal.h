@@ -77,6 +77,10 @@ hs_status hs_cifar_parse_meta(const char *text, size_t size, const char *name, c
                               int *count, hs_error *err);
 extern const char *const hs_cifar10_default_names[10];
 
+/* HS_CLASS_NAME_MAX (dataset.h): HS_OK, or HS_ERR_FORMAT naming where, the start of the name (escaped) and the limit. */
+hs_status hs_ds_check_class_name(const char *name, size_t length, const char *where,
+                                 hs_error *err);
+
 /* The whole reader on an archive held in memory (what hs_dataset_open does for a file);
  * eval != 0 does what hs_dataset_open_eval does (train is then the output, val untouched). */
 hs_status hs_dataset_open_archive_memory(const void *data, size_t size, const char *name,

@@ -208,9 +208,10 @@ hs_status hs_head_evaluate(hs_net *net, int begin, const float *features, const 
 
 void hs_head_trainer_begin_epoch(hs_head_trainer *t, uint64_t seed, int epoch, int n,
                                  int *order) {
+    enum { SHUFFLE_STREAM = 1, DROPOUT_STREAM = 2 };
     hs_rng shuffle;
-    hs_rng_seed(&shuffle, seed * 1000003u + (uint64_t)epoch);
-    hs_rng_seed(&t->dropout_rng, seed * 7919u + (uint64_t)epoch + 1);
+    hs_rng_seed_stream(&shuffle, seed, SHUFFLE_STREAM, (uint64_t)epoch);
+    hs_rng_seed_stream(&t->dropout_rng, seed, DROPOUT_STREAM, (uint64_t)epoch);
     for (int i = 0; i < n; i++) order[i] = i;
     for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
         int j = (int)hs_rng_below(&shuffle, (uint64_t)i + 1);

@@ -13,6 +13,15 @@ void hs_rng_seed(hs_rng *rng, uint64_t seed) {
     for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&seed);
 }
 
+void hs_rng_seed_stream(hs_rng *rng, uint64_t seed, uint64_t stream, uint64_t index) {
+    uint64_t x = seed;
+    uint64_t h = splitmix64(&x);
+    x = h ^ stream;
+    h = splitmix64(&x);
+    x = h ^ index;
+    hs_rng_seed(rng, splitmix64(&x));
+}
+
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t hs_rng_next(hs_rng *rng) {

@@ -10,6 +10,10 @@ typedef struct hs_rng {
 } hs_rng;
 
 void hs_rng_seed(hs_rng *rng, uint64_t seed);
+/* Seeds one of several independent streams drawn from one seed: (seed, stream, index) passes
+ * through splitmix64's mixer one part at a time, so nearby seeds, streams or indices (epoch e's
+ * dropout and epoch e + 1's shuffle) start from unrelated states. */
+void hs_rng_seed_stream(hs_rng *rng, uint64_t seed, uint64_t stream, uint64_t index);
 uint64_t hs_rng_next(hs_rng *rng);
 /* Uniform in [0, 1) with 24 random bits, exactly representable as float. */
 float hs_rng_uniform(hs_rng *rng);

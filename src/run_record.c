@@ -172,9 +172,10 @@ hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
 
 /* ---- Reading it back ------------------------------------------------------------------- */
 
+/* A string field into out; 0 when it is absent or would not fit (never a shortened path). */
 static int copy_string(const cJSON *obj, const char *key, char *out, size_t size) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(item)) return 0;
+    if (!cJSON_IsString(item) || strlen(item->valuestring) >= size) return 0;
     snprintf(out, size, "%s", item->valuestring);
     return 1;
 }
@@ -231,7 +232,9 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
         if (!out->classes) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
         for (int i = 0; !st && i < n; i++) {
             const cJSON *name = cJSON_GetArrayItem(classes, i);
-            if (!cJSON_IsString(name)) st = hs_fail(err, HS_ERR_FORMAT, "%s: bad class", dir);
+            if (!cJSON_IsString(name) || strlen(name->valuestring) > HS_CLASS_NAME_MAX)
+                st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: class %d is not a name of at "
+                             "most %d bytes", dir, i, HS_CLASS_NAME_MAX);
             else if (!(out->classes[i] = strdup(name->valuestring)))
                 st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
             else out->class_count++;
@@ -251,36 +254,45 @@ void hs_run_record_free(hs_run_record *r) {
     r->class_count = 0;
 }
 
-/* Quotes a CSV field when it needs it. */
-static size_t csv_field(char *out, size_t size, const char *s) {
-    if (!strpbrk(s, ",\"\n")) return (size_t)snprintf(out, size, "%s", s);
-    size_t used = (size_t)snprintf(out, size, "\"");
-    for (; *s && used + 3 < size; s++) {
-        if (*s == '"') out[used++] = '"';
-        out[used++] = *s;
+/* Writes a CSV field, quoted when it needs it. */
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
     }
-    used += (size_t)snprintf(out + used, size > used ? size - used : 0, "\"");
-    return used;
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 hs_status hs_write_confusion_csv(const char *dir, const int *m, int classes,
                                  const char *const *names, hs_error *err) {
-    size_t capacity = (size_t)(classes + 1) * (classes + 1) * 16 + (size_t)classes * 1200 + 64;
-    char *text = malloc(capacity), path[4200];
-    if (!text) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
-    size_t used = (size_t)snprintf(text, capacity, "true\\predicted");
-    for (int j = 0; j < classes; j++) {
-        text[used++] = ',';
-        used += csv_field(text + used, capacity - used, names[j]);
-    }
-    text[used++] = '\n';
-    for (int i = 0; i < classes; i++) {
-        used += csv_field(text + used, capacity - used, names[i]);
-        for (int j = 0; j < classes; j++)
-            used += (size_t)snprintf(text + used, capacity - used, ",%d", m[i * classes + j]);
-        text[used++] = '\n';
-    }
+    char path[4200];
     snprintf(path, sizeof path, "%s/confusion.csv", dir);
+    /* Streamed into memory, so the text is as long as the names make it. */
+    char *text = NULL;
+    size_t used = 0;
+    FILE *f = open_memstream(&text, &used);
+    if (!f) return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    fputs("true\\predicted", f);
+    for (int j = 0; j < classes; j++) {
+        fputc(',', f);
+        csv_field(f, names[j]);
+    }
+    fputc('\n', f);
+    for (int i = 0; i < classes; i++) {
+        csv_field(f, names[i]);
+        for (int j = 0; j < classes; j++) fprintf(f, ",%d", m[i * classes + j]);
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(text);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory writing %s", path);
+    }
     hs_status st = hs_write_file_atomic(path, text, used, err);
     free(text);
     return st;

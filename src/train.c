@@ -29,6 +29,9 @@
 #include "probe.h"
 #include "run_record.h"
 
+/* The longest output folder path: its files' paths (it plus at most 32 bytes) must fit. */
+#define HS_RUN_DIR_MAX 4000
+
 void hs_train_config_defaults(hs_train_config *c) {
     memset(c, 0, sizeof *c);
     c->backbone = "efficientnet_lite0";
@@ -113,6 +116,11 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
                        c->feature_precision ? c->feature_precision : "");
     if (c->resume && c->overwrite)
         return hs_fail(err, HS_ERR_ARGUMENT, "--resume and --overwrite exclude each other");
+    /* The folder's files are its path plus at most 32 bytes: refuse a path they would not fit
+     * rather than write a shortened one. */
+    if (c->out_dir && strlen(c->out_dir) >= HS_RUN_DIR_MAX)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--out: the path is longer than %d bytes",
+                       HS_RUN_DIR_MAX - 1);
     if (!hs_path_exists(c->data))
         return hs_fail(err, HS_ERR_IO, "DATA %s does not exist", c->data);
     return HS_OK;
@@ -127,9 +135,13 @@ static void run_path(char *out, size_t size, const char *dir, const char *file) 
     snprintf(out, size, "%s/%s", dir, file);
 }
 
-/* Picks the output folder: the given one (refusing to clobber a run) or runs/NNN. */
-static hs_status prepare_out_dir(const hs_train_config *c, char *dir, size_t size,
+/* Picks the output folder: the given one (refusing to clobber a run) or runs/NNN. A folder
+ * holding a run (run.json or a checkpoint) is only reused with --resume or --overwrite. A run
+ * stopped before its first epoch ended has run.json but no checkpoint: --resume then starts
+ * it from epoch 1 (*fresh = 1) instead of refusing, as nothing of it can be lost. */
+static hs_status prepare_out_dir(const hs_train_config *c, char *dir, size_t size, int *fresh,
                                  hs_error *err) {
+    *fresh = 1;
     char path[4200];
     if (!c->out_dir) {
         if (c->resume)
@@ -150,8 +162,11 @@ static hs_status prepare_out_dir(const hs_train_config *c, char *dir, size_t siz
     int has_checkpoint = hs_path_exists(path);
     run_path(path, sizeof path, dir, "run.json");
     int has_run = has_checkpoint || hs_path_exists(path);
-    if (c->resume && !has_checkpoint)
-        return hs_fail(err, HS_ERR_ARGUMENT, "--resume: %s holds no checkpoint to resume", dir);
+    if (c->resume && !has_run)
+        return hs_fail(err, HS_ERR_ARGUMENT,
+                       "--resume: %s holds no run to resume (neither run.json nor a checkpoint)",
+                       dir);
+    *fresh = !(c->resume && has_checkpoint);
     if (has_run && !c->resume && !c->overwrite)
         return hs_fail(err, HS_ERR_EXISTS,
                        "%s already holds a run; pass --resume to continue it or --overwrite "
@@ -165,21 +180,82 @@ static hs_status prepare_out_dir(const hs_train_config *c, char *dir, size_t siz
     return hs_make_dirs(dir, err);
 }
 
+/* The shortest text of a float that reads back as the same float (at most 9 digits), so that
+ * the identity tells apart any two values the run would tell apart. */
+static void float_text(char *out, size_t size, double value, int max_digits) {
+    for (int digits = 1; digits <= max_digits; digits++) {
+        snprintf(out, size, "%.*g", digits, value);
+        if (max_digits <= 9 ? strtof(out, NULL) == (float)value : strtod(out, NULL) == value)
+            return;
+    }
+}
+
+/* SHA-256 of the data set's classes and of its file list (each sample's path below DATA,
+ * size, modification time and label, as the feature cache's key has them), as hex. */
+static hs_status dataset_digests(const hs_dataset *ds, const char *data, char classes[65],
+                                 char files[65], hs_error *err) {
+    hs_sha256 *hc = hs_sha256_new(), *hf = hs_sha256_new();
+    if (!hc || !hf) {
+        unsigned char ignored[32];
+        if (hc) hs_sha256_finish(hc, ignored);
+        if (hf) hs_sha256_finish(hf, ignored);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory hashing the file list");
+    }
+    for (int i = 0; i < ds->class_count; i++)
+        hs_sha256_update(hc, ds->class_names[i], strlen(ds->class_names[i]) + 1);
+    size_t prefix = strlen(data);
+    for (int i = 0; i < ds->count; i++) {
+        const hs_sample *x = &ds->samples[i];
+        /* Below DATA, so that "data" and "./data" name the same files. */
+        const char *name = strncmp(x->name, data, prefix) == 0 ? x->name + prefix : x->name;
+        char line[96];
+        int n = snprintf(line, sizeof line, "\t%lld\t%lld\t%d\n", (long long)x->size,
+                         (long long)x->mtime, x->label);
+        hs_sha256_update(hf, name, strlen(name));
+        hs_sha256_update(hf, line, (size_t)n);
+    }
+    unsigned char digest[32];
+    int bad = hs_sha256_finish(hc, digest);
+    hs_sha256_hex(digest, classes);
+    bad |= hs_sha256_finish(hf, digest);
+    hs_sha256_hex(digest, files);
+    return bad ? hs_fail(err, HS_ERR_NOMEM, "out of memory hashing the file list") : HS_OK;
+}
+
 /* What must be the same for a checkpoint to be resumed: everything that shapes the run but
- * the number of epochs. */
-static void run_identity(const hs_train_config *c, const char *weights_sha, int img_size,
-                         const hs_dataset *train, char *out, size_t size) {
-    size_t used = (size_t)snprintf(
-        out, size,
-        "backbone=%s weights=%.16s img=%d layers=%s opt=%s lr=%g mom=%g wd=%g batch=%d "
-        "seed=%llu val=%g limits=%d/%d train=%d features=%s bf16=%d classes=",
-        c->backbone, weights_sha, img_size, c->train_layers, c->optimizer, c->lr, c->momentum,
-        c->weight_decay, c->batch_size, (unsigned long long)c->seed, c->val_fraction,
-        c->limit_train, c->limit_val, train->count, c->no_cache ? "f32" : c->feature_precision,
-        c->bf16);
-    for (int i = 0; i < train->class_count && used < size; i++)
-        used += (size_t)snprintf(out + used, size - used, i ? ",%s" : "%s",
-                                 train->class_names[i]);
+ * the number of epochs, one "name=value" a line (hs_checkpoint_load names the lines that
+ * differ). Floats are written exactly; classes and files by their hash. *out is malloc'd. */
+static hs_status run_identity(const hs_train_config *c, const char *weights_sha, int img_size,
+                              const hs_dataset *train, const hs_dataset *val, char **out,
+                              hs_error *err) {
+    *out = NULL;
+    char lr[32], mom[32], wd[32], fraction[40];
+    float_text(lr, sizeof lr, c->lr, 9);
+    float_text(mom, sizeof mom, c->momentum, 9);
+    float_text(wd, sizeof wd, c->weight_decay, 9);
+    float_text(fraction, sizeof fraction, c->val_fraction, 17);
+    char classes[65], train_files[65], val_files[65], ignored[65];
+    hs_status st = dataset_digests(train, c->data, classes, train_files, err);
+    if (!st) st = dataset_digests(val, c->data, ignored, val_files, err);
+    if (st) return st;
+    size_t size = 0;
+    FILE *f = open_memstream(out, &size);
+    if (!f) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    fprintf(f,
+            "backbone=%s\nweights=%s\nimg=%d\nlayers=%s\nopt=%s\nlr=%s\nmom=%s\nwd=%s\n"
+            "batch=%d\nseed=%llu\nval=%s\nlimits=%d/%d\nfeatures=%s\nbf16=%d\n"
+            "classes=%d %s\ntrain files=%d %s\nval files=%d %s",
+            c->backbone, weights_sha, img_size, c->train_layers, c->optimizer, lr, mom, wd,
+            c->batch_size, (unsigned long long)c->seed, fraction, c->limit_train, c->limit_val,
+            c->no_cache ? "f32" : c->feature_precision, c->bf16, train->class_count, classes,
+            train->count, train_files, val->count, val_files);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(*out);
+        *out = NULL;
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    }
+    return HS_OK;
 }
 
 typedef struct train_state {
@@ -198,8 +274,13 @@ typedef struct train_state {
     hs_head_trainer trainer;
     hs_epoch_metrics *history;
     int epochs_done;
+    int fresh;             /* no checkpoint to resume from: the run starts at epoch 1 */
     int *confusion;
 } train_state;
+
+static void stage(const train_state *s, const char *name, int epoch, int step) {
+    if (s->cb && s->cb->stage) s->cb->stage(s->cb->ctx, name, epoch, step);
+}
 
 static hs_status open_network(train_state *s, hs_error *err) {
     const hs_train_config *c = s->config;
@@ -358,6 +439,7 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
             st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
             break;
         }
+        stage(s, "train step", epoch, start / batch + 1);
         int m = n - start < batch ? n - start : batch;
         hs_feature_rows(f, order + start, m, x);
         for (int b = 0; b < m; b++) labels[b] = f->labels[order[start + b]];
@@ -372,6 +454,9 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
     }
     *loss = loss_sum / n;
     *acc = 100.0 * (double)correct / n;
+    if (!st && !isfinite(*loss))
+        st = hs_fail(err, HS_ERR_DIVERGED, "the training loss of epoch %d is %g; lower --lr "
+                     "(now %g)", epoch, *loss, s->config->lr);
 done:
     free(order);
     free(x);
@@ -379,7 +464,10 @@ done:
     return st;
 }
 
-static hs_status validate_epoch(train_state *s, double *loss, double *acc, hs_error *err) {
+/* Validation loss and accuracy after epoch (and the confusion matrix). A loss that is not
+ * finite stops the run like a training one: a checkpoint cannot hold it. */
+static hs_status validate_epoch(train_state *s, int epoch, double *loss, double *acc,
+                                hs_error *err) {
     const hs_feature_set *f = &s->val_features;
     int classes = s->net->num_classes;
     memset(s->confusion, 0, (size_t)classes * classes * sizeof(int));
@@ -388,6 +476,10 @@ static hs_status validate_epoch(train_state *s, double *loss, double *acc, hs_er
     if (st) return st;
     *loss = r.loss_sum / f->count;
     *acc = 100.0 * r.correct / f->count;
+    if (!isfinite(*loss))
+        return hs_fail(err, HS_ERR_DIVERGED, "the validation loss after epoch %d is %s; lower "
+                       "--lr (now %g)", epoch, isnan(*loss) ? "NaN" : "infinite",
+                       s->config->lr);
     return HS_OK;
 }
 
@@ -423,40 +515,64 @@ static hs_status write_confusion(train_state *s, hs_error *err) {
                                   (const char *const *)s->train.class_names, err);
 }
 
-static hs_status run_epochs(train_state *s, hs_train_result *result, hs_error *err) {
+/* metrics.csv and the plots: derived from the history alone, which the checkpoint holds, so
+ * that --resume can always write them again. */
+static hs_status write_epoch_outputs(train_state *s, hs_error *err) {
+    char path[4200];
+    run_path(path, sizeof path, s->dir, "metrics.csv");
+    hs_status st = hs_write_metrics_csv(path, s->history, s->epochs_done, err);
+    if (!st) st = write_plots(s, err);
+    return st;
+}
+
+/* Each epoch writes its checkpoint first, then the outputs derived from it: a kill at any
+ * point leaves a checkpoint from which --resume rewrites every output. */
+static hs_status run_epochs(train_state *s, hs_error *err) {
     const hs_train_config *c = s->config;
-    char path[4200], identity[4096];
-    run_identity(c, s->weights_sha, s->img_size, &s->train, identity, sizeof identity);
-    hs_status st;
-    if (c->resume) {
-        run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
+    char path[4200], *identity = NULL;
+    hs_status st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val, &identity,
+                                err);
+    if (st) return st;
+    run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
+    if (c->resume && !s->fresh) {
         if ((st = hs_checkpoint_load(path, &s->trainer, s->history, &s->epochs_done, identity,
                                      err)))
-            return st;
+            goto done;
         note(s->cb, "resuming %s after epoch %d", s->dir, s->epochs_done);
+        /* The outputs of the last epoch may not have been written when the run stopped. */
+        if ((st = write_epoch_outputs(s, err))) goto done;
+    } else if (c->resume) {
+        note(s->cb, "%s holds no checkpoint (the run stopped before its first epoch ended): "
+             "starting it from epoch 1", s->dir);
     }
+    int trained = 0;
     for (int epoch = s->epochs_done + 1; epoch <= c->epochs; epoch++) {
         double start = now_seconds();
         hs_epoch_metrics m = {epoch, 0, 0, 0, 0, 0};
-        if ((st = train_epoch(s, epoch, &m.train_loss, &m.train_acc, err))) return st;
-        if ((st = validate_epoch(s, &m.val_loss, &m.val_acc, err))) return st;
+        if ((st = train_epoch(s, epoch, &m.train_loss, &m.train_acc, err))) goto done;
+        stage(s, "validation", epoch, 0);
+        if ((st = validate_epoch(s, epoch, &m.val_loss, &m.val_acc, err))) goto done;
         m.seconds = now_seconds() - start;
-        s->history[s->epochs_done++] = m;
-        run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
-        if ((st = hs_checkpoint_save(path, &s->trainer, s->history, s->epochs_done, identity,
-                                     err)))
-            return st;
-        run_path(path, sizeof path, s->dir, "metrics.csv");
-        if ((st = hs_write_metrics_csv(path, s->history, s->epochs_done, err))) return st;
-        if ((st = write_plots(s, err))) return st;
+        s->history[s->epochs_done] = m;
+        if ((st = hs_checkpoint_save(path, &s->trainer, s->history, s->epochs_done + 1,
+                                     identity, err)))
+            goto done;
+        s->epochs_done++;
+        stage(s, "checkpoint written", epoch, 0);
+        if ((st = write_epoch_outputs(s, err))) goto done;
+        stage(s, "outputs written", epoch, 0);
         if (s->cb && s->cb->epoch_done) s->cb->epoch_done(s->cb->ctx, &m, c->epochs);
+        trained = 1;
     }
-    if (s->epochs_done < c->epochs || s->epochs_done == 0) return HS_OK;
-    /* A resumed run that had already finished still needs its confusion matrix. */
-    double loss, acc;
-    if ((st = validate_epoch(s, &loss, &acc, err))) return st;
-    (void)result;
-    return write_confusion(s, err);
+    /* A resumed run that had already finished: the confusion matrix of its final head. */
+    if (!trained && s->epochs_done > 0) {
+        double loss, acc;
+        st = validate_epoch(s, s->epochs_done, &loss, &acc, err);
+    }
+    if (!st && s->epochs_done > 0) st = write_confusion(s, err);
+done:
+    free(identity);
+    return st;
 }
 
 /* --optimizer lbfgs: the linear probe, fitted once on all training features; reported as
@@ -488,13 +604,10 @@ static hs_status run_probe(train_state *s, hs_error *err) {
     if ((st = evaluate_features(s, f, &r, NULL, err))) return st;
     m.train_loss = r.loss_sum / f->count;
     m.train_acc = 100.0 * r.correct / f->count;
-    if ((st = validate_epoch(s, &m.val_loss, &m.val_acc, err))) return st;
+    if ((st = validate_epoch(s, 1, &m.val_loss, &m.val_acc, err))) return st;
     m.seconds = now_seconds() - start;
     s->history[s->epochs_done++] = m;
-    char path[4200];
-    run_path(path, sizeof path, s->dir, "metrics.csv");
-    if ((st = hs_write_metrics_csv(path, s->history, s->epochs_done, err))) return st;
-    if ((st = write_plots(s, err))) return st;
+    if ((st = write_epoch_outputs(s, err))) return st;
     if (s->cb && s->cb->epoch_done) s->cb->epoch_done(s->cb->ctx, &m, 1);
     return write_confusion(s, err);
 }
@@ -539,7 +652,7 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
     if (s.train.skipped_files + s.val.skipped_files)
         note(cb, "skipped %d files that are not .jpg, .jpeg or .png",
              s.train.skipped_files + s.val.skipped_files);
-    if ((st = prepare_out_dir(c, s.dir, sizeof s.dir, err))) goto done;
+    if ((st = prepare_out_dir(c, s.dir, sizeof s.dir, &s.fresh, err))) goto done;
     note(cb, "writing the run to %s", s.dir);
     if ((st = open_network(&s, err))) goto done;
     s.history = calloc(HS_MAX_EPOCHS, sizeof *s.history);
@@ -581,7 +694,7 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
                                                                     : HS_OPTIMIZER_SGD;
         st = hs_head_trainer_init(&s.trainer, s.net, s.begin, c->batch_size, kind, c->lr,
                                   c->momentum, c->weight_decay, err);
-        if (!st) st = run_epochs(&s, result, err);
+        if (!st) st = run_epochs(&s, err);
     }
     result->train_seconds = now_seconds() - e0;
     if (!st) {

@@ -52,7 +52,8 @@ int cmd_evaluate(int argc, char **argv) {
     if (hs_model_open(run_dir, weights, &model, &err)) return cli_report(&err);
     cli_progress_state progress;
     cli_progress_init(&progress);
-    hs_train_callbacks cb = {&progress, cli_progress, NULL, cli_note, cli_install_stop_handler()};
+    hs_train_callbacks cb = {&progress, cli_progress, NULL, cli_note, cli_install_stop_handler(),
+                             NULL};
     hs_eval_result result;
     int code = 0;
     if (hs_model_evaluate(model, data, &cb, &result, &err)) code = cli_report(&err);

@@ -25,7 +25,8 @@ static void print_help(void) {
         "  --weight-decay X       [0]\n"
         "  --optimizer adamw|sgd|lbfgs  [adamw]; lbfgs: the full-batch linear probe\n"
         "  --img-size N           images are resized to N x N [the backbone's input size]\n"
-        "  --train-layers head|classifier  the last layer only, or VGG16's whole classifier [head]\n"
+        "  --train-layers head|classifier  the last layer only [head], or the whole classifier\n"
+        "                         block (VGG16: three linear layers; Lite: dropout and _fc)\n"
         "  --strategy probe|finetune  probe: frozen backbone [probe]; finetune: not yet\n"
         "  --val-fraction X       validation share of class folders without a split [0.2]\n"
         "  --limit-train N        train on a stratified, seeded subset of N images [all]\n"
@@ -33,7 +34,8 @@ static void print_help(void) {
         "  --seed N               [0]\n"
         "  --threads N            [all cores]\n"
         "  --out DIR              [a new numbered folder under runs/]\n"
-        "  --resume               continue the run in --out from its last checkpoint\n"
+        "  --resume               continue the run in --out from its last checkpoint (from\n"
+        "                         epoch 1 if it stopped before one); same options and DATA\n"
         "  --overwrite            replace the run in --out\n"
         "  --strict               stop on an unreadable image instead of skipping it\n"
         "  --cache-dir DIR        feature cache [$XDG_CACHE_HOME/headstart or ~/.cache/headstart]\n"
@@ -48,7 +50,8 @@ static void print_help(void) {
         "\n"
         "Writes metrics.csv, accuracy.png, loss.png, model.safetensors, checkpoint.safetensors,\n"
         "confusion.csv, confusion.png and run.json into the output folder. Ctrl-C stops after\n"
-        "the current step; the last finished epoch stays resumable with --resume.\n");
+        "the current step; the last finished epoch stays resumable with --resume, and so does\n"
+        "a run killed at any point: --resume rewrites every output from the checkpoint.\n");
 }
 
 static const char *const flags[] = {
@@ -150,7 +153,7 @@ int cmd_train(int argc, char **argv) {
     cli_progress_state progress;
     cli_progress_init(&progress);
     hs_train_callbacks cb = {&progress, cli_progress, on_epoch, cli_note,
-                             cli_install_stop_handler()};
+                             cli_install_stop_handler(), NULL};
     hs_train_result result;
     hs_error err = {0};
     hs_status st = hs_train(&config, &cb, &result, &err);
