@@ -1,7 +1,8 @@
 /* libFuzzer target: the feature cache reader on arbitrary entries. The input is the body of
  * an entry (rows, labels, indexes, header) followed by 40 bytes of footer fields (version,
  * precision, count, dim, header offset and size); the target adds the magic and a correct
- * checksum, so the fuzzer reaches every check behind it rather than stopping at SHA-256. */
+ * checksum, so the fuzzer reaches every check behind it rather than stopping at SHA-256.
+ * Seeds: fuzz/make-feature-cache-corpus.sh. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include "hash.h"
 
 #define KEY "format=1\nbackbone=fuzz\n"
-enum { FIELDS = 40 };
+enum { FIELDS = 40, DIM = 3 }; /* DIM: the row width the "network" gives */
 
 static char sample_names[4][8] = {"a.png", "b.png", "c.png", "d.png"};
 
@@ -57,11 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int hit = 0;
     char why[600];
     hs_error err;
-    if (hs_cache_lookup(dir, KEY, "fuzz (train)", &ds, &out, &hit, why, sizeof why, &err) == HS_OK &&
+    if (hs_cache_lookup(dir, KEY, "fuzz (train)", &ds, DIM, &out, &hit, why, sizeof why, &err) ==
+            HS_OK &&
         hit) {
-        float row[1 << 10];
-        if (out.count > 0 && out.dim <= (int)(sizeof row / sizeof row[0]))
-            hs_feature_range(&out, out.count - 1, 1, row);
+        /* A hit keeps every promise the caller relies on; anything else is a bug. */
+        if (out.dim != DIM || out.count < 0 || out.count + out.failed_count != ds.count) abort();
+        float row[DIM];
+        for (int i = 0; i < out.count; i++) {
+            if (out.labels[i] < 0 || out.labels[i] >= ds.class_count ||
+                out.sample_index[i] < 0 || out.sample_index[i] >= ds.count)
+                abort();
+            hs_feature_range(&out, i, 1, row);
+        }
         hs_feature_set_free(&out);
     }
     unlink(path);

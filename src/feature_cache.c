@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +19,6 @@
 
 #define CACHE_MAGIC "HSFCACHE"
 #define CACHE_SUFFIX ".hsf"
-#define TEMP_MARK ".tmp-"
 #define MAX_HEADER_BYTES (64u << 20)
 #define MAX_DIM (1 << 24)
 
@@ -120,7 +118,7 @@ hs_status hs_cache_key_make(const hs_cache_key_input *in, char **key, hs_error *
 
 /* ---- where ------------------------------------------------------------------------------- */
 
-hs_status hs_cache_dir_resolve(const char *override, char *out, size_t size, hs_error *err) {
+hs_status hs_cache_dir_path(const char *override, char *out, size_t size, hs_error *err) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int n;
     if (override && *override) n = snprintf(out, size, "%s/features", override);
@@ -131,7 +129,12 @@ hs_status hs_cache_dir_resolve(const char *override, char *out, size_t size, hs_
                        "no cache folder: set HOME or XDG_CACHE_HOME, or pass --cache-dir "
                        "(or --no-cache)");
     if (n < 0 || (size_t)n >= size) return hs_fail(err, HS_ERR_ARGUMENT, "cache path too long");
-    return hs_make_dirs(out, err);
+    return HS_OK;
+}
+
+hs_status hs_cache_dir_resolve(const char *override, char *out, size_t size, hs_error *err) {
+    hs_status st = hs_cache_dir_path(override, out, size, err);
+    return st ? st : hs_make_dirs(out, err);
 }
 
 static int entry_path(const char *dir, const char *key, char *out, size_t size) {
@@ -237,25 +240,20 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Removes temporary files of writers that are gone (killed runs), and finds the newest
- * entry of the same source to explain a miss. */
+/* Removes temporary files no writer holds (killed runs; see hs_remove_stale_temps), and
+ * finds the newest entry of the same source to explain a miss. */
 static void scan_dir(const char *dir, const char *key, const char *source, char *why,
                      size_t size) {
     snprintf(why, size, "no cached features for this data set yet");
+    hs_remove_stale_temps(dir);
     DIR *d = opendir(dir);
     if (!d) return;
-    time_t newest = 0;
+    time_t newest = 0; /* the most recently used (hits set the modification time) */
     struct dirent *e;
     char path[4400];
     while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !ends_with(e->d_name, CACHE_SUFFIX)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        const char *mark = strstr(e->d_name, TEMP_MARK);
-        if (mark) {
-            long pid = atol(mark + strlen(TEMP_MARK));
-            if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlink(path);
-            continue;
-        }
-        if (!ends_with(e->d_name, CACHE_SUFFIX)) continue;
         struct stat st;
         cache_footer f;
         if (stat(path, &st) != 0 || st.st_mtime < newest) continue;
@@ -271,13 +269,45 @@ static void scan_dir(const char *dir, const char *key, const char *source, char 
     closedir(d);
 }
 
-/* Fills out from a mapped, checked entry; returns NULL or what is wrong with it. */
-static const char *load_entry(const uint8_t *map, const cache_footer *f, const char *key,
-                              const hs_dataset *ds, hs_feature_set *out) {
+/* What the caller knows independently of the entry: the data set it reads the entry for
+ * and the width of the rows its network produces. */
+typedef struct expectation {
+    const char *key;
+    const hs_dataset *ds;
+    int dim;
+} expectation;
+
+/* Checks the footer's precision against the key's "precision=" line (a key without one,
+ * as in tests, promises nothing). */
+static int precision_matches(const char *key, uint32_t precision) {
+    size_t length = 0;
+    const char *value = field(key, "precision", &length);
+    if (!value) return 1;
+    const char *want = precision == HS_CACHE_F16 ? "f16" : "f32";
+    return length == strlen(want) && memcmp(value, want, length) == 0;
+}
+
+/* Fills out from a mapped, checksummed entry after checking every field against what the
+ * caller expects: the checksum only proves the file is whole, not that whoever wrote it (a
+ * forged file in a writable cache folder) told the truth. Returns NULL or what is wrong,
+ * possibly formatted into note. */
+static const char *load_entry(const uint8_t *map, const cache_footer *f, const expectation *x,
+                              hs_feature_set *out, char *note, size_t note_size) {
+    const hs_dataset *ds = x->ds;
     const char *header = (const char *)map + f->header_offset;
-    size_t key_length = strlen(key);
-    if (f->header_bytes < key_length || memcmp(header, key, key_length) != 0)
+    const char *header_end = header + f->header_bytes;
+    size_t key_length = strlen(x->key);
+    /* The key, byte for byte, then the source line: a key that merely starts the same way
+     * (a longer, forged key) does not match. */
+    if (f->header_bytes < key_length + 7 || memcmp(header, x->key, key_length) != 0 ||
+        memcmp(header + key_length, "source=", 7) != 0)
         return "its key does not match its name";
+    if (f->dim != (uint64_t)x->dim) {
+        snprintf(note, note_size, "rows of %llu values where the network gives %d",
+                 (unsigned long long)f->dim, x->dim);
+        return note;
+    }
+    if (!precision_matches(x->key, f->precision)) return "its precision is not its key's";
     if (f->count > (uint64_t)ds->count) return "more rows than the data set has images";
     int count = (int)f->count;
     const uint8_t *labels = map + f->header_offset - 8 * f->count;
@@ -288,24 +318,36 @@ static const char *load_entry(const uint8_t *map, const cache_footer *f, const c
     memcpy(out->labels, labels, (size_t)count * sizeof(int32_t));
     memcpy(out->sample_index, indexes, (size_t)count * sizeof(int32_t));
     for (int i = 0; i < count; i++) {
-        int s = out->sample_index[i];
+        int s = out->sample_index[i], label = out->labels[i];
+        if (label < 0 || label >= ds->class_count) return "a label outside the class map";
         if (s < 0 || s >= ds->count || (i > 0 && s <= out->sample_index[i - 1]) ||
-            out->labels[i] != ds->samples[s].label)
+            label != ds->samples[s].label)
             return "its rows do not match the data set's images";
     }
-    /* The images that could not be read when it was made, named again for this run. */
-    for (const char *line = header + key_length; line < header + f->header_bytes;) {
-        const char *end = memchr(line, '\n', (size_t)(header + f->header_bytes - line));
-        if (!end) end = header + f->header_bytes;
-        if (end - line > 8 && strncmp(line, "skipped=", 8) == 0) {
-            char **grown = realloc(out->failed, (size_t)(out->failed_count + 1) * sizeof *grown);
-            if (!grown) return "out of memory";
-            out->failed = grown;
-            if (!(out->failed[out->failed_count] = strndup(line + 8, (size_t)(end - line - 8))))
-                return "out of memory";
-            out->failed_count++;
-        }
+    /* After the source line, only the images that could not be read when it was made, named
+     * again for this run. */
+    const char *line = memchr(header + key_length, '\n', (size_t)(header_end - header - key_length));
+    line = line ? line + 1 : header_end;
+    while (line < header_end) {
+        const char *end = memchr(line, '\n', (size_t)(header_end - line));
+        if (!end) end = header_end;
+        if (end - line < 8 || strncmp(line, "skipped=", 8) != 0)
+            return "an unknown line in its header";
+        if (out->failed_count >= ds->count - count) /* bounds the work a forged header asks */
+            return "more rows and skipped images than the data set has images";
+        char **grown = realloc(out->failed, (size_t)(out->failed_count + 1) * sizeof *grown);
+        if (!grown) return "out of memory";
+        out->failed = grown;
+        if (!(out->failed[out->failed_count] = strndup(line + 8, (size_t)(end - line - 8))))
+            return "out of memory";
+        out->failed_count++;
         line = end + 1;
+    }
+    /* Every image of the data set is a row or a skipped image, as when it was computed. */
+    if ((int64_t)count + out->failed_count != ds->count) {
+        snprintf(note, note_size, "%d rows and %d skipped images for %d images", count,
+                 out->failed_count, ds->count);
+        return note;
     }
     out->count = count;
     out->dim = (int)f->dim;
@@ -314,16 +356,18 @@ static const char *load_entry(const uint8_t *map, const cache_footer *f, const c
     return NULL;
 }
 
-/* Maps and verifies the entry at path; returns NULL (out filled) or what is wrong. */
-static const char *open_entry(const char *path, const char *key, const hs_dataset *ds,
-                              hs_feature_set *out) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+/* Maps and verifies the entry at path; returns NULL (out filled) or what is wrong (possibly
+ * in note). */
+static const char *open_entry(const char *path, const expectation *x, hs_feature_set *out,
+                              char *note, size_t note_size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return "unreadable";
     struct stat st;
     cache_footer f;
     const char *problem = NULL;
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < sizeof f ||
-        pread(fd, &f, sizeof f, st.st_size - (off_t)sizeof f) != (ssize_t)sizeof f)
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) problem = "not a file";
+    else if ((uint64_t)st.st_size < sizeof f ||
+             pread(fd, &f, sizeof f, st.st_size - (off_t)sizeof f) != (ssize_t)sizeof f)
         problem = "truncated";
     if (!problem) problem = check_footer(&f, (uint64_t)st.st_size);
     void *map = MAP_FAILED;
@@ -343,7 +387,7 @@ static const char *open_entry(const char *path, const char *key, const hs_datase
         if (hs_sha256_finish(h, digest) || memcmp(digest, f.sha256, 32) != 0)
             problem = "checksum mismatch";
     }
-    if (!problem) problem = load_entry(map, &f, key, ds, out);
+    if (!problem) problem = load_entry(map, &f, x, out, note, note_size);
     if (problem) {
         munmap(map, (size_t)st.st_size);
         out->half = NULL;
@@ -357,18 +401,21 @@ static const char *open_entry(const char *path, const char *key, const hs_datase
 }
 
 hs_status hs_cache_lookup(const char *dir, const char *key, const char *source,
-                          const hs_dataset *dataset, hs_feature_set *out, int *hit, char *why,
-                          size_t why_size, hs_error *err) {
+                          const hs_dataset *dataset, int dim, hs_feature_set *out, int *hit,
+                          char *why, size_t why_size, hs_error *err) {
     memset(out, 0, sizeof *out);
     *hit = 0;
     char path[4200];
     if (entry_path(dir, key, path, sizeof path))
         return hs_fail(err, HS_ERR_ARGUMENT, "cache path too long: %s", dir);
-    if (!hs_path_exists(path)) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
         scan_dir(dir, key, source, why, why_size);
         return HS_OK;
     }
-    const char *problem = open_entry(path, key, dataset, out);
+    expectation x = {key, dataset, dim};
+    char note[160];
+    const char *problem = open_entry(path, &x, out, note, sizeof note);
     if (problem && strcmp(problem, "out of memory") == 0)
         return hs_fail(err, HS_ERR_NOMEM, "out of memory reading %s", path);
     if (problem) {
@@ -377,6 +424,11 @@ hs_status hs_cache_lookup(const char *dir, const char *key, const char *source,
                  path, problem);
         return HS_OK;
     }
+    /* The last use, for 'headstart cache list' and prune: the modification time, which
+     * nothing else changes once an entry is written (access times are changed by any read,
+     * listing included, or not at all on noatime mounts). Failing to set it is harmless. */
+    struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    utimensat(AT_FDCWD, path, times, 0);
     snprintf(why, why_size, "%s", path);
     *hit = 1;
     return HS_OK;
@@ -385,8 +437,8 @@ hs_status hs_cache_lookup(const char *dir, const char *key, const char *source,
 /* ---- writing ------------------------------------------------------------------------------ */
 
 struct hs_cache_writer {
-    FILE *file;
-    char temp_path[4300], final_path[4200];
+    hs_atomic_file out;     /* the entry, under a temporary name until the commit */
+    char final_path[4200];
     char *header;           /* key and source lines */
     int dim;
     hs_cache_precision precision;
@@ -398,8 +450,7 @@ struct hs_cache_writer {
 
 void hs_cache_writer_abort(hs_cache_writer *w) {
     if (!w) return;
-    if (w->file) fclose(w->file);
-    unlink(w->temp_path);
+    hs_atomic_abort(&w->out);
     if (w->sha) {
         unsigned char ignored[32];
         hs_sha256_finish(w->sha, ignored);
@@ -425,11 +476,9 @@ hs_status hs_cache_writer_open(const char *dir, const char *key, const char *sou
         return hs_fail(err, HS_ERR_NOMEM, "out of memory");
     }
     w->header = header.data;
-    snprintf(w->temp_path, sizeof w->temp_path, "%s%s%ld", w->final_path, TEMP_MARK,
-             (long)getpid());
-    if (!(w->file = fopen(w->temp_path, "wb"))) {
-        hs_status st = hs_fail(err, HS_ERR_IO, "cannot write the feature cache %s: %s",
-                               w->temp_path, strerror(errno));
+    hs_error open_err = {0};
+    if (hs_atomic_begin(&w->out, w->final_path, &open_err)) {
+        hs_status st = hs_fail(err, open_err.code, "feature cache: %s", open_err.message);
         hs_cache_writer_abort(w);
         return st;
     }
@@ -438,8 +487,8 @@ hs_status hs_cache_writer_open(const char *dir, const char *key, const char *sou
 }
 
 static hs_status write_bytes(hs_cache_writer *w, const void *data, size_t size, hs_error *err) {
-    if (size && fwrite(data, 1, size, w->file) != size)
-        return hs_fail(err, HS_ERR_IO, "writing the feature cache %s: %s", w->temp_path,
+    if (size && fwrite(data, 1, size, w->out.file) != size)
+        return hs_fail(err, HS_ERR_IO, "cannot write the feature cache %s: %s", w->final_path,
                        strerror(errno));
     hs_sha256_update(w->sha, data, size);
     return HS_OK;
@@ -498,9 +547,8 @@ static hs_status write_tail(hs_cache_writer *w, const hs_feature_set *set, hs_er
     w->sha = NULL;
     if (hs_sha256_finish(sha, f.sha256))
         return hs_fail(err, HS_ERR_INTERNAL, "SHA-256 failed");
-    if (fwrite(&f, sizeof f, 1, w->file) != 1 || fflush(w->file) != 0 ||
-        fsync(fileno(w->file)) != 0)
-        return hs_fail(err, HS_ERR_IO, "writing the feature cache %s: %s", w->temp_path,
+    if (fwrite(&f, sizeof f, 1, w->out.file) != 1)
+        return hs_fail(err, HS_ERR_IO, "cannot write the feature cache %s: %s", w->final_path,
                        strerror(errno));
     return HS_OK;
 }
@@ -508,13 +556,121 @@ static hs_status write_tail(hs_cache_writer *w, const hs_feature_set *set, hs_er
 hs_status hs_cache_writer_commit(hs_cache_writer *w, const hs_feature_set *set,
                                  hs_error *err) {
     hs_status st = write_tail(w, set, err);
-    if (!st) {
-        int closed = fclose(w->file);
-        w->file = NULL;
-        if (closed != 0 || rename(w->temp_path, w->final_path) != 0)
-            st = hs_fail(err, HS_ERR_IO, "cannot finish the feature cache %s: %s",
-                         w->final_path, strerror(errno));
-    }
-    hs_cache_writer_abort(w); /* frees; the temporary name is gone after a rename */
+    hs_error commit_err = {0};
+    if (!st && hs_atomic_commit(&w->out, &commit_err))
+        st = hs_fail(err, commit_err.code, "feature cache: %s", commit_err.message);
+    hs_cache_writer_abort(w); /* frees; after a commit there is no temporary file left */
     return st;
+}
+
+/* ---- managing the cache ------------------------------------------------------------------- */
+
+static void copy_field(const char *header, const char *name, char *out, size_t size) {
+    size_t length = 0;
+    const char *value = header ? field(header, name, &length) : NULL;
+    if (!value) {
+        snprintf(out, size, "?");
+        return;
+    }
+    snprintf(out, size, "%.*s", (int)(length < size ? length : size - 1), value);
+}
+
+/* What an entry's footer and key say about it. */
+static void describe_entry(const char *path, hs_cache_entry_info *info) {
+    cache_footer f;
+    char *header = read_header(path, &f);
+    info->damaged = header == NULL;
+    copy_field(header, "backbone", info->backbone, sizeof info->backbone);
+    copy_field(header, "precision", info->precision, sizeof info->precision);
+    copy_field(header, "source", info->source, sizeof info->source);
+    size_t length = 0;
+    const char *size_text = header ? field(header, "img_size", &length) : NULL;
+    info->img_size = size_text ? atoi(size_text) : 0;
+    info->images = header ? (long long)f.count : 0;
+    free(header);
+}
+
+static int by_last_use(const void *a, const void *b) {
+    const hs_cache_entry_info *x = a, *y = b;
+    if (x->damaged != y->damaged) return y->damaged - x->damaged; /* damaged first */
+    if (x->last_use != y->last_use) return x->last_use < y->last_use ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+void hs_cache_listing_free(hs_cache_listing *listing) {
+    if (!listing) return;
+    free(listing->entries);
+    memset(listing, 0, sizeof *listing);
+}
+
+hs_status hs_cache_list(const char *dir, hs_cache_listing *out, hs_error *err) {
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return HS_OK;
+        return hs_fail(err, HS_ERR_IO, "cannot read the cache folder %s: %s", dir,
+                       strerror(errno));
+    }
+    int capacity = 0;
+    struct dirent *e;
+    char path[4400];
+    hs_status st = HS_OK;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !ends_with(e->d_name, CACHE_SUFFIX) ||
+            strlen(e->d_name) >= sizeof out->entries[0].name)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st_;
+        if (lstat(path, &st_) != 0 || !S_ISREG(st_.st_mode)) continue;
+        if (out->count == capacity) {
+            capacity = capacity ? capacity * 2 : 16;
+            hs_cache_entry_info *grown = realloc(out->entries, (size_t)capacity * sizeof *grown);
+            if (!grown) {
+                st = hs_fail(err, HS_ERR_NOMEM, "out of memory listing %s", dir);
+                break;
+            }
+            out->entries = grown;
+        }
+        hs_cache_entry_info *info = &out->entries[out->count++];
+        memset(info, 0, sizeof *info);
+        snprintf(info->name, sizeof info->name, "%s", e->d_name);
+        info->bytes = (long long)st_.st_size;
+        info->last_use = (long long)st_.st_mtime; /* set by every hit */
+        describe_entry(path, info);
+        out->total_bytes += info->bytes;
+    }
+    closedir(d);
+    if (st) {
+        hs_cache_listing_free(out);
+        return st;
+    }
+    if (out->count > 1) qsort(out->entries, (size_t)out->count, sizeof *out->entries, by_last_use);
+    return HS_OK;
+}
+
+hs_status hs_cache_prune(const char *dir, long long older_than, long long max_bytes,
+                         long long now, hs_cache_prune_result *result, hs_error *err) {
+    memset(result, 0, sizeof *result);
+    hs_cache_listing listing;
+    hs_status st = hs_cache_list(dir, &listing, err);
+    if (st) return st;
+    hs_remove_stale_temps(dir);
+    long long left = listing.total_bytes;
+    char path[4400];
+    for (int i = 0; i < listing.count; i++) {
+        const hs_cache_entry_info *info = &listing.entries[i];
+        int too_old = older_than >= 0 && now - info->last_use > older_than;
+        int too_big = max_bytes >= 0 && left > max_bytes;
+        snprintf(path, sizeof path, "%s/%s", dir, info->name);
+        if ((info->damaged || too_old || too_big) && unlink(path) == 0) {
+            result->removed++;
+            result->removed_bytes += info->bytes;
+            left -= info->bytes;
+        } else {
+            result->kept++;
+            result->kept_bytes += info->bytes;
+        }
+    }
+    hs_cache_listing_free(&listing);
+    return HS_OK;
 }

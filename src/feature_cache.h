@@ -19,10 +19,18 @@
  *   footer        HS_CACHE_FOOTER_BYTES: magic, offsets, count, dim, precision, and the
  *                 SHA-256 of everything before it
  *
- * A file is written under a temporary name and renamed into place when complete, so a
- * killed run never leaves a half-written entry under a real name; on reading, the footer,
- * every size and the checksum are verified before a byte is used, and a damaged entry is
- * deleted and recomputed. */
+ * A file is written through hs_atomic_file (fileutil.h: a locked temporary name, renamed into
+ * place when complete), so a killed run never leaves a half-written entry under a real name,
+ * and its leftover is swept by the next lookup that misses. On reading, the footer, every size
+ * and the checksum are verified before a byte is used, then every field is checked against
+ * what the caller knows (the key byte for byte, the network's row width, the key's
+ * precision, the data set's images and labels): the checksum is the file's own, so it proves
+ * only that the file is whole, not that it is honest. A damaged or mismatched entry is
+ * deleted and recomputed, the reason named.
+ *
+ * Last use: each hit sets the entry's modification time (never changed otherwise: access
+ * times change with any read, a listing's too, or never on noatime mounts); 'headstart
+ * cache' lists and prunes by it. */
 #ifndef HS_FEATURE_CACHE_H
 #define HS_FEATURE_CACHE_H
 
@@ -61,12 +69,13 @@ hs_status hs_cache_dir_resolve(const char *override, char *out, size_t size, hs_
 
 /* Looks the key up in dir. On a hit, *hit = 1 and out holds the mapped features (labels,
  * sample indexes and skipped images included), checked against dataset (labels within its
- * classes, indexes within its samples). On a miss, *hit = 0 and why says why (no entry for
- * this data set, or which key fields changed, or that an entry was damaged and removed).
- * Errors are only for what stops the job (out of memory). */
+ * classes, indexes within its samples, one row or skipped image per image) and against dim,
+ * the width of the rows the caller's network produces. On a miss, *hit = 0 and why says why
+ * (no entry for this data set, or which key fields changed, or that an entry was damaged or
+ * did not match and was removed). Errors are only for what stops the job (out of memory). */
 hs_status hs_cache_lookup(const char *dir, const char *key, const char *source,
-                          const hs_dataset *dataset, hs_feature_set *out, int *hit, char *why,
-                          size_t why_size, hs_error *err);
+                          const hs_dataset *dataset, int dim, hs_feature_set *out, int *hit,
+                          char *why, size_t why_size, hs_error *err);
 
 /* Streaming writer: rows are appended as the backbone produces them. */
 typedef struct hs_cache_writer hs_cache_writer;
@@ -82,5 +91,46 @@ hs_status hs_cache_writer_commit(hs_cache_writer *w, const hs_feature_set *set,
                                  hs_error *err);
 /* Removes the temporary file and frees the writer (NULL is fine). */
 void hs_cache_writer_abort(hs_cache_writer *w);
+
+/* ---- managing the cache ('headstart cache') ---------------------------------------------- */
+
+/* The features/ folder of the cache (as hs_cache_dir_resolve, without creating it). */
+hs_status hs_cache_dir_path(const char *override, char *out, size_t size, hs_error *err);
+
+/* One entry as its key describes it. Text fields are "?" when the entry is unreadable. */
+typedef struct hs_cache_entry_info {
+    char name[80];         /* file name in the features/ folder: the key's hash */
+    char backbone[64];
+    char precision[8];     /* f16 or f32 */
+    char source[256];      /* the data set side it was made for, e.g. "/data/cifar (train)" */
+    int img_size;
+    long long images;      /* rows */
+    int damaged;           /* footer or header unreadable: pruned first */
+    long long bytes;       /* size on disk */
+    long long last_use;    /* seconds since the epoch: the last hit (modification time) */
+} hs_cache_entry_info;
+
+typedef struct hs_cache_listing {
+    hs_cache_entry_info *entries; /* least recently used first */
+    int count;
+    long long total_bytes;
+} hs_cache_listing;
+
+/* Lists the entries in dir (a features/ folder). A missing folder is an empty cache. */
+hs_status hs_cache_list(const char *dir, hs_cache_listing *out, hs_error *err);
+void hs_cache_listing_free(hs_cache_listing *listing);
+
+/* What a prune removed. */
+typedef struct hs_cache_prune_result {
+    int removed, kept;
+    long long removed_bytes, kept_bytes;
+} hs_cache_prune_result;
+
+/* Removes the entries last used more than older_than seconds before now (older_than < 0: no
+ * age limit), then, least recently used first, entries until what is left is at most
+ * max_bytes (max_bytes < 0: no size limit; 0 clears the cache). Damaged entries go first;
+ * temporary files no writer holds go too, while a running writer's file stays. */
+hs_status hs_cache_prune(const char *dir, long long older_than, long long max_bytes,
+                         long long now, hs_cache_prune_result *result, hs_error *err);
 
 #endif

@@ -1,11 +1,12 @@
 /* Charts as PNG files, drawn with cairo's image surface and its toy text API. The look
  * follows matplotlib's defaults: a white figure, a framed plot area, light grid lines, the
  * tab10 colour cycle and a "best" legend placement; the confusion matrix uses the Blues
- * colour map. The PNG is encoded in memory and written with hs_write_file_atomic
- * (<path>.tmp.<pid>, fsync, rename), so a failed write never leaves a partial file. */
+ * colour map. The PNG is streamed into an hs_atomic_file (a new temporary file, fsync,
+ * rename), so a failed write never leaves a partial file. */
 #include "plot.h"
 
 #include <cairo.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -160,27 +161,18 @@ static double font_height(cairo_t *cr) {
 
 /* ---- Writing --------------------------------------------------------------------------- */
 
-typedef struct png_buffer {
-    unsigned char *data;
-    size_t size, capacity;
-    int failed;
-} png_buffer;
+/* The PNG encoder's output goes straight into the atomic file; errno tells why it failed. */
+typedef struct png_sink {
+    FILE *file;
+    int error;
+} png_sink;
 
-static cairo_status_t png_append(void *closure, const unsigned char *data, unsigned int length) {
-    png_buffer *b = closure;
-    if (b->size + length > b->capacity) {
-        size_t capacity = b->capacity ? b->capacity : 65536;
-        while (capacity < b->size + length) capacity *= 2;
-        unsigned char *p = realloc(b->data, capacity);
-        if (!p) {
-            b->failed = 1;
-            return CAIRO_STATUS_WRITE_ERROR;
-        }
-        b->data = p;
-        b->capacity = capacity;
+static cairo_status_t png_write(void *closure, const unsigned char *data, unsigned int length) {
+    png_sink *sink = closure;
+    if (fwrite(data, 1, length, sink->file) != length) {
+        sink->error = errno ? errno : EIO;
+        return CAIRO_STATUS_WRITE_ERROR;
     }
-    memcpy(b->data + b->size, data, length);
-    b->size += length;
     return CAIRO_STATUS_SUCCESS;
 }
 
@@ -194,18 +186,19 @@ static hs_status finish_png(cairo_t *cr, cairo_surface_t *surface, const char *p
                        "drawing %s: %s", path, cairo_status_to_string(cs));
     }
     cairo_surface_flush(surface);
-    png_buffer b = {0};
-    cs = cairo_surface_write_to_png_stream(surface, png_append, &b);
-    if (cs != CAIRO_STATUS_SUCCESS || b.failed) {
-        free(b.data);
-        return hs_fail(err, b.failed || cs == CAIRO_STATUS_NO_MEMORY ? HS_ERR_NOMEM
-                                                                     : HS_ERR_INTERNAL,
-                       "encoding %s: %s", path,
-                       b.failed ? "out of memory" : cairo_status_to_string(cs));
+    hs_atomic_file out;
+    hs_status st = hs_atomic_begin(&out, path, err);
+    if (st) return st;
+    png_sink sink = {out.file, 0};
+    cs = cairo_surface_write_to_png_stream(surface, png_write, &sink);
+    if (cs != CAIRO_STATUS_SUCCESS || sink.error) {
+        hs_atomic_abort(&out);
+        if (sink.error)
+            return hs_fail(err, HS_ERR_IO, "cannot write %s: %s", path, strerror(sink.error));
+        return hs_fail(err, cs == CAIRO_STATUS_NO_MEMORY ? HS_ERR_NOMEM : HS_ERR_INTERNAL,
+                       "encoding %s: %s", path, cairo_status_to_string(cs));
     }
-    hs_status st = hs_write_file_atomic(path, b.data, b.size, err);
-    free(b.data);
-    return st;
+    return hs_atomic_commit(&out, err);
 }
 
 static hs_status new_canvas(int width, int height, const char *path, cairo_surface_t **surface,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fileutil.h"
 
 /* Headers above this size are refused before anything is allocated. */
 #define HS_ST_MAX_HEADER (100u * 1024u * 1024u)
@@ -278,20 +279,12 @@ hs_status hs_safetensors_save(const char *path, const hs_state_dict *sd, const h
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)(hlen >> (8 * i));
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
+    hs_atomic_file out;
+    if ((st = hs_atomic_begin(&out, path, err))) {
         free(json);
-        return hs_fail(err, HS_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = hs_fail(err, HS_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(json);
-        free(tmp);
         return st;
     }
+    FILE *f = out.file;
     static const char spaces[8] = "        ";
     int ok = write_all(f, lenbuf, 8) && write_all(f, json, jlen) && write_all(f, spaces, pad);
     free(json);
@@ -308,16 +301,12 @@ hs_status hs_safetensors_save(const char *path, const hs_state_dict *sd, const h
         }
 #endif
     }
-    int saved_errno = errno;
-    if (ok && fflush(f) != 0) ok = 0, saved_errno = errno;
-    if (ok && fsync(fileno(f)) != 0) ok = 0, saved_errno = errno;
-    if (fclose(f) != 0 && ok) ok = 0, saved_errno = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, saved_errno = errno;
     if (!ok) {
-        remove(tmp);
-        st = hs_fail(err, HS_ERR_IO, "%s: write failed: %s", path,
-                     saved_errno ? strerror(saved_errno) : "short write");
+        int saved_errno = errno;
+        hs_atomic_abort(&out);
+        return hs_fail(err, HS_ERR_IO, "%s: write failed: %s", path,
+                       saved_errno ? strerror(saved_errno) : "short write");
     }
-    free(tmp);
+    st = hs_atomic_commit(&out, err);
     return st;
 }

@@ -177,7 +177,9 @@ static hs_status prepare_out_dir(const hs_train_config *c, char *dir, size_t siz
             run_path(path, sizeof path, dir, run_files[i]);
             unlink(path);
         }
-    return hs_make_dirs(dir, err);
+    hs_status st = hs_make_dirs(dir, err);
+    if (!st) hs_remove_stale_temps(dir); /* a killed writer's leftovers; live ones are locked */
+    return st;
 }
 
 /* The shortest text of a float that reads back as the same float (at most 9 digits), so that
@@ -311,10 +313,37 @@ static hs_status open_network(train_state *s, hs_error *err) {
     return HS_OK;
 }
 
+/* The cache writer as the extraction's sink, remembering its own failure so that a cache
+ * that cannot be written is told apart from the job's errors (--strict, Ctrl-C). */
+typedef struct cache_sink {
+    hs_cache_writer *writer;
+    int failed;
+    hs_error error;
+} cache_sink;
+
+static hs_status cache_sink_append(void *ctx, const float *rows, int n, hs_error *err) {
+    cache_sink *c = ctx;
+    if (hs_cache_writer_append(c->writer, rows, n, &c->error) == HS_OK) return HS_OK;
+    c->failed = 1;
+    return hs_fail(err, c->error.code, "%s", c->error.message);
+}
+
+/* Cache policy: a cache that cannot be written or read back (full disk, permissions, a
+ * folder gone) never stops the run; the features are computed in memory, the cause noted. */
+static hs_status compute_in_memory(train_state *s, const hs_dataset *ds, hs_feature_options *o,
+                                   const char *phase, const char *cause, hs_feature_set *out,
+                                   hs_error *err) {
+    note(s->cb, "%s: %s; computing them in memory", phase, cause);
+    hs_feature_set_free(out);
+    o->sink = NULL;
+    o->sink_ctx = NULL;
+    return hs_extract_features(s->net, s->begin, ds, o, out, err);
+}
+
 /* Computes the features of ds, streaming them into a new cache entry when there is a cache
  * (then reading them back from it, so a first run and a rerun train on the same numbers). */
 static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase,
-                         const char *key, const char *source, hs_feature_set *out,
+                         const char *key, const char *source, int dim, hs_feature_set *out,
                          hs_error *err) {
     const hs_backbone_info *info = s->net->info;
     hs_feature_options o = {0};
@@ -331,31 +360,31 @@ static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase
 
     hs_cache_precision precision =
         strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32;
-    int c = 0, h = 0, w = 0;
-    hs_status st = hs_net_shape(s->net, 0, s->begin, 3, s->img_size, s->img_size, &c, &h, &w,
-                                err);
-    if (st) return st;
-    hs_cache_writer *writer = NULL;
-    hs_error open_err = {0};
-    if (hs_cache_writer_open(s->cache_dir, key, source, c * h * w, precision, &writer,
-                             &open_err)) {
-        note(s->cb, "%s; computing features in memory", open_err.message);
-        return hs_extract_features(s->net, s->begin, ds, &o, out, err);
+    cache_sink sink = {0};
+    if (hs_cache_writer_open(s->cache_dir, key, source, dim, precision, &sink.writer,
+                             &sink.error))
+        return compute_in_memory(s, ds, &o, phase, sink.error.message, out, err);
+    o.sink = cache_sink_append;
+    o.sink_ctx = &sink;
+    hs_status st = hs_extract_features(s->net, s->begin, ds, &o, out, err);
+    if (st) {
+        hs_cache_writer_abort(sink.writer);
+        return sink.failed ? compute_in_memory(s, ds, &o, phase, sink.error.message, out, err)
+                           : st;
     }
-    o.sink = hs_cache_writer_append;
-    o.sink_ctx = writer;
-    if ((st = hs_extract_features(s->net, s->begin, ds, &o, out, err))) {
-        hs_cache_writer_abort(writer);
-        return st;
-    }
-    if ((st = hs_cache_writer_commit(writer, out, err))) return st;
+    if (hs_cache_writer_commit(sink.writer, out, &sink.error))
+        return compute_in_memory(s, ds, &o, phase, sink.error.message, out, err);
     hs_feature_set_free(out);
     int hit = 0;
     char why[600];
-    if ((st = hs_cache_lookup(s->cache_dir, key, source, ds, out, &hit, why, sizeof why, err)))
+    if ((st = hs_cache_lookup(s->cache_dir, key, source, ds, dim, out, &hit, why, sizeof why,
+                              err)))
         return st;
-    if (!hit) return hs_fail(err, HS_ERR_IO, "the feature cache just written cannot be read: %s",
-                             why);
+    if (!hit) {
+        char cause[700];
+        snprintf(cause, sizeof cause, "the feature cache just written cannot be read: %s", why);
+        return compute_in_memory(s, ds, &o, phase, cause, out, err);
+    }
     return HS_OK;
 }
 
@@ -366,7 +395,11 @@ static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
     snprintf(phase, sizeof phase, "%s features", side);
     snprintf(source, sizeof source, "%s (%s)", s->data_path, side);
     char *key = NULL;
-    hs_status st = HS_OK;
+    /* The row width the network gives: a cache entry of another width is refused. */
+    int c = 0, h = 0, w = 0;
+    hs_status st = hs_net_shape(s->net, 0, s->begin, 3, s->img_size, s->img_size, &c, &h, &w,
+                                err);
+    if (st) return st;
     if (s->cache_dir[0]) {
         const hs_backbone_info *info = s->net->info;
         hs_cache_key_input in = {
@@ -377,7 +410,8 @@ static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
         if ((st = hs_cache_key_make(&in, &key, err))) return st;
         int hit = 0;
         char why[600];
-        st = hs_cache_lookup(s->cache_dir, key, source, ds, out, &hit, why, sizeof why, err);
+        st = hs_cache_lookup(s->cache_dir, key, source, ds, c * h * w, out, &hit, why,
+                             sizeof why, err);
         if (!st && hit) {
             *cached = 1;
             note(s->cb, "%s: %d read from the cache (%s)", phase, out->count, why);
@@ -386,7 +420,7 @@ static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
         }
         if (st || hit) goto done;
     }
-    st = compute(s, ds, phase, key, source, out, err);
+    st = compute(s, ds, phase, key, source, c * h * w, out, err);
 done:
     free(key);
     for (int i = 0; !st && i < out->failed_count; i++) note(s->cb, "skipped %s", out->failed[i]);

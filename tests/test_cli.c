@@ -1,6 +1,9 @@
 /* The headstart command as a user runs it: output, messages and exit codes. */
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "pth.h"
@@ -20,16 +23,32 @@ static void read_file(const char *path, char *buf, size_t size) {
 }
 
 /* Runs `headstart ARGS` (with an optional environment prefix) and returns its exit code;
- * stdout and stderr land in out_text and err_text. */
-static int run(const char *env, const char *args) {
+ * stdout and stderr land in out_text and err_text. With file_limit > 0 no file it writes
+ * can grow past that many bytes (a full disk in small: writes past it fail with EFBIG). */
+static int run_limited(const char *env, const char *args, long file_limit) {
     char command[8192];
     snprintf(command, sizeof command, "cd " TMP " && %s '%s' %s > out.txt 2> err.txt",
              env ? env : "", HS_CLI_PATH, args);
-    int status = system(command);
+    int status = -1;
+    if (file_limit <= 0) {
+        status = system(command);
+    } else {
+        pid_t pid = fork();
+        if (pid == 0) {
+            signal(SIGXFSZ, SIG_IGN); /* inherited: the write fails instead of killing */
+            struct rlimit limit = {(rlim_t)file_limit, (rlim_t)file_limit};
+            if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(127);
+            execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+            _exit(127);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) != pid) status = -1;
+    }
     read_file(TMP "/out.txt", out_text, sizeof out_text);
     read_file(TMP "/err.txt", err_text, sizeof err_text);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+static int run(const char *env, const char *args) { return run_limited(env, args, 0); }
 
 static void test_basics(void) {
     CHECK(run(NULL, "--version") == 0);
@@ -133,11 +152,49 @@ static int test_foolbox(void) {
     return 1;
 }
 
+/* headstart cache on the cache the runs below made: list, prune by age and size, clear, and
+ * the usage errors. */
+static void test_cache_command(void) {
+    CHECK(run(NULL, "cache") == 2);
+    CHECK(run(NULL, "cache frob") == 2);
+    CHECK(strstr(err_text, "unknown action 'frob'") != NULL);
+    CHECK(run(NULL, "cache prune --cache-dir cache") == 2);
+    CHECK(run(NULL, "cache prune --older-than 5 --cache-dir cache") == 2);
+    CHECK_MSG(strstr(err_text, "--older-than needs a duration"), "%s", err_text);
+    CHECK(run(NULL, "cache prune --max-size 2X --cache-dir cache") == 2);
+    CHECK(run(NULL, "cache list --max-size 2G --cache-dir cache") == 2);
+
+    /* Four entries: train and val at image sizes 32 and 40. */
+    CHECK(run(NULL, "cache list --cache-dir cache") == 0);
+    CHECK_MSG(strstr(out_text, "(4 entries,") && strstr(out_text, "efficientnet_lite0") &&
+                  strstr(out_text, "pets (train)") && strstr(out_text, "pets (val)") &&
+                  strstr(out_text, "f16"),
+              "%s", out_text);
+    CHECK(run(NULL, "cache prune --older-than 1h --cache-dir cache") == 0);
+    CHECK_MSG(strstr(out_text, "removed 0 entries (0 B); 4 entries"), "%s", out_text);
+    /* 2 x 36 KB (train) + 2 x 16 KB (val): down to 40 KB keeps only the newest, the val
+     * entry at size 40 (written last). */
+    CHECK(run(NULL, "cache prune --max-size 40K --cache-dir cache") == 0);
+    CHECK_MSG(strstr(out_text, "removed 3 entries") && strstr(out_text, "1 entry ("), "%s",
+              out_text);
+    CHECK(run(NULL, "cache list --cache-dir cache") == 0);
+    CHECK_MSG(strstr(out_text, "(1 entry,") && strstr(out_text, "pets (val)") &&
+                  strstr(out_text, "   40  ") && !strstr(out_text, "(train)"),
+              "%s", out_text);
+    CHECK(run(NULL, "cache clear --cache-dir cache") == 0);
+    CHECK_MSG(strstr(out_text, "removed 1 entry") && strstr(out_text, "0 entries (0 B) left"),
+              "%s", out_text);
+    CHECK(run(NULL, "cache list --cache-dir cache") == 0);
+    CHECK_MSG(strstr(out_text, "(0 entries, 0 B)"), "%s", out_text);
+}
+
 /* headstart train as a user runs it, for the feature cache: where it lives, reuse, the
- * reason for a recomputation, --no-cache, and a bad flag value. */
+ * reason for a recomputation, --no-cache, a bad flag value, 'headstart cache', the sweep of
+ * killed writers' files, and what a cache or run folder that cannot be written does. */
 static void test_train_cache(void) {
     /* Two classes of ten foolbox images each (the labels mean nothing; the run is the point). */
-    CHECK(system("cd " TMP " && rm -rf pets cache home xdg run? && mkdir -p pets/a pets/b && "
+    CHECK(system("cd " TMP " && rm -rf pets cache cache2 home xdg run? && "
+                 "mkdir -p pets/a pets/b && "
                  "cp " WEIGHTS "/foolbox/imagenet_0*.jpg pets/a/ && "
                  "cp " WEIGHTS "/foolbox/imagenet_1*.jpg pets/b/") == 0);
     const char *common = "train pets --img-size 32 --epochs 2 --batch-size 4 --val-fraction 0.3";
@@ -175,6 +232,38 @@ static void test_train_cache(void) {
     CHECK(run(NULL, args) == 2);
     CHECK_MSG(strstr(err_text, "--feature-precision must be f16 or f32"), "%s", err_text);
     CHECK(!test_file_exists(TMP "/run7"));
+
+    test_cache_command();
+
+    /* Temporary files of killed writers in the run folder (this version's and the names
+     * earlier versions used) are swept by the next run there; the outputs are rewritten. */
+    CHECK(system("cd " TMP " && touch run1/.checkpoint.safetensors.tmp.abcdefABCDEF "
+                 "run1/checkpoint.safetensors.tmp.99999") == 0);
+    snprintf(args, sizeof args, "%s --cache-dir cache --out run1 --overwrite", common);
+    CHECK_MSG(run(NULL, args) == 0, "%s", err_text);
+    CHECK(!test_file_exists(TMP "/run1/.checkpoint.safetensors.tmp.abcdefABCDEF"));
+    CHECK(!test_file_exists(TMP "/run1/checkpoint.safetensors.tmp.99999"));
+    CHECK(test_file_exists(TMP "/run1/checkpoint.safetensors"));
+
+    /* Cache policy: a cache that cannot be written (here files over 48 KB fail, as on a full
+     * disk: the float32 train entry is 72 KB, every run output under 32 KB) never stops the
+     * run; the features are computed in memory and the cause is named. */
+    snprintf(args, sizeof args, "%s --cache-dir cache2 --feature-precision f32 --out run8",
+             common);
+    CHECK_MSG(run_limited(NULL, args, 48 << 10) == 0, "%s", err_text);
+    CHECK_MSG(strstr(err_text, "train features: cannot write the feature cache") &&
+                  strstr(err_text, "File too large; computing them in memory"),
+              "%s", err_text);
+    CHECK(strstr(err_text, "epoch   2/2") && test_file_exists(TMP "/run8/model.safetensors"));
+    /* The val entry fitted and was written; the train one left nothing behind. */
+    CHECK(run(NULL, "cache list --cache-dir cache2") == 0);
+    CHECK_MSG(strstr(out_text, "(1 entry,") && strstr(out_text, "pets (val)"), "%s", out_text);
+    CHECK(system("ls -a " TMP "/cache2/features | grep -q tmp") != 0);
+    /* The run folder is not the cache: an output that cannot be written is an I/O error. */
+    snprintf(args, sizeof args, "%s --no-cache --out run9", common);
+    CHECK_MSG(run_limited(NULL, args, 20 << 10) == HS_ERR_IO, "%s", err_text);
+    CHECK_MSG(strstr(err_text, "File too large"), "%s", err_text);
+    CHECK(system("ls -a " TMP "/run9 | grep -q tmp") != 0);
 }
 
 static void copy_file(const char *from, const char *to) {

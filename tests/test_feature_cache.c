@@ -1,11 +1,16 @@
 /* The feature cache: half-precision conversions (scalar against F16C, known values), a
  * written entry read back exactly, every key field invalidating it with the reason named,
- * and half-written, truncated or altered files never used. */
+ * half-written, truncated or altered files never used, forged entries (a valid checksum over
+ * lies: another row width, precision, row count or a longer key) refused, and the managing
+ * functions behind 'headstart cache' (list, prune by age and size, clear). */
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -130,23 +135,32 @@ static hs_feature_set written_set(void) {
     return set;
 }
 
-static void write_entry(const char *key, hs_cache_precision precision) {
-    hs_feature_set set = written_set();
+/* Writes set's rows, dim values each (the rows array holds enough for dim <= 2 DIM). */
+static void write_set(const char *key, hs_cache_precision precision, int dim,
+                      const hs_feature_set *set) {
+    static float wide[SAMPLES * DIM * 2];
+    for (int i = 0; i < SAMPLES * DIM * 2; i++) wide[i] = (float)(i * 0.37 - 3.0);
     hs_cache_writer *w = NULL;
     hs_error err = {0};
-    CHECK_MSG(hs_cache_writer_open(DIR_, key, "/data (train)", DIM, precision, &w, &err) ==
+    CHECK_MSG(hs_cache_writer_open(DIR_, key, "/data (train)", dim, precision, &w, &err) ==
                   HS_OK, "%s", err.message);
     if (!w) return;
-    CHECK(hs_cache_writer_append(w, rows, 2, &err) == HS_OK);
-    CHECK(hs_cache_writer_append(w, rows + 2 * DIM, set.count - 2, &err) == HS_OK);
-    CHECK_MSG(hs_cache_writer_commit(w, &set, &err) == HS_OK, "%s", err.message);
+    const float *values = dim == DIM ? rows : wide;
+    CHECK(hs_cache_writer_append(w, values, 2, &err) == HS_OK);
+    CHECK(hs_cache_writer_append(w, values + 2 * dim, set->count - 2, &err) == HS_OK);
+    CHECK_MSG(hs_cache_writer_commit(w, set, &err) == HS_OK, "%s", err.message);
+}
+
+static void write_entry(const char *key, hs_cache_precision precision) {
+    hs_feature_set set = written_set();
+    write_set(key, precision, DIM, &set);
 }
 
 /* Looks key up; returns hit and leaves the reason in why. */
 static int lookup(const char *key, const hs_dataset *ds, hs_feature_set *out, char *why) {
     int hit = -1;
     hs_error err = {0};
-    CHECK_MSG(hs_cache_lookup(DIR_, key, "/data (train)", ds, out, &hit, why, 600, &err) ==
+    CHECK_MSG(hs_cache_lookup(DIR_, key, "/data (train)", ds, DIM, out, &hit, why, 600, &err) ==
                   HS_OK, "%s", err.message);
     return hit;
 }
@@ -307,6 +321,183 @@ static void test_damage(void) {
     free(key);
 }
 
+/* Entries whose checksum is right (their writer computed it) but whose contents break what
+ * the key and the caller promise: each is refused, named and removed, and the caller never
+ * sees rows it would read past. */
+static void test_forged(void) {
+    CHECK(system("rm -rf " DIR_) == 0);
+    CHECK(hs_make_dirs(DIR_, NULL) == HS_OK);
+    hs_dataset ds = make_dataset();
+    hs_cache_key_input in = make_input(&ds); /* precision f16 */
+    char *key = key_of(&in), why[600], path[700];
+    hs_feature_set got;
+
+    /* Rows wider than the network's (as a forged file in a shared cache folder would hold):
+     * a caller copying rows into buffers sized for its network would overflow them. */
+    hs_feature_set set = written_set();
+    write_set(key, HS_CACHE_F16, DIM + 3, &set);
+    int hit = lookup(key, &ds, &got, why);
+    CHECK_MSG(hit == 0, "an entry of %d values a row was used for a network of %d", DIM + 3, DIM);
+    if (hit == 1) {
+        float *back = malloc((size_t)SAMPLES * DIM * sizeof(float)); /* sized for DIM */
+        hs_feature_range(&got, 0, got.count, back);
+        free(back);
+        hs_feature_set_free(&got);
+    }
+    CHECK_MSG(strstr(why, "rows of 8 values where the network gives 5"), "%s", why);
+    /* Narrower rows: the rows the caller reads would run into the labels and past the map. */
+    write_set(key, HS_CACHE_F16, 1, &set);
+    CHECK(lookup(key, &ds, &got, why) == 0);
+    CHECK_MSG(strstr(why, "rows of 1 values"), "%s", why);
+
+    /* float32 rows under a key that says f16. */
+    write_set(key, HS_CACHE_F32, DIM, &set);
+    CHECK(lookup(key, &ds, &got, why) == 0);
+    CHECK_MSG(strstr(why, "precision"), "%s", why);
+
+    /* A row missing: fewer rows plus skipped images than the data set has images. */
+    hs_feature_set fewer = written_set();
+    fewer.count--;
+    write_set(key, HS_CACHE_F16, DIM, &fewer);
+    CHECK(lookup(key, &ds, &got, why) == 0);
+    CHECK_MSG(strstr(why, "4 rows and 1 skipped images for 6 images"), "%s", why);
+
+    /* A longer key (one more line) in a file named for this key. */
+    write_entry(key, HS_CACHE_F16);
+    entry_file(key, path, sizeof path);
+    CHECK(path[0] != '\0');
+    unlink(path);
+    size_t key_length = strlen(key);
+    char *longer = malloc(key_length + 32);
+    snprintf(longer, key_length + 32, "%sextra=1\n", key);
+    write_entry(longer, HS_CACHE_F16);
+    char longer_path[700];
+    entry_file(longer, longer_path, sizeof longer_path);
+    CHECK(longer_path[0] && rename(longer_path, path) == 0);
+    CHECK(lookup(key, &ds, &got, why) == 0);
+    CHECK_MSG(strstr(why, "its key does not match its name"), "%s", why);
+    free(longer);
+
+    /* All refused entries were removed; an honest one still hits. */
+    write_entry(key, HS_CACHE_F16);
+    CHECK_MSG(lookup(key, &ds, &got, why) == 1, "%s", why);
+    hs_feature_set_free(&got);
+    hs_cache_listing listing;
+    CHECK(hs_cache_list(DIR_, &listing, NULL) == HS_OK && listing.count == 1);
+    hs_cache_listing_free(&listing);
+    free(key);
+}
+
+static void set_last_use(const char *path, long long when) {
+    struct timespec times[2] = {{(time_t)when, 0}, {(time_t)when, 0}};
+    CHECK(utimensat(AT_FDCWD, path, times, 0) == 0);
+}
+
+/* Three entries (image sizes 224, 256, 288) last used 10 days, 2 days and 1 minute ago. */
+static void make_three(long long now, char paths[3][700], char *keys[3]) {
+    CHECK(system("rm -rf " DIR_) == 0);
+    CHECK(hs_make_dirs(DIR_, NULL) == HS_OK);
+    hs_dataset ds = make_dataset();
+    static const long long ages[3] = {10 * 86400, 2 * 86400, 60};
+    for (int i = 0; i < 3; i++) {
+        hs_cache_key_input in = make_input(&ds);
+        in.img_size = 224 + 32 * i;
+        keys[i] = key_of(&in);
+        write_entry(keys[i], HS_CACHE_F16);
+        entry_file(keys[i], paths[i], sizeof paths[i]);
+        set_last_use(paths[i], now - ages[i]);
+    }
+}
+
+static void free_keys(char *keys[3]) {
+    for (int i = 0; i < 3; i++) free(keys[i]);
+}
+
+static void test_manage(void) {
+    long long now = (long long)time(NULL);
+    char paths[3][700], *keys[3];
+    make_three(now, paths, keys);
+
+    /* Listed least recently used first, with what their keys say. */
+    hs_cache_listing listing;
+    CHECK(hs_cache_list(DIR_, &listing, NULL) == HS_OK);
+    CHECK(listing.count == 3);
+    long long total = 0;
+    for (int i = 0; i < listing.count && i < 3; i++) {
+        const hs_cache_entry_info *e = &listing.entries[i];
+        struct stat st;
+        CHECK(stat(paths[i], &st) == 0);
+        CHECK_MSG(strstr(paths[i], e->name) != NULL, "entry %d is %s", i, e->name);
+        CHECK(e->img_size == 224 + 32 * i && e->images == 5 && !e->damaged);
+        CHECK(strcmp(e->backbone, "efficientnet_lite0") == 0 && strcmp(e->precision, "f16") == 0);
+        CHECK(strcmp(e->source, "/data (train)") == 0);
+        CHECK(e->bytes == (long long)st.st_size && e->bytes > 0);
+        total += e->bytes;
+    }
+    CHECK(listing.total_bytes == total);
+    long long entry_bytes = listing.count ? listing.entries[0].bytes : 0;
+    hs_cache_listing_free(&listing);
+
+    /* A hit is a use: the oldest entry, read now, is listed last. */
+    hs_dataset ds = make_dataset();
+    hs_feature_set got;
+    char why[600];
+    CHECK(lookup(keys[0], &ds, &got, why) == 1);
+    hs_feature_set_free(&got);
+    CHECK(hs_cache_list(DIR_, &listing, NULL) == HS_OK && listing.count == 3);
+    if (listing.count == 3) {
+        CHECK(strstr(paths[0], listing.entries[2].name) != NULL);
+        CHECK(listing.entries[2].last_use >= now);
+    }
+    hs_cache_listing_free(&listing);
+    set_last_use(paths[0], now - 10 * 86400);
+
+    /* By age: older than 5 days goes. */
+    hs_cache_prune_result r;
+    CHECK(hs_cache_prune(DIR_, 5 * 86400, -1, now, &r, NULL) == HS_OK);
+    CHECK(r.removed == 1 && r.kept == 2 && r.removed_bytes == entry_bytes);
+    CHECK(!hs_path_exists(paths[0]) && hs_path_exists(paths[1]) && hs_path_exists(paths[2]));
+
+    /* By size: the least recently used go until what is left fits. */
+    CHECK(hs_cache_prune(DIR_, -1, entry_bytes + entry_bytes / 2, now, &r, NULL) == HS_OK);
+    CHECK(r.removed == 1 && r.kept == 1 && r.kept_bytes == entry_bytes);
+    CHECK(!hs_path_exists(paths[1]) && hs_path_exists(paths[2]));
+    CHECK(hs_cache_prune(DIR_, -1, entry_bytes, now, &r, NULL) == HS_OK);
+    CHECK(r.removed == 0 && r.kept == 1);
+    free_keys(keys);
+
+    /* A damaged entry goes with any prune; a stale temporary file goes; a live writer's
+     * (this process holds its lock through another open file) stays. */
+    make_three(now, paths, keys);
+    CHECK(system("echo junk > " DIR_ "/0123456789abcdef0123456789abcdef.hsf") == 0);
+    CHECK(system("touch " DIR_ "/.0123.hsf.tmp.abcdefABCDEF") == 0);
+    hs_cache_writer *live = NULL;
+    CHECK(hs_cache_writer_open(DIR_, keys[0], "/data (train)", DIM, HS_CACHE_F16, &live, NULL) ==
+          HS_OK);
+    CHECK(hs_cache_list(DIR_, &listing, NULL) == HS_OK);
+    CHECK(listing.count == 4 && listing.count && listing.entries[0].damaged);
+    hs_cache_listing_free(&listing);
+    CHECK(hs_cache_prune(DIR_, 30 * 86400, -1, now, &r, NULL) == HS_OK);
+    CHECK(r.removed == 1 && r.kept == 3);
+    CHECK(!hs_path_exists(DIR_ "/0123456789abcdef0123456789abcdef.hsf"));
+    CHECK(!hs_path_exists(DIR_ "/.0123.hsf.tmp.abcdefABCDEF"));
+
+    /* Clear: every entry; the live writer still commits. */
+    CHECK(hs_cache_prune(DIR_, -1, 0, now, &r, NULL) == HS_OK);
+    CHECK(r.removed == 3 && r.kept == 0 && r.kept_bytes == 0);
+    hs_feature_set set = written_set();
+    hs_error err = {0};
+    CHECK(hs_cache_writer_append(live, rows, set.count, &err) == HS_OK);
+    CHECK_MSG(hs_cache_writer_commit(live, &set, &err) == HS_OK, "%s", err.message);
+    CHECK(hs_cache_list(DIR_, &listing, NULL) == HS_OK && listing.count == 1);
+    hs_cache_listing_free(&listing);
+    free_keys(keys);
+
+    /* A cache folder that does not exist yet is an empty cache. */
+    CHECK(hs_cache_list(DIR_ "/none", &listing, NULL) == HS_OK && listing.count == 0);
+    CHECK(hs_cache_prune(DIR_ "/none", -1, 0, now, &r, NULL) == HS_OK && r.removed == 0);
+}
+
 int main(void) {
     CHECK(hs_make_dirs(HS_TEST_TMP_DIR, NULL) == HS_OK);
     test_half();
@@ -314,5 +505,7 @@ int main(void) {
     test_round_trip(HS_CACHE_F32);
     test_invalidation();
     test_damage();
+    test_forged();
+    test_manage();
     return check_finish("test_feature_cache");
 }
