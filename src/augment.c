@@ -113,6 +113,26 @@ void hs_image_flip_horizontal(hs_image *img) {
     }
 }
 
+void hs_image_to_tensor_fast(const hs_image *img, const float mean[3], const float std[3],
+                             float *out) {
+    /* the float32 operations of ToTensor (x / 255) then Normalize ((x - m) / s), once per byte
+     * value: the same floats as hs_image_to_tensor, without a division per pixel */
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) {
+            volatile float x = (float)v / 255.0f;
+            lut[c][v] = (x - mean[c]) / std[c];
+        }
+    const size_t plane = (size_t)img->width * (size_t)img->height;
+    const uint8_t *px = img->pixels;
+    float *o0 = out, *o1 = out + plane, *o2 = out + 2 * plane;
+    for (size_t i = 0; i < plane; i++) {
+        o0[i] = lut[0][px[i * 3 + 0]];
+        o1[i] = lut[1][px[i * 3 + 1]];
+        o2[i] = lut[2][px[i * 3 + 2]];
+    }
+}
+
 hs_status hs_augment_image(const hs_image *img, int size, const hs_augment_options *o,
                            hs_rng *rng, const float mean[3], const float std[3], float *out,
                            hs_crop_box *box_out, int *flipped_out, hs_error *err) {
@@ -138,7 +158,7 @@ hs_status hs_augment_image(const hs_image *img, int size, const hs_augment_optio
         if (flipped) hs_image_flip_horizontal(&resized);
     }
     if (flipped_out) *flipped_out = flipped;
-    hs_image_to_tensor(&resized, mean, std, out);
+    hs_image_to_tensor_fast(&resized, mean, std, out);
     hs_image_free(&resized);
     return HS_OK;
 }

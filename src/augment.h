@@ -62,6 +62,11 @@ hs_crop_box hs_random_resized_crop_rng(int width, int height, const hs_augment_o
 uint64_t hs_augment_sample_seed(uint64_t seed, int epoch, int64_t sample);
 uint64_t hs_augment_batch_seed(uint64_t seed, int epoch, int64_t batch);
 
+/* hs_image_to_tensor's floats, (x/255 - mean)/std, through a table of the 256 values per
+ * channel (bit-identical; about 5x faster than a division per pixel). */
+void hs_image_to_tensor_fast(const hs_image *img, const float mean[3], const float std[3],
+                             float *out);
+
 /* Mirrors an RGB image left to right in place. */
 void hs_image_flip_horizontal(hs_image *img);
 

@@ -45,6 +45,21 @@ static size_t image_floats(const hs_loader_options *o) {
     return (size_t)3 * o->image_size * o->image_size;
 }
 
+/* hs_image_prepare_square (the probe's resize, the same floats) with the table normalisation. */
+static hs_status prepare_square(const hs_image *img, int size, const float mean[3],
+                                const float std[3], float *out, hs_error *err) {
+    if (img->width == size && img->height == size) {
+        hs_image_to_tensor_fast(img, mean, std, out);
+        return HS_OK;
+    }
+    hs_image resized = {0};
+    hs_status st = hs_image_resize(img, size, size, &resized, err);
+    if (st) return st;
+    hs_image_to_tensor_fast(&resized, mean, std, out);
+    hs_image_free(&resized);
+    return HS_OK;
+}
+
 hs_status hs_loader_prepare_image(const hs_image_store *store, const hs_loader_options *o,
                                   int epoch, int sample, float *out, hs_error *err) {
     hs_image scratch = {0};
@@ -57,7 +72,7 @@ hs_status hs_loader_prepare_image(const hs_image_store *store, const hs_loader_o
             st = hs_augment_image(img, o->image_size, &o->crop, &rng, o->mean, o->std, out, NULL,
                                   NULL, err);
         } else {
-            st = hs_image_prepare_square(img, o->image_size, o->mean, o->std, out, err);
+            st = prepare_square(img, o->image_size, o->mean, o->std, out, err);
         }
         if (st) hs_fail_context(err, st, "%s", store->ds->samples[sample].name);
     }
