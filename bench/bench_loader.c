@@ -41,7 +41,7 @@ static int run_size(const hs_image_store *store, const hs_loader_options *o, int
     }
     int use = batches * o->batch_size < count ? batches * o->batch_size : count;
     /* one warm-up batch (page faults of the buffers), then the timed ones */
-    if (hs_batch_loader_start(l, 0, order, use, &err)) goto fail;
+    if (hs_batch_loader_start(l, 0, order, use, 0, &err)) goto fail;
     double t0 = 0, c0 = 0;
     long images = 0;
     for (int k = 0;; k++) {

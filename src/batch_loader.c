@@ -321,9 +321,13 @@ hs_status hs_batch_loader_create(const hs_image_store *store, const hs_loader_op
 }
 
 hs_status hs_batch_loader_start(hs_batch_loader *l, int epoch, const int *order, int count,
-                                hs_error *err) {
+                                int first_batch, hs_error *err) {
     hs_status st = check_order(l->store, order, count, err);
     if (st) return st;
+    const int batches = batch_count(count, l->o.batch_size);
+    if (first_batch < 0 || first_batch > batches)
+        return hs_fail(err, HS_ERR_ARGUMENT, "loader: first batch %d of an epoch of %d",
+                       first_batch, batches);
     int *copy = malloc((size_t)(count ? count : 1) * sizeof *copy);
     if (!copy) return hs_fail(err, HS_ERR_NOMEM, "loader: out of memory for the order");
     if (count) memcpy(copy, order, (size_t)count * sizeof *copy);
@@ -347,10 +351,10 @@ hs_status hs_batch_loader_start(hs_batch_loader *l, int epoch, const int *order,
     l->order = copy;
     l->epoch = epoch;
     l->count = count;
-    l->batches = batch_count(count, l->o.batch_size);
-    l->next_task = 0;
-    l->total_tasks = (long)l->batches * l->o.batch_size;
-    l->next_batch = 0;
+    l->batches = batches;
+    l->next_task = (long)first_batch * l->o.batch_size;
+    l->total_tasks = (long)batches * l->o.batch_size;
+    l->next_batch = first_batch;
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mutex);
     return HS_OK;

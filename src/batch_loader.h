@@ -67,11 +67,12 @@ typedef struct hs_batch_loader hs_batch_loader;
 hs_status hs_batch_loader_create(const hs_image_store *store, const hs_loader_options *o,
                                  hs_batch_loader **out, hs_error *err);
 
-/* Begins epoch `epoch` over order[0..count) (copied; indices into the store's data set).
- * Batches of an unfinished previous epoch are dropped; every batch handed out must have been
- * released (else HS_ERR_ARGUMENT). */
+/* Begins epoch `epoch` over order[0..count) (copied; indices into the store's data set), at
+ * batch first_batch (0; a resumed run passes the batch it stopped before and gets the batches
+ * a run never stopped would have). Batches of an unfinished previous epoch are dropped; every
+ * batch handed out must have been released (else HS_ERR_ARGUMENT). */
 hs_status hs_batch_loader_start(hs_batch_loader *l, int epoch, const int *order, int count,
-                                hs_error *err);
+                                int first_batch, hs_error *err);
 
 /* The epoch's next batch, in order, blocking until it is ready; *batch is NULL after the last.
  * A batch with an image that failed returns that image's error (the batch is dropped, the

@@ -415,17 +415,18 @@ static void loader_options(hs_loader_options *o, int threads) {
 
 /* Runs an epoch through a loader, checking each batch against the synchronous reference;
  * returns the number of batches that differ, and the samples seen in *seen. */
-static int run_epoch(const hs_image_store *s, const hs_loader_options *o, int epoch,
-                     const int *order, int count, int *seen, int *errors_out, char *first_error) {
+static int run_epoch_from(const hs_image_store *s, const hs_loader_options *o, int epoch,
+                          const int *order, int count, int first_batch, int *seen,
+                          int *errors_out, char *first_error) {
     hs_error err = {0};
     hs_batch_loader *l = NULL;
     hs_batch ref;
     CHECK(hs_batch_alloc(o, s->ds->class_count, &ref, &err) == HS_OK);
     CHECK(hs_batch_loader_create(s, o, &l, &err) == HS_OK);
-    CHECK(hs_batch_loader_start(l, epoch, order, count, &err) == HS_OK);
-    int differ = 0, got = 0, errors = 0;
+    CHECK(hs_batch_loader_start(l, epoch, order, count, first_batch, &err) == HS_OK);
+    int differ = 0, got = first_batch * o->batch_size, errors = 0;
     const size_t floats = (size_t)3 * o->image_size * o->image_size;
-    for (int k = 0;; k++) {
+    for (int k = first_batch;; k++) {
         hs_batch *b = NULL;
         hs_status st = hs_batch_loader_next(l, &b, &err);
         if (st) {
@@ -454,6 +455,11 @@ static int run_epoch(const hs_image_store *s, const hs_loader_options *o, int ep
     hs_batch_free(&ref);
     if (errors_out) *errors_out = errors;
     return differ;
+}
+
+static int run_epoch(const hs_image_store *s, const hs_loader_options *o, int epoch,
+                     const int *order, int count, int *seen, int *errors_out, char *first_error) {
+    return run_epoch_from(s, o, epoch, order, count, 0, seen, errors_out, first_error);
 }
 
 static void test_loader(void) {
@@ -497,6 +503,21 @@ static void test_loader(void) {
     memset(seen, -1, sizeof seen);
     CHECK(run_epoch(&lazy, &o, 2, order, SAMPLES, seen, NULL, NULL) == 0);
     CHECK(memcmp(seen, order, sizeof order) == 0);
+
+    /* a resumed epoch: from batch 3 on, the batches of the whole epoch (mixup included) */
+    hs_loader_options r = o;
+    r.mixup_alpha = 0.4f;
+    r.threads = 2;
+    memset(seen, -1, sizeof seen);
+    CHECK(run_epoch_from(&mem, &r, 2, order, SAMPLES, 3, seen, NULL, NULL) == 0);
+    CHECK(seen[11] == -1 && memcmp(seen + 12, order + 12, (SAMPLES - 12) * sizeof(int)) == 0);
+    hs_batch_loader *rl = NULL;
+    CHECK(hs_batch_loader_create(&mem, &r, &rl, &err) == HS_OK);
+    CHECK(hs_batch_loader_start(rl, 2, order, SAMPLES, 7, &err) == HS_ERR_ARGUMENT);
+    hs_batch *none = NULL;
+    CHECK(hs_batch_loader_start(rl, 2, order, SAMPLES, 6, &err) == HS_OK); /* 6 batches: none left */
+    CHECK(hs_batch_loader_next(rl, &none, &err) == HS_OK && none == NULL);
+    hs_batch_loader_free(rl);
 
     /* mixup: lambda per batch, the reversed batch mixed in, targets summing to 1 */
     hs_loader_options m = o;
@@ -549,18 +570,18 @@ static void test_loader(void) {
     /* misuse: every buffer held; an order out of range; a new epoch while one is held */
     hs_batch_loader *l = NULL;
     CHECK(hs_batch_loader_create(&mem, &o, &l, &err) == HS_OK);
-    CHECK(hs_batch_loader_start(l, 0, order, SAMPLES, &err) == HS_OK);
+    CHECK(hs_batch_loader_start(l, 0, order, SAMPLES, 0, &err) == HS_OK);
     hs_batch *b1 = NULL, *b2 = NULL, *b3 = NULL;
     CHECK(hs_batch_loader_next(l, &b1, &err) == HS_OK && b1);
     CHECK(hs_batch_loader_next(l, &b2, &err) == HS_OK && b2);
     CHECK(hs_batch_loader_next(l, &b3, &err) == HS_ERR_ARGUMENT && !b3);
-    CHECK(hs_batch_loader_start(l, 1, order, SAMPLES, &err) == HS_ERR_ARGUMENT);
+    CHECK(hs_batch_loader_start(l, 1, order, SAMPLES, 0, &err) == HS_ERR_ARGUMENT);
     hs_batch_loader_release(l, b1);
     hs_batch_loader_release(l, b2);
     int bad_order[2] = {0, SAMPLES};
-    CHECK(hs_batch_loader_start(l, 1, bad_order, 2, &err) == HS_ERR_ARGUMENT);
+    CHECK(hs_batch_loader_start(l, 1, bad_order, 2, 0, &err) == HS_ERR_ARGUMENT);
     /* an abandoned epoch, then a full one */
-    CHECK(hs_batch_loader_start(l, 1, order, SAMPLES, &err) == HS_OK);
+    CHECK(hs_batch_loader_start(l, 1, order, SAMPLES, 0, &err) == HS_OK);
     int n = 0;
     for (;;) {
         CHECK(hs_batch_loader_next(l, &b1, &err) == HS_OK);
@@ -572,7 +593,7 @@ static void test_loader(void) {
     hs_batch_loader_free(l);
     /* a loader freed in the middle of an epoch */
     CHECK(hs_batch_loader_create(&lazy, &o, &l, &err) == HS_OK);
-    CHECK(hs_batch_loader_start(l, 0, order, SAMPLES, &err) == HS_OK);
+    CHECK(hs_batch_loader_start(l, 0, order, SAMPLES, 0, &err) == HS_OK);
     CHECK(hs_batch_loader_next(l, &b1, &err) == HS_OK && b1);
     hs_batch_loader_free(l);
 
