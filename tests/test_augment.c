@@ -350,6 +350,20 @@ static void test_loss(void) {
 
 /* ---- Image store ------------------------------------------------------------------------- */
 
+typedef struct progress_log {
+    int calls;
+    long last_done, last_total;
+} progress_log;
+
+static void note_progress(void *ctx, const char *phase, long done, long total, double seconds) {
+    progress_log *p = ctx;
+    p->calls++;
+    p->last_done = done;
+    p->last_total = total;
+    (void)phase;
+    (void)seconds;
+}
+
 static void test_store(void) {
     test_set t;
     test_set_make(&t, 1);
@@ -357,8 +371,10 @@ static void test_store(void) {
     hs_image_store s;
     const int max_short = 30;
     const size_t need = decoded_bytes(&t, max_short);
-    hs_image_store_options o = {need, max_short, NULL, NULL, "decode", NULL};
+    progress_log log = {0, 0, 0};
+    hs_image_store_options o = {need, max_short, note_progress, &log, "decode", NULL};
     CHECK(hs_image_store_open(&t.ds, &o, &s, &err) == HS_OK);
+    CHECK(log.calls >= 1 && log.last_done == SAMPLES && log.last_total == SAMPLES);
     CHECK(s.in_memory == 1 && s.bytes == need && s.bytes <= o.memory_budget);
     CHECK(s.failed_count == 1 && strstr(s.failed[0], "broken13.jpg") != NULL);
     CHECK(!hs_image_store_usable(&s, BAD_SAMPLE) && hs_image_store_usable(&s, 0));
@@ -393,6 +409,14 @@ static void test_store(void) {
     o.memory_budget = 0;
     CHECK(hs_image_store_open(&t.ds, &o, &s, &err) == HS_OK && s.in_memory == 0);
     hs_image_store_free(&s);
+    /* a stop request */
+    volatile int stop = 1;
+    o.memory_budget = need;
+    o.stop = &stop;
+    CHECK(hs_image_store_open(&t.ds, &o, &s, &err) == HS_ERR_INTERRUPTED && !s.in_memory &&
+          s.images == NULL);
+    hs_image_store_free(&s);
+    o.stop = NULL;
 
     /* the size rule */
     hs_image big = {100, 60, calloc(100 * 60 * 3, 1)};
