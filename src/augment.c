@@ -133,14 +133,15 @@ void hs_image_to_tensor_fast(const hs_image *img, const float mean[3], const flo
     }
 }
 
-hs_status hs_augment_image(const hs_image *img, int size, const hs_augment_options *o,
-                           hs_rng *rng, const float mean[3], const float std[3], float *out,
-                           hs_crop_box *box_out, int *flipped_out, hs_error *err) {
+hs_status hs_augment_apply(const hs_image *img, hs_crop_box box, int flip, int size,
+                           const float mean[3], const float std[3], float *out, hs_error *err) {
     if (!img || !img->pixels || img->width <= 0 || img->height <= 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "augment: empty image");
     if (size <= 0) return hs_fail(err, HS_ERR_ARGUMENT, "augment: invalid size %d", size);
-    hs_crop_box box = hs_random_resized_crop_rng(img->width, img->height, o, rng);
-    if (box_out) *box_out = box;
+    if (box.top < 0 || box.left < 0 || box.height <= 0 || box.width <= 0 ||
+        box.height > img->height - box.top || box.width > img->width - box.left)
+        return hs_fail(err, HS_ERR_ARGUMENT, "augment: crop (%d, %d, %d x %d) outside a %d x %d image",
+                       box.left, box.top, box.width, box.height, img->width, img->height);
     /* PIL's crop: copy the box out, then resize the whole crop */
     hs_image crop = {box.width, box.height, malloc((size_t)box.width * box.height * 3u)};
     if (!crop.pixels) return hs_fail(err, HS_ERR_NOMEM, "augment: out of memory");
@@ -152,15 +153,23 @@ hs_status hs_augment_image(const hs_image *img, int size, const hs_augment_optio
     hs_status st = hs_image_resize(&crop, size, size, &resized, err);
     hs_image_free(&crop);
     if (st) return hs_fail_context(err, st, "augment");
-    int flipped = 0;
-    if (o->flip) {
-        flipped = hs_rng_uniform(rng) < 0.5f; /* torch.rand(1) < p */
-        if (flipped) hs_image_flip_horizontal(&resized);
-    }
-    if (flipped_out) *flipped_out = flipped;
+    if (flip) hs_image_flip_horizontal(&resized);
     hs_image_to_tensor_fast(&resized, mean, std, out);
     hs_image_free(&resized);
     return HS_OK;
+}
+
+hs_status hs_augment_image(const hs_image *img, int size, const hs_augment_options *o,
+                           hs_rng *rng, const float mean[3], const float std[3], float *out,
+                           hs_crop_box *box_out, int *flipped_out, hs_error *err) {
+    if (!img || !img->pixels || img->width <= 0 || img->height <= 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "augment: empty image");
+    hs_crop_box box = hs_random_resized_crop_rng(img->width, img->height, o, rng);
+    /* torch.rand(1) < p, drawn after the crop as RandomHorizontalFlip after RandomResizedCrop */
+    int flipped = o->flip ? hs_rng_uniform(rng) < 0.5f : 0;
+    if (box_out) *box_out = box;
+    if (flipped_out) *flipped_out = flipped;
+    return hs_augment_apply(img, box, flipped, size, mean, std, out, err);
 }
 
 void hs_smooth_targets(const int *labels, int n, int classes, float eps, float *targets) {

@@ -70,7 +70,14 @@ void hs_image_to_tensor_fast(const hs_image *img, const float mean[3], const flo
 /* Mirrors an RGB image left to right in place. */
 void hs_image_flip_horizontal(hs_image *img);
 
-/* Crops, resizes to size x size, flips (per o and rng), normalises into out
+/* The deterministic part: crop `box` (inside img), resize it to size x size, mirror it when
+ * flip, normalise into out (3 x size x size floats). torchvision's F.resized_crop(img, top,
+ * left, height, width, [size, size], BILINEAR), then F.hflip, F.to_tensor, F.normalize. */
+hs_status hs_augment_apply(const hs_image *img, hs_crop_box box, int flip, int size,
+                           const float mean[3], const float std[3], float *out, hs_error *err);
+
+/* Draws a crop (and a flip, when o->flip) from rng and applies them: crops, resizes to size x
+ * size, flips, normalises into out
  * (3 x size x size floats). *box_out (may be NULL) receives the crop, *flipped_out (may be
  * NULL) whether it flipped. */
 hs_status hs_augment_image(const hs_image *img, int size, const hs_augment_options *o,

@@ -174,6 +174,37 @@ static size_t decoded_bytes(const test_set *t, int max_short) {
     return total;
 }
 
+/* Crop, resize, flip and normalise against torchvision on a PIL image: the same floats. */
+static void test_crop_images_match_torchvision(void) {
+    hs_state_dict sd;
+    test_load_fixture(HS_FIXTURES_DIR "/crop_images.safetensors", &sd);
+    const hs_sd_entry *boxes = test_entry(&sd, "boxes"), *images = test_entry(&sd, "images"),
+                      *dims = test_entry(&sd, "size");
+    const int w = (int)dims->data[0], h = (int)dims->data[1], size = (int)dims->data[2];
+    hs_image img = {w, h, malloc((size_t)w * h * 3)};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) img.pixels[(y * w + x) * 3 + c] = pixel_value(5, x, y, c);
+    const size_t floats = (size_t)3 * size * size;
+    float *out = malloc(floats * sizeof *out);
+    for (int i = 0; i < (int)boxes->shape[0]; i++) {
+        const float *b = boxes->data + i * 5;
+        hs_crop_box box = {(int)b[0], (int)b[1], (int)b[2], (int)b[3]};
+        hs_error err = {0};
+        CHECK(hs_augment_apply(&img, box, (int)b[4], size, MEAN, STD, out, &err) == HS_OK);
+        char what[64];
+        snprintf(what, sizeof what, "crop %d (%d x %d%s)", i, box.width, box.height,
+                 b[4] ? ", flipped" : "");
+        CHECK_CLOSE(what, out, images->data + i * floats, floats, 0.0f, 0.0f);
+    }
+    hs_error err = {0};
+    hs_crop_box outside = {50, 90, 20, 10};
+    CHECK(hs_augment_apply(&img, outside, 0, size, MEAN, STD, out, &err) == HS_ERR_ARGUMENT);
+    free(out);
+    hs_image_free(&img);
+    hs_sd_free(&sd);
+}
+
 static void test_flip_and_identity_crop(void) {
     uint8_t px[4 * 2 * 3];
     for (int i = 0; i < 24; i++) px[i] = (uint8_t)i;
@@ -657,6 +688,7 @@ static void test_loader_reports_failure(void) {
 int main(void) {
     test_crop_params_match_torchvision();
     test_crop_invariants();
+    test_crop_images_match_torchvision();
     test_flip_and_identity_crop();
     test_targets_and_mixup();
     test_beta();

@@ -1,5 +1,7 @@
 """Writes tests/fixtures/crop_boxes.safetensors: the boxes torchvision's
-RandomResizedCrop.get_params returns for fixed random numbers.
+RandomResizedCrop.get_params returns for fixed random numbers; and
+tests/fixtures/crop_images.safetensors: what torchvision makes of a few boxes of a test image
+(F.resized_crop with BILINEAR on a PIL image, F.hflip, F.to_tensor, F.normalize).
 
 torch's random draws inside get_params are replaced by fixed sequences: every
 torch.empty(1).uniform_(lo, hi) gives u * (hi - lo) + lo in float32 with the case's next u (a
@@ -110,5 +112,40 @@ def main():
     print(f"{len(cases)} cases, {fallbacks} fallbacks -> {os.path.normpath(out)}")
 
 
+def pixel_value(sample, x, y, c):
+    """test_augment.c's pixel_value."""
+    return (sample * 37 + x * 7 + y * 13 + c * 71 + (x * y) % 11) & 255
+
+
+def crop_images():
+    from PIL import Image
+    import torchvision.transforms.functional as F
+    from torchvision.transforms import InterpolationMode
+
+    w, h, size = 97, 61, 24
+    px = np.zeros((h, w, 3), dtype=np.uint8)
+    for y in range(h):
+        for x in range(w):
+            for c in range(3):
+                px[y, x, c] = pixel_value(5, x, y, c)
+    img = Image.fromarray(px, "RGB")
+    # (top, left, height, width, flip): upscales, downscales, mixed, the whole image
+    boxes = [(3, 5, 10, 14, 0), (0, 0, 61, 97, 1), (20, 30, 41, 50, 1), (7, 60, 12, 37, 0),
+             (40, 2, 21, 8, 1)]
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    outs = []
+    for top, left, bh, bw, flip in boxes:
+        out = F.resized_crop(img, top, left, bh, bw, [size, size], InterpolationMode.BILINEAR)
+        if flip:
+            out = F.hflip(out)
+        outs.append(F.normalize(F.to_tensor(out), mean, std).numpy())
+    path = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures",
+                        "crop_images.safetensors")
+    save_fixture(path, {"boxes": np.array(boxes), "images": np.stack(outs),
+                        "size": np.array([w, h, size])})
+    print(f"{len(boxes)} crops of a {w}x{h} image at {size} px -> {os.path.normpath(path)}")
+
+
 if __name__ == "__main__":
     main()
+    crop_images()
