@@ -140,8 +140,8 @@ hs_status hs_augment_apply(const hs_image *img, hs_crop_box box, int flip, int s
     if (size <= 0) return hs_fail(err, HS_ERR_ARGUMENT, "augment: invalid size %d", size);
     if (box.top < 0 || box.left < 0 || box.height <= 0 || box.width <= 0 ||
         box.height > img->height - box.top || box.width > img->width - box.left)
-        return hs_fail(err, HS_ERR_ARGUMENT, "augment: crop (%d, %d, %d x %d) outside a %d x %d image",
-                       box.left, box.top, box.width, box.height, img->width, img->height);
+        return hs_fail(err, HS_ERR_ARGUMENT,
+                       "augment: crop (%d, %d, %d x %d) outside a %d x %d image", box.left, box.top, box.width, box.height, img->width, img->height);
     /* PIL's crop: copy the box out, then resize the whole crop */
     hs_image crop = {box.width, box.height, malloc((size_t)box.width * box.height * 3u)};
     if (!crop.pixels) return hs_fail(err, HS_ERR_NOMEM, "augment: out of memory");

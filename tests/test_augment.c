@@ -46,7 +46,8 @@ static void test_crop_params_match_torchvision(void) {
     int mismatches = 0, fallbacks = 0;
     for (int c = 0; c < cases; c++) {
         double p[4];
-        for (int k = 0; k < 4; k++) p[k] = (double)hi->data[c * 4 + k] + (double)lo->data[c * 4 + k];
+        for (int k = 0; k < 4; k++)
+            p[k] = (double)hi->data[c * 4 + k] + (double)lo->data[c * 4 + k];
         fixed_draws f = {u->data + (size_t)c * un, r->data + (size_t)c * rn, 0, 0, un, rn};
         hs_crop_draws d = {fixed_uniform, fixed_randint, &f};
         hs_crop_box b = hs_random_resized_crop_params((int)size->data[c * 2],
@@ -144,7 +145,8 @@ static void test_set_make(test_set *t, int with_bad) {
         t->pixels[i] = malloc(s->byte_count);
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
-                for (int ch = 0; ch < 3; ch++) t->pixels[i][(y * w + x) * 3 + ch] = pixel_value(i, x, y, ch);
+                for (int ch = 0; ch < 3; ch++)
+                    t->pixels[i][(y * w + x) * 3 + ch] = pixel_value(i, x, y, ch);
         s->bytes = t->pixels[i];
     }
 }
@@ -232,7 +234,8 @@ static void test_flip_and_identity_crop(void) {
         hs_error err = {0};
         hs_crop_box box;
         int flipped = -1;
-        CHECK(hs_augment_image(&square, S, &o, &rng, MEAN, STD, out, &box, &flipped, &err) == HS_OK);
+        CHECK(hs_augment_image(&square, S, &o, &rng, MEAN, STD, out, &box, &flipped, &err) ==
+              HS_OK);
         CHECK(box.top == 0 && box.left == 0 && box.width == S && box.height == S);
         flips += flipped;
         for (int c = 0; c < 3; c++)
@@ -451,7 +454,8 @@ static void test_store(void) {
 
     /* the size rule */
     hs_image big = {100, 60, calloc(100 * 60 * 3, 1)};
-    CHECK(hs_image_limit_short_side(&big, 30, &err) == HS_OK && big.width == 50 && big.height == 30);
+    CHECK(hs_image_limit_short_side(&big, 30, &err) == HS_OK && big.width == 50 &&
+          big.height == 30);
     hs_image_free(&big);
     test_set_free(&t);
 }
@@ -485,7 +489,8 @@ static int run_epoch_from(const hs_image_store *s, const hs_loader_options *o, i
         hs_batch *b = NULL;
         hs_status st = hs_batch_loader_next(l, &b, &err);
         if (st) {
-            if (!errors++ && first_error) snprintf(first_error, sizeof err.message, "%s", err.message);
+            if (!errors++ && first_error)
+                snprintf(first_error, sizeof err.message, "%s", err.message);
             CHECK(b == NULL);
             got += o->batch_size; /* a dropped batch is a full one in these tests */
             continue;
@@ -570,7 +575,8 @@ static void test_loader(void) {
     CHECK(hs_batch_loader_create(&mem, &r, &rl, &err) == HS_OK);
     CHECK(hs_batch_loader_start(rl, 2, order, SAMPLES, 7, &err) == HS_ERR_ARGUMENT);
     hs_batch *none = NULL;
-    CHECK(hs_batch_loader_start(rl, 2, order, SAMPLES, 6, &err) == HS_OK); /* 6 batches: none left */
+    /* 6 batches in all: none left */
+    CHECK(hs_batch_loader_start(rl, 2, order, SAMPLES, 6, &err) == HS_OK);
     CHECK(hs_batch_loader_next(rl, &none, &err) == HS_OK && none == NULL);
     hs_batch_loader_free(rl);
 
@@ -586,13 +592,15 @@ static void test_loader(void) {
         int j = 3 - i;
         float sum = 0;
         for (int k = 0; k < 3; k++) {
-            float ti = (k == a.labels[i] ? 0.9f : 0.0f) + 0.1f / 3, tj = (k == a.labels[j] ? 0.9f : 0.0f) + 0.1f / 3;
+            float ti = (k == a.labels[i] ? 0.9f : 0.0f) + 0.1f / 3;
+            float tj = (k == a.labels[j] ? 0.9f : 0.0f) + 0.1f / 3;
             bad += fabsf(b.targets[i * 3 + k] - (lam * ti + (1 - lam) * tj)) > 1e-6f;
             sum += b.targets[i * 3 + k];
         }
         bad += fabsf(sum - 1.0f) > 1e-6f;
         for (size_t p = 0; p < floats / 4; p++) {
-            float want = lam * a.images[i * floats / 4 + p] + (1 - lam) * a.images[j * floats / 4 + p];
+            float want =
+                lam * a.images[i * floats / 4 + p] + (1 - lam) * a.images[j * floats / 4 + p];
             bad += fabsf(b.images[i * floats / 4 + p] - want) > 1e-5f;
         }
     }
