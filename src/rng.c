@@ -55,3 +55,41 @@ uint64_t hs_rng_below(hs_rng *rng, uint64_t n) {
     while (x >= limit);
     return x % n;
 }
+
+/* Standard normal in double (Box-Muller on 53-bit uniforms). */
+static double normal_double(hs_rng *rng) {
+    double u1 = ((double)(hs_rng_next(rng) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double u2 = (double)(hs_rng_next(rng) >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Uniform in (0, 1]: log() of it is finite. */
+static double uniform_open0(hs_rng *rng) {
+    return ((double)(hs_rng_next(rng) >> 11) + 1.0) * 0x1.0p-53;
+}
+
+double hs_rng_gamma(hs_rng *rng, double shape) {
+    if (!(shape > 0.0)) return 0.0;
+    if (shape < 1.0) {
+        /* Gamma(a) = Gamma(a + 1) * U^(1/a) (Marsaglia and Tsang, section 6) */
+        double g = hs_rng_gamma(rng, shape + 1.0);
+        return g * pow(uniform_open0(rng), 1.0 / shape);
+    }
+    const double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = normal_double(rng);
+        double v = 1.0 + c * x;
+        if (v <= 0.0) continue;
+        v = v * v * v;
+        double u = uniform_open0(rng);
+        if (log(u) < 0.5 * x * x + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+double hs_rng_beta(hs_rng *rng, double a, double b) {
+    double x = hs_rng_gamma(rng, a), y = hs_rng_gamma(rng, b);
+    /* both underflowing to 0 happens only for tiny shapes: fall back on a fair coin, the
+     * limit of Beta(a, a) as a -> 0 */
+    if (x + y <= 0.0) return (hs_rng_next(rng) >> 63) ? 1.0 : 0.0;
+    return x / (x + y);
+}

@@ -23,5 +23,10 @@ float hs_rng_range(hs_rng *rng, float lo, float hi);
 float hs_rng_normal(hs_rng *rng);
 /* Uniform integer in [0, n), without modulo bias. */
 uint64_t hs_rng_below(hs_rng *rng, uint64_t n);
+/* Gamma(shape, 1) for shape > 0 (Marsaglia and Tsang's method; shape < 1 through
+ * Gamma(shape + 1) * U^(1/shape)), in double. */
+double hs_rng_gamma(hs_rng *rng, double shape);
+/* Beta(a, b) for a, b > 0, as X / (X + Y) of two Gamma draws. */
+double hs_rng_beta(hs_rng *rng, double a, double b);
 
 #endif

@@ -1,0 +1,67 @@
+#include "loss.h"
+
+#include <math.h>
+#include <stddef.h>
+
+/* log(sum_k exp(z_k)) of one row, stable: max + log(sum exp(z - max)). */
+static double log_sum_exp(const float *row, int classes) {
+    float max = row[0];
+    for (int k = 1; k < classes; k++)
+        if (row[k] > max) max = row[k];
+    double sum = 0.0;
+    for (int k = 0; k < classes; k++) sum += exp((double)row[k] - max);
+    return (double)max + log(sum);
+}
+
+/* One row's loss and gradient; target(k) is read through either a dense row or a
+ * (label, eps) pair so both entry points share the arithmetic. */
+typedef struct row_target {
+    const float *dense; /* classes values, or NULL */
+    int label;
+    double on, off;     /* when dense is NULL: t_k = on for k == label, else off */
+} row_target;
+
+static double target_at(const row_target *t, int k) {
+    if (t->dense) return (double)t->dense[k];
+    return k == t->label ? t->on : t->off;
+}
+
+static double row_loss(const float *row, int classes, const row_target *t, double inv_n,
+                       float *grad) {
+    const double lse = log_sum_exp(row, classes);
+    double loss = 0.0, mass = 0.0;
+    for (int k = 0; k < classes; k++) {
+        double tk = target_at(t, k);
+        loss -= tk * ((double)row[k] - lse);
+        mass += tk;
+    }
+    if (grad)
+        for (int k = 0; k < classes; k++)
+            grad[k] = (float)((exp((double)row[k] - lse) * mass - target_at(t, k)) * inv_n);
+    return loss;
+}
+
+float hs_soft_cross_entropy(const float *logits, const float *targets, int n, int classes,
+                            float *dlogits) {
+    if (n <= 0 || classes <= 0) return 0.0f;
+    double total = 0.0;
+    for (int b = 0; b < n; b++) {
+        row_target t = {targets + (size_t)b * classes, 0, 0, 0};
+        total += row_loss(logits + (size_t)b * classes, classes, &t, 1.0 / n,
+                          dlogits ? dlogits + (size_t)b * classes : NULL);
+    }
+    return (float)(total / n);
+}
+
+float hs_smoothed_cross_entropy(const float *logits, const int *labels, int n, int classes,
+                                float eps, float *dlogits) {
+    if (n <= 0 || classes <= 0) return 0.0f;
+    const double off = (double)eps / classes, on = 1.0 - (double)eps + off;
+    double total = 0.0;
+    for (int b = 0; b < n; b++) {
+        row_target t = {NULL, labels[b], on, off};
+        total += row_loss(logits + (size_t)b * classes, classes, &t, 1.0 / n,
+                          dlogits ? dlogits + (size_t)b * classes : NULL);
+    }
+    return (float)(total / n);
+}
