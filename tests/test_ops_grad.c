@@ -31,6 +31,7 @@
 #include "ops_ref.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 static hs_rng rng;
 
@@ -593,9 +594,303 @@ static void finite_difference_tests(void) {
     fd_cross_entropy();
 }
 
+/* ---- against PyTorch (tests/fixtures/grads.safetensors) ----------------------------------- */
+
+#define TORCH_RTOL 1e-5f
+#define TORCH_ATOL 1e-6f
+/* PyTorch's dropout multiplies by the rounded reciprocal 1/(1-p); hs_dropout_*_ref divide by
+ * (1-p): the two differ by at most one rounding, 1.2e-7 relative. */
+#define DROPOUT_RTOL 1.2e-7f
+
+static hs_state_dict fixture;
+static double torch_worst_rel = 0.0, torch_worst_abs = 0.0;
+static char torch_worst_what[128] = "", torch_worst_abs_what[160] = "";
+
+static void track(const char *what, const float *a, const float *b, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        double diff = fabs((double)a[i] - (double)b[i]);
+        if (diff > torch_worst_abs) {
+            torch_worst_abs = diff;
+            snprintf(torch_worst_abs_what, sizeof torch_worst_abs_what, "%s (at %.4g)", what,
+                     (double)b[i]);
+        }
+        if (fabs((double)b[i]) >= 1e-3 && diff / fabs((double)b[i]) > torch_worst_rel) {
+            torch_worst_rel = diff / fabs((double)b[i]);
+            snprintf(torch_worst_what, sizeof torch_worst_what, "%s", what);
+        }
+    }
+}
+
+static void close_to_torch(const char *case_name, const char *what, const float *ours,
+                           const float *torch_values, int64_t count, float rtol, float atol) {
+    char label[128];
+    snprintf(label, sizeof label, "%s %s vs torch", case_name, what);
+    track(label, ours, torch_values, count);
+    CHECK_CLOSE(label, ours, torch_values, count, rtol, atol);
+}
+
+static const hs_sd_entry *get(const char *case_name, const char *name) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", case_name, name);
+    const hs_sd_entry *e = hs_sd_find(&fixture, key);
+    if (!e) {
+        fprintf(stderr, "fixture tensor '%s' is missing; rerun tools/make_grad_fixtures.py\n",
+                key);
+        exit(1);
+    }
+    return e;
+}
+
+static const float *data(const char *case_name, const char *name) {
+    return get(case_name, name)->data;
+}
+
+static float *copy_of(const char *case_name, const char *name) {
+    const hs_sd_entry *e = get(case_name, name);
+    float *p = alloc_floats(e->numel);
+    memcpy(p, e->data, (size_t)e->numel * sizeof(float));
+    return p;
+}
+
+static void torch_conv(const char *case_name) {
+    const hs_sd_entry *pe = get(case_name, "params");
+    CHECK(pe->numel == 15);
+    if (pe->numel != 15) return;
+    const float *v = pe->data;
+    hs_conv2d_shape s = {(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], (int)v[5],
+                         (int)v[6], (int)v[7], (int)v[8], (int)v[9], (int)v[10], (int)v[11],
+                         (int)v[12]};
+    const int has_bias = (int)v[13];
+    const hs_sd_entry *x = get(case_name, "x"), *dy = get(case_name, "dy");
+    const hs_sd_entry *w = get(case_name, "w");
+    int n = (int)x->shape[0], h = (int)x->shape[2], wd = (int)x->shape[3];
+    int oh = hs_conv_out_size(h, s.kernel_h, s.stride_h, s.pad_top, s.pad_bottom, s.dilation_h);
+    int ow = hs_conv_out_size(wd, s.kernel_w, s.stride_w, s.pad_left, s.pad_right, s.dilation_w);
+    CHECK_MSG(x->shape[1] == s.in_channels && dy->shape[1] == s.out_channels &&
+              dy->shape[2] == oh && dy->shape[3] == ow, "%s: fixture shapes", case_name);
+    if (dy->shape[2] != oh || dy->shape[3] != ow) return;
+    float *dx = nan_floats(x->numel), *dw = alloc_floats(w->numel);
+    float *db = alloc_floats(s.out_channels);
+    hs_conv2d_backward_ref(x->data, n, h, wd, w->data, &s, dy->data, dx, dw,
+                           has_bias ? db : NULL);
+    close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(case_name, "dweight", dw, data(case_name, "dw"), w->numel, TORCH_RTOL,
+                   TORCH_ATOL);
+    if (has_bias)
+        close_to_torch(case_name, "dbias", db, data(case_name, "db"), s.out_channels,
+                       TORCH_RTOL, TORCH_ATOL);
+    free(dx);
+    free(dw);
+    free(db);
+}
+
+static void torch_bn_train(const char *case_name) {
+    const hs_sd_entry *x = get(case_name, "x");
+    int n = (int)x->shape[0], c = (int)x->shape[1], hw = (int)(x->shape[2] * x->shape[3]);
+    const float *gamma = data(case_name, "gamma");
+    float eps = data(case_name, "eps")[0], momentum = data(case_name, "momentum")[0];
+    float *rm = copy_of(case_name, "running_mean_in"), *rv = copy_of(case_name, "running_var_in");
+    float *save_mean = alloc_floats(c), *save_rstd = alloc_floats(c);
+    float *y = nan_floats(x->numel);
+    hs_batchnorm_train_forward_ref(x->data, n, c, hw, gamma, data(case_name, "beta"), eps,
+                                   momentum, rm, rv, save_mean, save_rstd, y);
+    close_to_torch(case_name, "y", y, data(case_name, "y"), x->numel, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(case_name, "save_mean", save_mean, data(case_name, "save_mean"), c,
+                   TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(case_name, "save_rstd", save_rstd, data(case_name, "save_rstd"), c,
+                   TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(case_name, "running_mean", rm, data(case_name, "running_mean_out"), c,
+                   TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(case_name, "running_var", rv, data(case_name, "running_var_out"), c,
+                   TORCH_RTOL, TORCH_ATOL);
+    float *dx = nan_floats(x->numel), *dgamma = alloc_floats(c), *dbeta = alloc_floats(c);
+    hs_batchnorm_train_backward_ref(x->data, data(case_name, "dy"), n, c, hw, gamma, save_mean,
+                                    save_rstd, dx, dgamma, dbeta);
+    close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(case_name, "dgamma", dgamma, data(case_name, "dgamma"), c, TORCH_RTOL,
+                   TORCH_ATOL);
+    close_to_torch(case_name, "dbeta", dbeta, data(case_name, "dbeta"), c, TORCH_RTOL,
+                   TORCH_ATOL);
+    free(rm);
+    free(rv);
+    free(save_mean);
+    free(save_rstd);
+    free(y);
+    free(dx);
+    free(dgamma);
+    free(dbeta);
+}
+
+static void torch_bn_frozen(void) {
+    const char *cs = "bn_frozen";
+    const hs_sd_entry *x = get(cs, "x");
+    int n = (int)x->shape[0], c = (int)x->shape[1], hw = (int)(x->shape[2] * x->shape[3]);
+    float *dx = nan_floats(x->numel), *dgamma = alloc_floats(c), *dbeta = alloc_floats(c);
+    hs_batchnorm_frozen_backward_ref(x->data, data(cs, "dy"), n, c, hw, data(cs, "gamma"),
+                                     data(cs, "mean"), data(cs, "var"), data(cs, "eps")[0], dx,
+                                     dgamma, dbeta);
+    close_to_torch(cs, "dx", dx, data(cs, "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(cs, "dgamma", dgamma, data(cs, "dgamma"), c, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch(cs, "dbeta", dbeta, data(cs, "dbeta"), c, TORCH_RTOL, TORCH_ATOL);
+    free(dx);
+    free(dgamma);
+    free(dbeta);
+}
+
+static void torch_activations(void) {
+    const hs_sd_entry *x = get("relu", "x");
+    float *dx = nan_floats(x->numel);
+    hs_relu_backward_ref(x->data, data("relu", "dy"), x->numel, dx);
+    close_to_torch("relu", "dx", dx, data("relu", "dx"), x->numel, 0.0f, 0.0f);
+    hs_relu6_backward_ref(data("relu6", "x"), data("relu6", "dy"), x->numel, dx);
+    close_to_torch("relu6", "dx", dx, data("relu6", "dx"), x->numel, 0.0f, 0.0f);
+    /* the fixture really holds values at both kinks */
+    int zeros = 0, sixes = 0;
+    for (int64_t i = 0; i < x->numel; i++) {
+        zeros += data("relu6", "x")[i] == 0.0f;
+        sixes += data("relu6", "x")[i] == 6.0f;
+    }
+    CHECK(zeros > 0 && sixes > 0);
+    free(dx);
+}
+
+static void torch_pool(const char *case_name, int is_max) {
+    const hs_sd_entry *x = get(case_name, "x"), *dy = get(case_name, "dy");
+    const float *p = data(case_name, "params");
+    int k = (int)p[0], stride = (int)p[1], pad = (int)p[2];
+    int n = (int)x->shape[0], c = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
+    CHECK(dy->shape[2] == hs_conv_out_size(h, k, stride, pad, pad, 1) &&
+          dy->shape[3] == hs_conv_out_size(w, k, stride, pad, pad, 1));
+    float *dx = nan_floats(x->numel);
+    if (is_max) {
+        hs_maxpool2d_backward_ref(x->data, n, c, h, w, k, stride, pad, dy->data, dx);
+        /* each dx is a double sum of at most a few floats: exact, so the same bits */
+        close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, 0.0f, 0.0f);
+    } else {
+        hs_avgpool2d_backward_ref(n, c, h, w, k, stride, pad, dy->data, dx);
+        close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, TORCH_RTOL,
+                       TORCH_ATOL);
+    }
+    free(dx);
+}
+
+static void torch_adaptive(const char *case_name) {
+    const hs_sd_entry *x = get(case_name, "x"), *dy = get(case_name, "dy");
+    const float *p = data(case_name, "params");
+    int oh = (int)p[0], ow = (int)p[1];
+    CHECK(dy->shape[2] == oh && dy->shape[3] == ow);
+    float *dx = nan_floats(x->numel);
+    hs_adaptive_avgpool2d_backward_ref((int)x->shape[0], (int)x->shape[1], (int)x->shape[2],
+                                       (int)x->shape[3], oh, ow, dy->data, dx);
+    close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, TORCH_RTOL,
+                   TORCH_ATOL);
+    free(dx);
+}
+
+static void torch_linear(void) {
+    const hs_sd_entry *x = get("linear", "x"), *w = get("linear", "w");
+    int n = (int)x->shape[0], in = (int)x->shape[1], out = (int)w->shape[0];
+    float *dx = nan_floats(x->numel), *dw = alloc_floats(w->numel), *db = alloc_floats(out);
+    hs_linear_backward_ref(x->data, n, in, w->data, out, data("linear", "dy"), dx, dw, db);
+    close_to_torch("linear", "dx", dx, data("linear", "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch("linear", "dweight", dw, data("linear", "dw"), w->numel, TORCH_RTOL,
+                   TORCH_ATOL);
+    close_to_torch("linear", "dbias", db, data("linear", "db"), out, TORCH_RTOL, TORCH_ATOL);
+    free(dx);
+    free(dw);
+    free(db);
+}
+
+static uint8_t *mask_of(const char *case_name, const char *name, int64_t *count) {
+    const hs_sd_entry *e = get(case_name, name);
+    uint8_t *m = malloc((size_t)e->numel);
+    if (!m) exit(1);
+    for (int64_t i = 0; i < e->numel; i++) m[i] = e->data[i] != 0.0f;
+    *count = e->numel;
+    return m;
+}
+
+static void torch_dropout(void) {
+    const hs_sd_entry *x = get("dropout", "x");
+    int64_t count;
+    uint8_t *mask = mask_of("dropout", "mask", &count);
+    CHECK(count == x->numel);
+    float p = data("dropout", "p")[0];
+    float *out = nan_floats(x->numel);
+    hs_dropout_forward_ref(x->data, mask, x->numel, p, out);
+    close_to_torch("dropout", "y", out, data("dropout", "y"), x->numel, DROPOUT_RTOL, 0.0f);
+    hs_dropout_backward_ref(data("dropout", "dy"), mask, x->numel, p, out);
+    close_to_torch("dropout", "dx", out, data("dropout", "dx"), x->numel, DROPOUT_RTOL, 0.0f);
+    free(mask);
+    free(out);
+}
+
+static void torch_drop_connect(void) {
+    const hs_sd_entry *x = get("drop_connect", "x");
+    int64_t n;
+    uint8_t *keep = mask_of("drop_connect", "keep", &n);
+    CHECK(n == x->shape[0]);
+    int64_t per = x->numel / n;
+    float p = data("drop_connect", "p")[0];
+    float *out = nan_floats(x->numel);
+    hs_drop_connect_forward_ref(x->data, keep, (int)n, per, p, out);
+    close_to_torch("drop_connect", "y", out, data("drop_connect", "y"), x->numel, 0.0f, 0.0f);
+    hs_drop_connect_backward_ref(data("drop_connect", "dy"), keep, (int)n, per, p, out);
+    close_to_torch("drop_connect", "dx", out, data("drop_connect", "dx"), x->numel, 0.0f, 0.0f);
+    free(keep);
+    free(out);
+}
+
+static void torch_cross_entropy(void) {
+    const hs_sd_entry *logits = get("xent", "logits");
+    int n = (int)logits->shape[0], classes = (int)logits->shape[1];
+    int labels[16];
+    CHECK(n <= 16);
+    if (n > 16) return;
+    for (int i = 0; i < n; i++) labels[i] = (int)data("xent", "labels")[i];
+    float *grad = nan_floats(logits->numel);
+    float loss = hs_softmax_cross_entropy_ref(logits->data, n, classes, labels, grad);
+    close_to_torch("xent", "loss", &loss, data("xent", "loss"), 1, TORCH_RTOL, TORCH_ATOL);
+    close_to_torch("xent", "dlogits", grad, data("xent", "dlogits"), logits->numel, TORCH_RTOL,
+                   TORCH_ATOL);
+    free(grad);
+}
+
+static void pytorch_tests(void) {
+    test_load_fixture(HS_FIXTURES_DIR "/grads.safetensors", &fixture);
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        torch_conv(conv_cases[i].name);
+    torch_bn_train("bn_train_m0.1");
+    torch_bn_train("bn_train_m0.01");
+    torch_bn_frozen();
+    torch_activations();
+    torch_pool("maxpool_k2_s2_ties", 1);
+    torch_pool("maxpool_k3_s2_p1_ties", 1);
+    torch_pool("maxpool_k3_s1_p1", 1);
+    torch_pool("avgpool_k2_s2", 0);
+    torch_pool("avgpool_k3_s1_p1", 0);
+    torch_pool("avgpool_k3_s2_p1", 0);
+    torch_adaptive("adaptive_14x14_7x7");
+    torch_adaptive("adaptive_9x13_7x7");
+    torch_adaptive("adaptive_2x3_7x7");
+    torch_adaptive("adaptive_10x7_4x3");
+    torch_adaptive("adaptive_5x6_1x1");
+    torch_linear();
+    torch_dropout();
+    torch_drop_connect();
+    torch_cross_entropy();
+    hs_sd_free(&fixture);
+}
+
 int main(void) {
     hs_rng_seed(&rng, 20261202);
     finite_difference_tests();
+    pytorch_tests();
+    printf("test_ops_grad: worst error vs PyTorch: relative %.3g (in %s, over |torch| >= 1e-3), "
+           "absolute %.3g (in %s); tolerance rtol %g atol %g\n",
+           torch_worst_rel, torch_worst_what[0] ? torch_worst_what : "-", torch_worst_abs,
+           torch_worst_abs_what[0] ? torch_worst_abs_what : "-",
+           (double)TORCH_RTOL, (double)TORCH_ATOL);
     printf("test_ops_grad: worst relative error vs finite differences %.3g (in %s)\n",
            fd_worst_rel, fd_worst_what[0] ? fd_worst_what : "-");
     return check_finish("test_ops_grad");
