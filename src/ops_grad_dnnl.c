@@ -162,7 +162,8 @@ struct hs_conv_grad_plan {
     int n, h, w, oh, ow;
     char impl[128];
     dnnl_primitive_t bwd_data;     /* NULL: dx by the reference kernel */
-    dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel */
+    dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel, */
+    int dw_direct;                 /* or by depthwise_backward_weights when this is set */
     port d_dy, d_w, d_dx;          /* backward data: diff_dst in, weights in, diff_src out */
     port w_x, w_dy, w_dw;          /* backward weights: src in, diff_dst in, diff_weights out */
     int share_dy;                  /* both primitives read diff_dst in one layout: w_dy unused */
@@ -185,6 +186,56 @@ static void conv_grad_destroy_dnnl(hs_conv_grad_plan *p) {
     p->w_db = p->scratch_data = p->scratch_weights = NULL;
     free(p->scratch_buf);
     p->scratch_buf = NULL;
+}
+
+/* Depthwise weight and bias gradients as direct loops threaded over channels, overwriting dw
+ * and db. oneDNN 2.6's jit depthwise backward-weights kernel takes 3x3 windows only; for
+ * other kernels (Lite's 5x5) it falls back to a per-group gemm that runs at ~0.01 GFLOP/s, a
+ * hundred times slower than these loops. Each (channel, tap) sums one image row at a time in
+ * float and the rows in double. */
+static void depthwise_backward_weights(const float *x, int n, int h, int w,
+                                       const hs_conv2d_shape *s, int oh, int ow, const float *dy,
+                                       float *dw, float *db) {
+    const int channels = s->in_channels, kh = s->kernel_h, kw = s->kernel_w;
+#pragma omp parallel for schedule(dynamic)
+    for (int c = 0; c < channels; c++) {
+        for (int ky = 0; ky < kh; ky++) {
+            for (int kx = 0; kx < kw; kx++) {
+                /* outputs whose tap (ky, kx) reads inside the input: ix = ox*sw - pl + kx*dw */
+                const int off_x = kx * s->dilation_w - s->pad_left;
+                int ox0 = 0, ox1 = ow; /* [ox0, ox1) */
+                while (ox0 < ow && ox0 * s->stride_w + off_x < 0) ox0++;
+                while (ox1 > ox0 && (ox1 - 1) * s->stride_w + off_x >= w) ox1--;
+                double total = 0.0;
+                for (int b = 0; b < n; b++) {
+                    const float *xp = x + ((int64_t)b * channels + c) * h * w;
+                    const float *dyp = dy + ((int64_t)b * channels + c) * oh * ow;
+                    for (int oy = 0; oy < oh; oy++) {
+                        const int iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+                        if (iy < 0 || iy >= h) continue;
+                        const float *xrow = xp + (int64_t)iy * w + off_x;
+                        const float *dyrow = dyp + (int64_t)oy * ow;
+                        float row = 0.0f;
+                        for (int ox = ox0; ox < ox1; ox++) row += dyrow[ox] * xrow[ox * s->stride_w];
+                        total += row;
+                    }
+                }
+                dw[((int64_t)c * kh + ky) * kw + kx] = (float)total;
+            }
+        }
+        double bias = 0.0;
+        for (int b = 0; b < n; b++) {
+            const float *dyp = dy + ((int64_t)b * channels + c) * oh * ow;
+            float plane = 0.0f;
+            for (int64_t i = 0; i < (int64_t)oh * ow; i++) plane += dyp[i];
+            bias += plane;
+        }
+        db[c] = (float)bias;
+    }
+}
+
+static int is_depthwise(const hs_conv2d_shape *s) {
+    return s->groups > 1 && s->groups == s->in_channels && s->groups == s->out_channels;
 }
 
 /* Makes the two backward primitives (each independently: one may fail and fall back). */
@@ -235,6 +286,11 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         dnnl_primitive_desc_create(&weights_pd, &wd, attr, grad_engine, hint) != dnnl_success)
         weights_pd = NULL;
 
+    if (is_depthwise(s) && (!weights_pd || strstr(impl_of(weights_pd), "gemm"))) {
+        if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
+        weights_pd = NULL;
+        p->dw_direct = 1;
+    }
     size_t sp = 0;
     if (data_pd && scratch_size(data_pd) > sp) sp = scratch_size(data_pd);
     if (weights_pd && scratch_size(weights_pd) > sp) sp = scratch_size(weights_pd);
@@ -285,7 +341,8 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     }
     snprintf(p->impl, sizeof p->impl, "%s / %s",
              p->bwd_data ? impl_of(data_pd) : "reference",
-             p->bwd_weights ? impl_of(weights_pd) : "reference");
+             p->bwd_weights ? impl_of(weights_pd)
+                            : p->dw_direct ? "direct depthwise" : "reference");
     if (data_pd) dnnl_primitive_desc_destroy(data_pd);
     if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
     dnnl_primitive_desc_destroy(hint);
@@ -305,8 +362,21 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
                              s->dilation_w);
     p->w_count = (int64_t)s->out_channels * (s->in_channels / s->groups) * s->kernel_h *
                  s->kernel_w;
-    snprintf(p->impl, sizeof p->impl, "reference / reference");
+    /* depthwise weight gradients: direct loops unless oneDNN has a jit kernel (see above) */
+    p->dw_direct = is_depthwise(s);
+    snprintf(p->impl, sizeof p->impl, "reference / %s",
+             p->dw_direct ? "direct depthwise" : "reference");
     conv_grad_create_dnnl(p);
+    if (p->dw_direct && !p->bwd_weights && (!p->dw_acc || !p->db_acc)) {
+        free(p->dw_acc);
+        free(p->db_acc);
+        p->dw_acc = aligned_bytes((size_t)p->w_count * sizeof(float));
+        p->db_acc = aligned_bytes((size_t)s->out_channels * sizeof(float));
+        if (!p->dw_acc || !p->db_acc) {
+            hs_conv_grad_plan_free(p);
+            return NULL;
+        }
+    }
     return p;
 }
 
@@ -327,6 +397,13 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *wei
         }
     }
     if (!dweight && !dbias) return 0;
+    if (!p->bwd_weights && p->dw_direct) {
+        depthwise_backward_weights(x, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy, p->dw_acc,
+                                   p->db_acc);
+        if (dweight) accumulate(dweight, p->dw_acc, p->w_count);
+        if (dbias) accumulate(dbias, p->db_acc, p->s.out_channels);
+        return 0;
+    }
     if (!p->bwd_weights) {
         hs_conv2d_backward_ref(x, p->n, p->h, p->w, weight, &p->s, dy, NULL, dweight, dbias);
         return 0;
@@ -353,7 +430,7 @@ int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape 
 }
 
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
-    return p->bwd_data != NULL && p->bwd_weights != NULL;
+    return p->bwd_data != NULL && (p->bwd_weights != NULL || p->dw_direct);
 }
 
 const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *p) { return p->impl; }

@@ -79,6 +79,10 @@ static const conv_case conv_cases[] = {
     {"2x3x32x32 stem 3x3 s2 SAME", 2, 3, 32, 32, 32, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1},
     {"2x16x12x12 groups 4", 2, 16, 32, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4},
     {"2x8x13x13 dilated 2 stride 2", 2, 8, 8, 13, 13, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1},
+    /* depthwise kernels oneDNN has no jit weight gradient for (the plan's direct loops) */
+    {"2x12x15x14 dw 5x5 s2 dil 2 asym", 2, 12, 12, 15, 14, 5, 5, 2, 2, 3, 4, 4, 3, 2, 2, 12},
+    {"2x8x11x11 dw 7x7 SAME", 2, 8, 8, 11, 11, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 8},
+    {"2x16x9x10 dw 3x5 s(1,2)", 2, 16, 16, 9, 10, 3, 5, 1, 2, 1, 1, 2, 2, 1, 1, 16},
 };
 
 static void check_conv(const conv_case *c) {
