@@ -84,4 +84,60 @@ void hs_softmax_forward_ref(const float *x, int n, int classes, float *y);
 float hs_softmax_cross_entropy_ref(const float *logits, int n, int classes, const int *labels,
                                    float *dlogits);
 
+/* ---- Backward (training) kernels: ops_ref_grad.c ----------------------------------------
+ * Contract everywhere: dx is overwritten (skipped when NULL); parameter gradients (dweight,
+ * dbias, dgamma, dbeta) ACCUMULATE (+=) and are skipped when NULL. As in the forward
+ * kernels, every sum is accumulated in double and rounded to float once. */
+
+/* conv2d (any kernel, stride, dilation, groups incl. depthwise, asymmetric padding).
+ * x: n x in_c x h x w (the forward input); dy: n x out_c x oh x ow. */
+void hs_conv2d_backward_ref(const float *x, int n, int h, int w, const float *weight,
+                            const hs_conv2d_shape *s, const float *dy, float *dx,
+                            float *dweight, float *dbias);
+
+/* BatchNorm2d in training mode over n x c x hw: normalises with the batch mean and the biased
+ * variance; writes save_mean and save_rstd (c each, rstd = 1/sqrt(var_biased + eps)); when
+ * running_mean and running_var are not NULL updates them as PyTorch does:
+ * running = (1 - momentum) * running + momentum * batch, the variance unbiased
+ * (times m / (m - 1), m = n * hw; PyTorch refuses m = 1, here the biased variance is used). */
+void hs_batchnorm_train_forward_ref(const float *x, int n, int c, int hw, const float *gamma,
+                                    const float *beta, float eps, float momentum,
+                                    float *running_mean, float *running_var,
+                                    float *save_mean, float *save_rstd, float *y);
+/* With xhat = (x - mean) * rstd, m = n * hw, per channel:
+ * dx = gamma * rstd / m * (m * dy - sum dy - xhat * sum(dy * xhat));
+ * dgamma += sum dy * xhat; dbeta += sum dy. */
+void hs_batchnorm_train_backward_ref(const float *x, const float *dy, int n, int c, int hw,
+                                     const float *gamma, const float *save_mean,
+                                     const float *save_rstd, float *dx, float *dgamma,
+                                     float *dbeta);
+/* BatchNorm with frozen statistics (inference mode, hs_batchnorm_forward_ref) backward:
+ * dx = dy * gamma / sqrt(var + eps); dgamma += sum dy * (x - mean) / sqrt(var + eps);
+ * dbeta += sum dy. */
+void hs_batchnorm_frozen_backward_ref(const float *x, const float *dy, int n, int c, int hw,
+                                      const float *gamma, const float *mean,
+                                      const float *var, float eps, float *dx, float *dgamma,
+                                      float *dbeta);
+
+/* ReLU6 = hardtanh(0, 6): dx = dy where 0 < x < 6, else 0 (x is the forward input). The
+ * existing hs_relu_backward_ref covers ReLU. */
+void hs_relu6_backward_ref(const float *x, const float *dy, int64_t count, float *dx);
+
+/* Pooling backward; dx (n x c x h x w) overwritten. Max pooling sends each window's gradient
+ * to the first maximum in scan order, as PyTorch's CPU kernel (a NaN wins, the last one). */
+void hs_maxpool2d_backward_ref(const float *x, int n, int c, int h, int w, int kernel,
+                               int stride, int pad, const float *dy, float *dx);
+void hs_avgpool2d_backward_ref(int n, int c, int h, int w, int kernel, int stride, int pad,
+                               const float *dy, float *dx);
+void hs_adaptive_avgpool2d_backward_ref(int n, int c, int h, int w, int out_h, int out_w,
+                                        const float *dy, float *dx);
+
+/* EfficientNet-Lite's drop connect (efficientnet_lite_pytorch `drop_connect`): per sample b,
+ * y = x * keep[b] / (1 - p), keep[b] in {0, 1}; applied to a block's output before its
+ * residual add, in training only. p = 1 gives zeros (as hs_dropout_forward_ref). */
+void hs_drop_connect_forward_ref(const float *x, const uint8_t *keep, int n,
+                                 int64_t per_sample, float p, float *y);
+void hs_drop_connect_backward_ref(const float *dy, const uint8_t *keep, int n,
+                                  int64_t per_sample, float p, float *dx);
+
 #endif

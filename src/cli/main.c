@@ -44,9 +44,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
     if (strcmp(command, "evaluate") == 0) return cmd_evaluate(argc - 1, argv + 1);
     if (strcmp(command, "cache") == 0) return cmd_cache(argc - 1, argv + 1);
-    fprintf(stderr, "headstart: unknown command '%s'
-
-", cli_term(command));
+    fprintf(stderr, "headstart: unknown command '%s'\n\n", cli_term(command));
     print_usage(stderr);
     return HS_ERR_ARGUMENT;
 }

@@ -1,0 +1,906 @@
+/* Fast backward kernels: oneDNN 2.6 backward primitives behind per-shape plans (ops_grad.h).
+ *
+ * Every backward primitive in oneDNN is created from a hint, the forward-training primitive
+ * descriptor of the same layer, so each plan makes that forward descriptor first. Memory the
+ * caller passes is plain NCHW float32 ("user" memory); where a primitive prefers another
+ * layout (format_tag_any lets it choose) the plan owns a buffer in that layout and a reorder
+ * into or out of it: a "port" below. Parameter gradients go to plan-owned buffers and are
+ * added to the caller's afterwards, because oneDNN overwrites and the contract accumulates.
+ *
+ * When a primitive cannot be made, that part of the plan runs the reference kernel. */
+#include <math.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops_grad.h"
+
+/* ---- the engine and stream -------------------------------------------------------------------
+ * One CPU engine and stream for the process, made on first use. This is the only function
+ * that knows where they come from: moving them into a context object changes only it. */
+
+static dnnl_engine_t grad_engine;
+static dnnl_stream_t grad_stream;
+
+static int grad_dnnl_ready(void) {
+    static int state; /* 0 not tried, 1 ready, -1 failed */
+#pragma omp critical(hs_grad_dnnl_init)
+    if (state == 0) {
+        state = -1;
+        if (dnnl_engine_create(&grad_engine, dnnl_cpu, 0) == dnnl_success) {
+            if (dnnl_stream_create(&grad_stream, grad_engine, dnnl_stream_default_flags) ==
+                dnnl_success)
+                state = 1;
+            else
+                dnnl_engine_destroy(grad_engine);
+        }
+    }
+    return state == 1;
+}
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static void *aligned_bytes(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+    return p;
+}
+
+static int execute(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args) {
+    dnnl_status_t st = dnnl_primitive_execute(prim, grad_stream, nargs, args);
+    if (st == dnnl_success) st = dnnl_stream_wait(grad_stream);
+    return st == dnnl_success;
+}
+
+static const char *impl_of(const_dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+        !impl)
+        return "?";
+    return impl;
+}
+
+static size_t scratch_size(const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+/* A primitive attribute asking for user-managed scratchpad (the plan allocates it once). */
+static dnnl_primitive_attr_t user_scratch_attr(void) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) !=
+        dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
+    }
+    return attr;
+}
+
+/* Scratchpad memory for one primitive over a buffer shared by the plan's primitives (they run
+ * one after another). *mem stays NULL when the primitive needs none. */
+static int scratch_memory(const_dnnl_primitive_desc_t pd, void *buf, dnnl_memory_t *mem) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (!md || dnnl_memory_desc_get_size(md) == 0) return 1;
+    return dnnl_memory_create(mem, md, grad_engine, buf) == dnnl_success;
+}
+
+/* Adds the plan's freshly computed gradient to the caller's accumulator. */
+static void accumulate(float *dst, const float *src, int64_t count) {
+#pragma omp parallel for schedule(static) if (count > 4096)
+    for (int64_t i = 0; i < count; i++) dst[i] += src[i];
+}
+
+/* ---- ports: a caller's plain array and the layout a primitive wants ---------------------------
+ * LAYOUT: with a blocked-layout training path, `user` would be described in that layout and
+ * most reorders would disappear (user and inner descriptors equal). */
+typedef struct port {
+    dnnl_memory_t user;        /* the caller's array; its handle is set on every run */
+    dnnl_memory_t inner;       /* what the primitive reads or writes: `user` or `buf` */
+    dnnl_primitive_t reorder;  /* user -> inner (inputs) or inner -> user (outputs), or NULL */
+    void *buf;
+} port;
+
+static int port_init(port *p, const dnnl_memory_desc_t *user_md,
+                     const dnnl_memory_desc_t *inner_md, int is_input) {
+    if (dnnl_memory_create(&p->user, user_md, grad_engine, DNNL_MEMORY_NONE) != dnnl_success)
+        return 0;
+    if (dnnl_memory_desc_equal(user_md, inner_md)) {
+        p->inner = p->user;
+        return 1;
+    }
+    p->buf = aligned_bytes(dnnl_memory_desc_get_size(inner_md));
+    if (!p->buf || dnnl_memory_create(&p->inner, inner_md, grad_engine, p->buf) != dnnl_success)
+        return 0;
+    dnnl_primitive_desc_t rpd = NULL;
+    const dnnl_memory_desc_t *from = is_input ? user_md : inner_md;
+    const dnnl_memory_desc_t *to = is_input ? inner_md : user_md;
+    int ok = dnnl_reorder_primitive_desc_create(&rpd, from, grad_engine, to, grad_engine, NULL) ==
+                 dnnl_success &&
+             dnnl_primitive_create(&p->reorder, rpd) == dnnl_success;
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return ok;
+}
+
+static void port_destroy(port *p) {
+    if (p->reorder) dnnl_primitive_destroy(p->reorder);
+    if (p->inner && p->inner != p->user) dnnl_memory_destroy(p->inner);
+    if (p->user) dnnl_memory_destroy(p->user);
+    free(p->buf);
+    memset(p, 0, sizeof *p);
+}
+
+/* An input: points the port at the caller's data and reorders it in if needed. */
+static int port_in(port *p, const void *data) {
+    if (dnnl_memory_set_data_handle(p->user, (void *)data) != dnnl_success) return 0;
+    if (!p->reorder) return 1;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->user}, {DNNL_ARG_TO, p->inner}};
+    return execute(p->reorder, 2, args);
+}
+
+/* An output: the caller's array, filled by port_out after the primitive ran. */
+static int port_set_out(port *p, void *data) {
+    return dnnl_memory_set_data_handle(p->user, data) == dnnl_success;
+}
+
+static int port_out(port *p) {
+    if (!p->reorder) return 1;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->inner}, {DNNL_ARG_TO, p->user}};
+    return execute(p->reorder, 2, args);
+}
+
+static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
+                     dnnl_format_tag_t tag) {
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
+}
+
+/* ---- convolution ------------------------------------------------------------------------------ */
+
+struct hs_conv_grad_plan {
+    hs_conv2d_shape s;
+    int n, h, w, oh, ow;
+    char impl[128];
+    dnnl_primitive_t bwd_data;     /* NULL: dx by the reference kernel */
+    dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel, */
+    int dw_direct;                 /* or by depthwise_backward_weights when this is set */
+    port d_dy, d_w, d_dx;          /* backward data: diff_dst in, weights in, diff_src out */
+    port w_x, w_dy, w_dw;          /* backward weights: src in, diff_dst in, diff_weights out */
+    int share_dy;                  /* both primitives read diff_dst in one layout: w_dy unused */
+    dnnl_memory_t w_db;            /* diff_bias, over db_acc */
+    dnnl_memory_t scratch_data, scratch_weights;
+    void *scratch_buf;
+    float *dw_acc, *db_acc;        /* oneDNN's parameter gradients, added to the caller's */
+    int64_t w_count;
+};
+
+static void conv_grad_destroy_dnnl(hs_conv_grad_plan *p) {
+    if (p->bwd_data) dnnl_primitive_destroy(p->bwd_data);
+    if (p->bwd_weights) dnnl_primitive_destroy(p->bwd_weights);
+    p->bwd_data = p->bwd_weights = NULL;
+    port *ports[] = {&p->d_dy, &p->d_w, &p->d_dx, &p->w_x, &p->w_dy, &p->w_dw};
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) port_destroy(ports[i]);
+    dnnl_memory_t mems[] = {p->w_db, p->scratch_data, p->scratch_weights};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    p->w_db = p->scratch_data = p->scratch_weights = NULL;
+    free(p->scratch_buf);
+    p->scratch_buf = NULL;
+}
+
+/* Depthwise weight and bias gradients as direct loops threaded over channels, overwriting dw
+ * and db. oneDNN 2.6's jit depthwise backward-weights kernel takes 3x3 windows only; for
+ * other kernels (Lite's 5x5) it falls back to a per-group gemm that runs at ~0.01 GFLOP/s, a
+ * hundred times slower than these loops. Each (channel, tap) sums one image row at a time in
+ * float and the rows in double. */
+static void depthwise_backward_weights(const float *x, int n, int h, int w,
+                                       const hs_conv2d_shape *s, int oh, int ow, const float *dy,
+                                       float *dw, float *db) {
+    const int channels = s->in_channels, kh = s->kernel_h, kw = s->kernel_w;
+#pragma omp parallel for schedule(dynamic)
+    for (int c = 0; c < channels; c++) {
+        for (int ky = 0; ky < kh; ky++) {
+            for (int kx = 0; kx < kw; kx++) {
+                /* outputs whose tap (ky, kx) reads inside the input: ix = ox*sw - pl + kx*dw */
+                const int off_x = kx * s->dilation_w - s->pad_left;
+                int ox0 = 0, ox1 = ow; /* [ox0, ox1) */
+                while (ox0 < ow && ox0 * s->stride_w + off_x < 0) ox0++;
+                while (ox1 > ox0 && (ox1 - 1) * s->stride_w + off_x >= w) ox1--;
+                double total = 0.0;
+                for (int b = 0; b < n; b++) {
+                    const float *xp = x + ((int64_t)b * channels + c) * h * w;
+                    const float *dyp = dy + ((int64_t)b * channels + c) * oh * ow;
+                    for (int oy = 0; oy < oh; oy++) {
+                        const int iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+                        if (iy < 0 || iy >= h) continue;
+                        const float *xrow = xp + (int64_t)iy * w + off_x;
+                        const float *dyrow = dyp + (int64_t)oy * ow;
+                        float row = 0.0f;
+                        for (int ox = ox0; ox < ox1; ox++) row += dyrow[ox] * xrow[ox * s->stride_w];
+                        total += row;
+                    }
+                }
+                dw[((int64_t)c * kh + ky) * kw + kx] = (float)total;
+            }
+        }
+        double bias = 0.0;
+        for (int b = 0; b < n; b++) {
+            const float *dyp = dy + ((int64_t)b * channels + c) * oh * ow;
+            float plane = 0.0f;
+            for (int64_t i = 0; i < (int64_t)oh * ow; i++) plane += dyp[i];
+            bias += plane;
+        }
+        db[c] = (float)bias;
+    }
+}
+
+static int is_depthwise(const hs_conv2d_shape *s) {
+    return s->groups > 1 && s->groups == s->in_channels && s->groups == s->out_channels;
+}
+
+/* Makes the two backward primitives (each independently: one may fail and fall back). */
+static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
+    if (!grad_dnnl_ready()) return;
+    const hs_conv2d_shape *s = &p->s;
+    const int g = s->groups;
+    dnnl_dims_t src_dims = {p->n, s->in_channels, p->h, p->w};
+    dnnl_dims_t dst_dims = {p->n, s->out_channels, p->oh, p->ow};
+    dnnl_dims_t w5_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
+    dnnl_dims_t w4_dims = {s->out_channels, s->in_channels, s->kernel_h, s->kernel_w};
+    const int w_ndims = g > 1 ? 5 : 4;
+    dnnl_dims_t b_dims = {s->out_channels};
+    dnnl_dims_t strides = {s->stride_h, s->stride_w};
+    dnnl_dims_t dilates = {s->dilation_h - 1, s->dilation_w - 1}; /* oneDNN: 0 = none */
+    dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
+
+    dnnl_memory_desc_t src_user, dst_user, w_user, src_any, dst_any, w_any, b_md;
+    plain_md(&src_user, 4, src_dims, dnnl_nchw);
+    plain_md(&dst_user, 4, dst_dims, dnnl_nchw);
+    plain_md(&w_user, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw);
+    plain_md(&src_any, 4, src_dims, dnnl_format_tag_any);
+    plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any);
+    plain_md(&w_any, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any);
+    plain_md(&b_md, 1, b_dims, dnnl_x);
+
+    dnnl_convolution_desc_t fd, bd, wd;
+    dnnl_primitive_desc_t hint = NULL, data_pd = NULL, weights_pd = NULL;
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    if (!attr ||
+        dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training,
+                                                   dnnl_convolution_direct, &src_any, &w_any,
+                                                   &b_md, &dst_any, strides, dilates, pad_l,
+                                                   pad_r) != dnnl_success ||
+        dnnl_primitive_desc_create(&hint, &fd, NULL, grad_engine, NULL) != dnnl_success) {
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        return;
+    }
+    if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src_any,
+                                                         &w_any, &dst_any, strides, dilates,
+                                                         pad_l, pad_r) != dnnl_success ||
+        dnnl_primitive_desc_create(&data_pd, &bd, attr, grad_engine, hint) != dnnl_success)
+        data_pd = NULL;
+    if (dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
+                                                            &src_any, &w_any, &b_md, &dst_any,
+                                                            strides, dilates, pad_l,
+                                                            pad_r) != dnnl_success ||
+        dnnl_primitive_desc_create(&weights_pd, &wd, attr, grad_engine, hint) != dnnl_success)
+        weights_pd = NULL;
+
+    if (is_depthwise(s) && (!weights_pd || strstr(impl_of(weights_pd), "gemm"))) {
+        if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
+        weights_pd = NULL;
+        p->dw_direct = 1;
+    }
+    size_t sp = 0;
+    if (data_pd && scratch_size(data_pd) > sp) sp = scratch_size(data_pd);
+    if (weights_pd && scratch_size(weights_pd) > sp) sp = scratch_size(weights_pd);
+    int ok_scratch = (p->scratch_buf = aligned_bytes(sp)) != NULL;
+
+    if (data_pd && ok_scratch) {
+        const dnnl_memory_desc_t *dy_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0);
+        const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *dx_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_src_md, 0);
+        int ok = port_init(&p->d_dy, &dst_user, dy_md, 1) && port_init(&p->d_w, &w_user, w_md, 1) &&
+                 port_init(&p->d_dx, &src_user, dx_md, 0) &&
+                 scratch_memory(data_pd, p->scratch_buf, &p->scratch_data) &&
+                 dnnl_primitive_create(&p->bwd_data, data_pd) == dnnl_success;
+        if (!ok) {
+            if (p->bwd_data) dnnl_primitive_destroy(p->bwd_data);
+            p->bwd_data = NULL;
+            port_destroy(&p->d_dy);
+            port_destroy(&p->d_w);
+            port_destroy(&p->d_dx);
+        }
+    }
+    if (weights_pd && ok_scratch) {
+        const dnnl_memory_desc_t *x_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_src_md, 0);
+        const dnnl_memory_desc_t *dy_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_dst_md, 0);
+        const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0);
+        const dnnl_memory_desc_t *data_dy_md =
+            p->bwd_data ? dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0) : NULL;
+        p->share_dy = data_dy_md && dnnl_memory_desc_equal(dy_md, data_dy_md);
+        p->dw_acc = aligned_bytes((size_t)p->w_count * sizeof(float));
+        p->db_acc = aligned_bytes((size_t)s->out_channels * sizeof(float));
+        int ok = p->dw_acc && p->db_acc && port_init(&p->w_x, &src_user, x_md, 1) &&
+                 (p->share_dy || port_init(&p->w_dy, &dst_user, dy_md, 1)) &&
+                 port_init(&p->w_dw, &w_user, dw_md, 0) &&
+                 dnnl_memory_create(&p->w_db, &b_md, grad_engine, p->db_acc) == dnnl_success &&
+                 scratch_memory(weights_pd, p->scratch_buf, &p->scratch_weights) &&
+                 dnnl_primitive_create(&p->bwd_weights, weights_pd) == dnnl_success;
+        if (ok) ok = port_set_out(&p->w_dw, p->dw_acc);
+        if (!ok) {
+            if (p->bwd_weights) dnnl_primitive_destroy(p->bwd_weights);
+            p->bwd_weights = NULL;
+            port_destroy(&p->w_x);
+            port_destroy(&p->w_dy);
+            port_destroy(&p->w_dw);
+            if (p->w_db) dnnl_memory_destroy(p->w_db);
+            p->w_db = NULL;
+            p->share_dy = 0;
+        }
+    }
+    snprintf(p->impl, sizeof p->impl, "%s / %s",
+             p->bwd_data ? impl_of(data_pd) : "reference",
+             p->bwd_weights ? impl_of(weights_pd)
+                            : p->dw_direct ? "direct depthwise" : "reference");
+    if (data_pd) dnnl_primitive_desc_destroy(data_pd);
+    if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
+    dnnl_primitive_desc_destroy(hint);
+    dnnl_primitive_attr_destroy(attr);
+}
+
+hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w) {
+    hs_conv_grad_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->s = *s;
+    p->n = n;
+    p->h = h;
+    p->w = w;
+    p->oh = hs_conv_out_size(h, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom,
+                             s->dilation_h);
+    p->ow = hs_conv_out_size(w, s->kernel_w, s->stride_w, s->pad_left, s->pad_right,
+                             s->dilation_w);
+    p->w_count = (int64_t)s->out_channels * (s->in_channels / s->groups) * s->kernel_h *
+                 s->kernel_w;
+    /* depthwise weight gradients: direct loops unless oneDNN has a jit kernel (see above) */
+    p->dw_direct = is_depthwise(s);
+    snprintf(p->impl, sizeof p->impl, "reference / %s",
+             p->dw_direct ? "direct depthwise" : "reference");
+    conv_grad_create_dnnl(p);
+    if (p->dw_direct && !p->bwd_weights && (!p->dw_acc || !p->db_acc)) {
+        free(p->dw_acc);
+        free(p->db_acc);
+        p->dw_acc = aligned_bytes((size_t)p->w_count * sizeof(float));
+        p->db_acc = aligned_bytes((size_t)s->out_channels * sizeof(float));
+        if (!p->dw_acc || !p->db_acc) {
+            hs_conv_grad_plan_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *weight,
+                          const float *dy, float *dx, float *dweight, float *dbias) {
+    if (dx) {
+        if (!p->bwd_data) {
+            hs_conv2d_backward_ref(x, p->n, p->h, p->w, weight, &p->s, dy, dx, NULL, NULL);
+        } else {
+            if (!port_in(&p->d_dy, dy) || !port_in(&p->d_w, weight) || !port_set_out(&p->d_dx, dx))
+                return -1;
+            dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->d_dy.inner},
+                                       {DNNL_ARG_WEIGHTS, p->d_w.inner},
+                                       {DNNL_ARG_DIFF_SRC, p->d_dx.inner},
+                                       {DNNL_ARG_SCRATCHPAD, p->scratch_data}};
+            if (!execute(p->bwd_data, p->scratch_data ? 4 : 3, args) || !port_out(&p->d_dx))
+                return -1;
+        }
+    }
+    if (!dweight && !dbias) return 0;
+    if (!p->bwd_weights && p->dw_direct) {
+        depthwise_backward_weights(x, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy, p->dw_acc,
+                                   p->db_acc);
+        if (dweight) accumulate(dweight, p->dw_acc, p->w_count);
+        if (dbias) accumulate(dbias, p->db_acc, p->s.out_channels);
+        return 0;
+    }
+    if (!p->bwd_weights) {
+        hs_conv2d_backward_ref(x, p->n, p->h, p->w, weight, &p->s, dy, NULL, dweight, dbias);
+        return 0;
+    }
+    /* diff_dst: already reordered by the data pass when both read the same layout */
+    port *dyp = p->share_dy ? &p->d_dy : &p->w_dy;
+    if (!(p->share_dy && dx) && !port_in(dyp, dy)) return -1;
+    if (!port_in(&p->w_x, x)) return -1;
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->w_x.inner},
+                               {DNNL_ARG_DIFF_DST, dyp->inner},
+                               {DNNL_ARG_DIFF_WEIGHTS, p->w_dw.inner},
+                               {DNNL_ARG_DIFF_BIAS, p->w_db},
+                               {DNNL_ARG_SCRATCHPAD, p->scratch_weights}};
+    if (!execute(p->bwd_weights, p->scratch_weights ? 5 : 4, args) || !port_out(&p->w_dw))
+        return -1;
+    if (dweight) accumulate(dweight, p->dw_acc, p->w_count);
+    if (dbias) accumulate(dbias, p->db_acc, p->s.out_channels);
+    return 0;
+}
+
+int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape *s, int n,
+                              int h, int w) {
+    return p && p->n == n && p->h == h && p->w == w && memcmp(&p->s, s, sizeof *s) == 0;
+}
+
+int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
+    return p->bwd_data != NULL && (p->bwd_weights != NULL || p->dw_direct);
+}
+
+const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *p) { return p->impl; }
+
+void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
+    if (!p) return;
+    conv_grad_destroy_dnnl(p);
+    free(p->dw_acc);
+    free(p->db_acc);
+    free(p);
+}
+
+/* ---- BatchNorm, training mode ------------------------------------------------------------ */
+
+struct hs_bn_grad_plan {
+    int n, c, hw;
+    float eps;
+    char impl[96];
+    dnnl_primitive_t fwd, bwd;    /* both or neither */
+    dnnl_memory_t src, dst, scale, shift, mean, var, diff_dst, diff_src, diff_scale, diff_shift;
+    dnnl_memory_t shift_bwd;      /* oneDNN 2.6's backward asks for a shift it does not use */
+    dnnl_memory_t scratch_fwd, scratch_bwd;
+    void *scratch_buf;
+    float *var_buf, *dgamma_buf, *dbeta_buf, *zero_shift;
+    float *dx_scratch;            /* diff_src when the caller passes dx = NULL (made on demand) */
+};
+
+static void bn_destroy_dnnl(hs_bn_grad_plan *p) {
+    if (p->fwd) dnnl_primitive_destroy(p->fwd);
+    if (p->bwd) dnnl_primitive_destroy(p->bwd);
+    p->fwd = p->bwd = NULL;
+    dnnl_memory_t *mems[] = {&p->src, &p->dst, &p->scale, &p->shift, &p->mean, &p->var,
+                             &p->diff_dst, &p->diff_src, &p->diff_scale, &p->diff_shift,
+                             &p->shift_bwd, &p->scratch_fwd, &p->scratch_bwd};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
+        if (*mems[i]) dnnl_memory_destroy(*mems[i]);
+        *mems[i] = NULL;
+    }
+    free(p->scratch_buf);
+    p->scratch_buf = NULL;
+}
+
+static int bn_create_dnnl(hs_bn_grad_plan *p) {
+    if (!grad_dnnl_ready()) return 0;
+    /* n x c x hw as an NCHW tensor of height 1: BatchNorm only cares about the channel axis */
+    dnnl_dims_t dims = {p->n, p->c, 1, p->hw};
+    dnnl_dims_t stat_dims = {p->c};
+    dnnl_memory_desc_t data_md, stat_md;
+    plain_md(&data_md, 4, dims, dnnl_nchw);
+    plain_md(&stat_md, 1, stat_dims, dnnl_x);
+    const unsigned flags = dnnl_use_scale | dnnl_use_shift;
+    dnnl_batch_normalization_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    int ok = attr &&
+             dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data_md,
+                                                        p->eps, flags) == dnnl_success &&
+             dnnl_primitive_desc_create(&fpd, &fd, attr, grad_engine, NULL) == dnnl_success &&
+             dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data_md, &data_md,
+                                                         p->eps, flags) == dnnl_success &&
+             dnnl_primitive_desc_create(&bpd, &bd, attr, grad_engine, fpd) == dnnl_success;
+    if (ok) {
+        size_t sp = scratch_size(fpd) > scratch_size(bpd) ? scratch_size(fpd) : scratch_size(bpd);
+        p->scratch_buf = aligned_bytes(sp);
+        dnnl_memory_t *data_mems[] = {&p->src, &p->dst, &p->diff_dst, &p->diff_src};
+        dnnl_memory_t *stat_mems[] = {&p->scale, &p->shift, &p->mean, &p->var, &p->diff_scale,
+                                      &p->diff_shift, &p->shift_bwd};
+        ok = p->scratch_buf != NULL;
+        for (size_t i = 0; ok && i < sizeof data_mems / sizeof data_mems[0]; i++)
+            ok = dnnl_memory_create(data_mems[i], &data_md, grad_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success;
+        for (size_t i = 0; ok && i < sizeof stat_mems / sizeof stat_mems[0]; i++)
+            ok = dnnl_memory_create(stat_mems[i], &stat_md, grad_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success;
+        ok = ok && dnnl_memory_set_data_handle(p->var, p->var_buf) == dnnl_success &&
+             dnnl_memory_set_data_handle(p->diff_scale, p->dgamma_buf) == dnnl_success &&
+             dnnl_memory_set_data_handle(p->diff_shift, p->dbeta_buf) == dnnl_success &&
+             dnnl_memory_set_data_handle(p->shift_bwd, p->zero_shift) == dnnl_success &&
+             scratch_memory(fpd, p->scratch_buf, &p->scratch_fwd) &&
+             scratch_memory(bpd, p->scratch_buf, &p->scratch_bwd) &&
+             dnnl_primitive_create(&p->fwd, fpd) == dnnl_success &&
+             dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
+        if (ok) snprintf(p->impl, sizeof p->impl, "%s / %s", impl_of(fpd), impl_of(bpd));
+    }
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) bn_destroy_dnnl(p);
+    return ok;
+}
+
+hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps) {
+    hs_bn_grad_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = n;
+    p->c = c;
+    p->hw = hw;
+    p->eps = eps;
+    p->var_buf = aligned_bytes((size_t)c * sizeof(float));
+    p->dgamma_buf = aligned_bytes((size_t)c * sizeof(float));
+    p->dbeta_buf = aligned_bytes((size_t)c * sizeof(float));
+    p->zero_shift = calloc((size_t)(c > 0 ? c : 1), sizeof(float));
+    if (!p->var_buf || !p->dgamma_buf || !p->dbeta_buf || !p->zero_shift) {
+        hs_bn_grad_plan_free(p);
+        return NULL;
+    }
+    snprintf(p->impl, sizeof p->impl, "reference");
+    bn_create_dnnl(p);
+    return p;
+}
+
+int hs_bn_grad_plan_forward(hs_bn_grad_plan *p, const float *x, const float *gamma,
+                            const float *beta, float momentum, float *running_mean,
+                            float *running_var, float *save_mean, float *save_rstd, float *y) {
+    if (!p->fwd) {
+        hs_batchnorm_train_forward_ref(x, p->n, p->c, p->hw, gamma, beta, p->eps, momentum,
+                                       running_mean, running_var, save_mean, save_rstd, y);
+        return 0;
+    }
+    dnnl_memory_set_data_handle(p->src, (void *)x);
+    dnnl_memory_set_data_handle(p->dst, y);
+    dnnl_memory_set_data_handle(p->scale, (void *)gamma);
+    dnnl_memory_set_data_handle(p->shift, (void *)beta);
+    dnnl_memory_set_data_handle(p->mean, save_mean);
+    dnnl_exec_arg_t args[7] = {{DNNL_ARG_SRC, p->src},     {DNNL_ARG_DST, p->dst},
+                               {DNNL_ARG_SCALE, p->scale}, {DNNL_ARG_SHIFT, p->shift},
+                               {DNNL_ARG_MEAN, p->mean},   {DNNL_ARG_VARIANCE, p->var},
+                               {DNNL_ARG_SCRATCHPAD, p->scratch_fwd}};
+    if (!execute(p->fwd, p->scratch_fwd ? 7 : 6, args)) return -1;
+    /* oneDNN gives the biased variance; the contract wants rstd and PyTorch's running update
+     * (unbiased variance, m / (m - 1)) */
+    const int64_t m = (int64_t)p->n * p->hw;
+    for (int ch = 0; ch < p->c; ch++) {
+        const double var = p->var_buf[ch];
+        save_rstd[ch] = (float)(1.0 / sqrt(var + (double)p->eps));
+        if (running_mean && running_var) {
+            const double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+            running_mean[ch] = (float)((1.0 - (double)momentum) * running_mean[ch] +
+                                       (double)momentum * save_mean[ch]);
+            running_var[ch] = (float)((1.0 - (double)momentum) * running_var[ch] +
+                                      (double)momentum * unbiased);
+        }
+    }
+    return 0;
+}
+
+int hs_bn_grad_plan_backward(hs_bn_grad_plan *p, const float *x, const float *dy,
+                             const float *gamma, const float *save_mean,
+                             const float *save_rstd, float *dx, float *dgamma, float *dbeta) {
+    if (!p->bwd) {
+        hs_batchnorm_train_backward_ref(x, dy, p->n, p->c, p->hw, gamma, save_mean, save_rstd,
+                                        dx, dgamma, dbeta);
+        return 0;
+    }
+    for (int ch = 0; ch < p->c; ch++) {
+        const double r = save_rstd[ch];
+        const double var = 1.0 / (r * r) - (double)p->eps;
+        p->var_buf[ch] = var > 0.0 ? (float)var : 0.0f;
+    }
+    float *diff_src = dx;
+    if (!diff_src) { /* only the parameter gradients are wanted: oneDNN still writes dx */
+        if (!p->dx_scratch)
+            p->dx_scratch = aligned_bytes((size_t)p->n * p->c * p->hw * sizeof(float));
+        if (!p->dx_scratch) return -1;
+        diff_src = p->dx_scratch;
+    }
+    dnnl_memory_set_data_handle(p->src, (void *)x);
+    dnnl_memory_set_data_handle(p->diff_dst, (void *)dy);
+    dnnl_memory_set_data_handle(p->scale, (void *)gamma);
+    dnnl_memory_set_data_handle(p->mean, (void *)save_mean);
+    dnnl_memory_set_data_handle(p->diff_src, diff_src);
+    dnnl_exec_arg_t args[10] = {{DNNL_ARG_SRC, p->src},
+                               {DNNL_ARG_DIFF_DST, p->diff_dst},
+                               {DNNL_ARG_SCALE, p->scale},
+                               {DNNL_ARG_SHIFT, p->shift_bwd},
+                               {DNNL_ARG_MEAN, p->mean},
+                               {DNNL_ARG_VARIANCE, p->var},
+                               {DNNL_ARG_DIFF_SRC, p->diff_src},
+                               {DNNL_ARG_DIFF_SCALE, p->diff_scale},
+                               {DNNL_ARG_DIFF_SHIFT, p->diff_shift},
+                               {DNNL_ARG_SCRATCHPAD, p->scratch_bwd}};
+    if (!execute(p->bwd, p->scratch_bwd ? 10 : 9, args)) return -1;
+    if (dgamma) accumulate(dgamma, p->dgamma_buf, p->c);
+    if (dbeta) accumulate(dbeta, p->dbeta_buf, p->c);
+    return 0;
+}
+
+int hs_bn_grad_plan_matches(const hs_bn_grad_plan *p, int n, int c, int hw, float eps) {
+    return p && p->n == n && p->c == c && p->hw == hw && p->eps == eps;
+}
+
+int hs_bn_grad_plan_uses_dnnl(const hs_bn_grad_plan *p) { return p->fwd != NULL; }
+
+const char *hs_bn_grad_plan_impl(const hs_bn_grad_plan *p) { return p->impl; }
+
+void hs_bn_grad_plan_free(hs_bn_grad_plan *p) {
+    if (!p) return;
+    bn_destroy_dnnl(p);
+    free(p->var_buf);
+    free(p->dgamma_buf);
+    free(p->dbeta_buf);
+    free(p->zero_shift);
+    free(p->dx_scratch);
+    free(p);
+}
+
+void hs_batchnorm_frozen_backward(const float *x, const float *dy, int n, int c, int hw,
+                                  const float *gamma, const float *mean, const float *var,
+                                  float eps, float *dx, float *dgamma, float *dbeta) {
+#pragma omp parallel for schedule(dynamic)
+    for (int ch = 0; ch < c; ch++) {
+        const double inv_std = 1.0 / sqrt((double)var[ch] + (double)eps);
+        const float scale = (float)((double)gamma[ch] * inv_std);
+        const float mu = mean[ch];
+        double sum_dy = 0.0, sum_dy_xc = 0.0;
+        for (int b = 0; b < n; b++) {
+            const int64_t base = ((int64_t)b * c + ch) * hw;
+            float s_dy = 0.0f, s_dy_xc = 0.0f; /* float partial sums per plane, double total */
+            for (int i = 0; i < hw; i++) {
+                s_dy += dy[base + i];
+                s_dy_xc += dy[base + i] * (x[base + i] - mu);
+                if (dx) dx[base + i] = dy[base + i] * scale;
+            }
+            sum_dy += s_dy;
+            sum_dy_xc += s_dy_xc;
+        }
+        if (dgamma) dgamma[ch] += (float)(sum_dy_xc * inv_std);
+        if (dbeta) dbeta[ch] += (float)sum_dy;
+    }
+}
+
+/* ---- pooling ------------------------------------------------------------------------------- */
+
+struct hs_pool_grad_plan {
+    hs_pool_kind kind;
+    int n, c, h, w, kernel, stride, pad, oh, ow;
+    char impl[96];
+    dnnl_primitive_t fwd, bwd;    /* both or neither */
+    dnnl_memory_t src, dst, diff_dst, diff_src, ws, scratch_fwd, scratch_bwd;
+    void *ws_buf, *scratch_buf;
+};
+
+static void pool_destroy_dnnl(hs_pool_grad_plan *p) {
+    if (p->fwd) dnnl_primitive_destroy(p->fwd);
+    if (p->bwd) dnnl_primitive_destroy(p->bwd);
+    p->fwd = p->bwd = NULL;
+    dnnl_memory_t *mems[] = {&p->src, &p->dst, &p->diff_dst, &p->diff_src, &p->ws,
+                             &p->scratch_fwd, &p->scratch_bwd};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
+        if (*mems[i]) dnnl_memory_destroy(*mems[i]);
+        *mems[i] = NULL;
+    }
+    free(p->ws_buf);
+    free(p->scratch_buf);
+    p->ws_buf = p->scratch_buf = NULL;
+}
+
+static int pool_create_dnnl(hs_pool_grad_plan *p) {
+    if (!grad_dnnl_ready()) return 0;
+    dnnl_dims_t src_dims = {p->n, p->c, p->h, p->w}, dst_dims = {p->n, p->c, p->oh, p->ow};
+    dnnl_dims_t strides = {p->stride, p->stride}, kernel = {p->kernel, p->kernel};
+    /* the right padding that makes oneDNN's size formula give the floor-mode output */
+    dnnl_dims_t pad_l = {p->pad, p->pad};
+    dnnl_dims_t pad_r = {(p->oh - 1) * p->stride + p->kernel - p->h - p->pad,
+                         (p->ow - 1) * p->stride + p->kernel - p->w - p->pad};
+    if (pad_r[0] < 0) pad_r[0] = 0;
+    if (pad_r[1] < 0) pad_r[1] = 0;
+    dnnl_alg_kind_t alg =
+        p->kind == HS_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
+    dnnl_memory_desc_t src_md, dst_md;
+    plain_md(&src_md, 4, src_dims, dnnl_nchw);
+    plain_md(&dst_md, 4, dst_dims, dnnl_nchw);
+    dnnl_pooling_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    int ok = attr &&
+             dnnl_pooling_forward_desc_init(&fd, dnnl_forward_training, alg, &src_md, &dst_md,
+                                            strides, kernel, pad_l, pad_r) == dnnl_success &&
+             dnnl_primitive_desc_create(&fpd, &fd, attr, grad_engine, NULL) == dnnl_success &&
+             dnnl_pooling_backward_desc_init(&bd, alg, &src_md, &dst_md, strides, kernel, pad_l,
+                                             pad_r) == dnnl_success &&
+             dnnl_primitive_desc_create(&bpd, &bd, attr, grad_engine, fpd) == dnnl_success;
+    if (ok) {
+        const dnnl_memory_desc_t *ws_md =
+            dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+        size_t ws_bytes = ws_md ? dnnl_memory_desc_get_size(ws_md) : 0;
+        size_t sp = scratch_size(fpd) > scratch_size(bpd) ? scratch_size(fpd) : scratch_size(bpd);
+        p->scratch_buf = aligned_bytes(sp);
+        ok = p->scratch_buf &&
+             dnnl_memory_create(&p->src, &src_md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&p->dst, &dst_md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&p->diff_src, &src_md, grad_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success &&
+             dnnl_memory_create(&p->diff_dst, &dst_md, grad_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success &&
+             scratch_memory(fpd, p->scratch_buf, &p->scratch_fwd) &&
+             scratch_memory(bpd, p->scratch_buf, &p->scratch_bwd);
+        if (ok && ws_bytes) { /* max pooling: the argmax of every window, kept for backward */
+            p->ws_buf = aligned_bytes(ws_bytes);
+            ok = p->ws_buf &&
+                 dnnl_memory_create(&p->ws, ws_md, grad_engine, p->ws_buf) == dnnl_success;
+            if (ok) memset(p->ws_buf, 0, ws_bytes);
+        }
+        ok = ok && dnnl_primitive_create(&p->fwd, fpd) == dnnl_success &&
+             dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
+        if (ok) snprintf(p->impl, sizeof p->impl, "%s / %s", impl_of(fpd), impl_of(bpd));
+    }
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) pool_destroy_dnnl(p);
+    return ok;
+}
+
+hs_pool_grad_plan *hs_pool_grad_plan_create(hs_pool_kind kind, int n, int c, int h, int w,
+                                            int kernel, int stride, int pad) {
+    hs_pool_grad_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->kind = kind;
+    p->n = n;
+    p->c = c;
+    p->h = h;
+    p->w = w;
+    p->kernel = kernel;
+    p->stride = stride;
+    p->pad = pad;
+    p->oh = hs_conv_out_size(h, kernel, stride, pad, pad, 1);
+    p->ow = hs_conv_out_size(w, kernel, stride, pad, pad, 1);
+    snprintf(p->impl, sizeof p->impl, "reference");
+    pool_create_dnnl(p);
+    return p;
+}
+
+int hs_pool_grad_plan_forward(hs_pool_grad_plan *p, const float *x, float *y) {
+    if (!p->fwd) {
+        if (p->kind == HS_POOL_MAX)
+            hs_maxpool2d_forward_ref(x, p->n, p->c, p->h, p->w, p->kernel, p->stride, p->pad, y);
+        else
+            hs_avgpool2d_forward_ref(x, p->n, p->c, p->h, p->w, p->kernel, p->stride, p->pad, y);
+        return 0;
+    }
+    dnnl_memory_set_data_handle(p->src, (void *)x);
+    dnnl_memory_set_data_handle(p->dst, y);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_DST, p->dst}};
+    int nargs = 2;
+    if (p->ws) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, p->ws};
+    if (p->scratch_fwd) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch_fwd};
+    return execute(p->fwd, nargs, args) ? 0 : -1;
+}
+
+int hs_pool_grad_plan_backward(hs_pool_grad_plan *p, const float *x, const float *dy,
+                               float *dx) {
+    if (!dx) return 0;
+    if (!p->bwd) {
+        if (p->kind == HS_POOL_MAX)
+            hs_maxpool2d_backward_ref(x, p->n, p->c, p->h, p->w, p->kernel, p->stride, p->pad,
+                                      dy, dx);
+        else
+            hs_avgpool2d_backward_ref(p->n, p->c, p->h, p->w, p->kernel, p->stride, p->pad, dy,
+                                      dx);
+        return 0;
+    }
+    dnnl_memory_set_data_handle(p->diff_dst, (void *)dy);
+    dnnl_memory_set_data_handle(p->diff_src, dx);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->diff_dst}, {DNNL_ARG_DIFF_SRC, p->diff_src}};
+    int nargs = 2;
+    if (p->ws) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, p->ws};
+    if (p->scratch_bwd) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch_bwd};
+    return execute(p->bwd, nargs, args) ? 0 : -1;
+}
+
+int hs_pool_grad_plan_uses_dnnl(const hs_pool_grad_plan *p) { return p->fwd != NULL; }
+
+const char *hs_pool_grad_plan_impl(const hs_pool_grad_plan *p) { return p->impl; }
+
+void hs_pool_grad_plan_free(hs_pool_grad_plan *p) {
+    if (!p) return;
+    pool_destroy_dnnl(p);
+    free(p);
+}
+
+void hs_adaptive_avgpool2d_backward(int n, int c, int h, int w, int out_h, int out_w,
+                                    const float *dy, float *dx) {
+    if (!dx) return;
+    const int64_t planes = (int64_t)n * c;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        hs_adaptive_avgpool2d_backward_ref(1, 1, h, w, out_h, out_w, dy + p * out_h * out_w,
+                                           dx + p * h * w);
+}
+
+/* ---- ReLU and ReLU6 ---------------------------------------------------------------------------- */
+
+/* ReLU6's oneDNN algorithm: clip_v2 passes the gradient strictly inside (alpha, beta), as
+ * PyTorch's hardtanh_backward; clip and bounded_relu also pass it at x == 6 (checked by
+ * tests/test_ops_grad_fast.c on inputs exactly 0 and 6). */
+#define RELU6_ALG dnnl_eltwise_clip_v2
+
+struct hs_act_grad_plan {
+    hs_act_kind kind;
+    int64_t count;
+    char impl[64];
+    dnnl_primitive_t bwd;
+    dnnl_memory_t src, diff_dst, diff_src;
+};
+
+hs_act_grad_plan *hs_act_grad_plan_create(hs_act_kind kind, int64_t count) {
+    hs_act_grad_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->kind = kind;
+    p->count = count;
+    snprintf(p->impl, sizeof p->impl, "reference");
+    if (!grad_dnnl_ready() || count <= 0) return p;
+    dnnl_dims_t dims = {count};
+    dnnl_memory_desc_t md;
+    plain_md(&md, 1, dims, dnnl_x);
+    dnnl_alg_kind_t alg = kind == HS_ACT_RELU ? dnnl_eltwise_relu : RELU6_ALG;
+    float alpha = 0.0f, beta = kind == HS_ACT_RELU ? 0.0f : 6.0f;
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    int ok = dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &md, alpha, beta) ==
+                 dnnl_success &&
+             dnnl_primitive_desc_create(&fpd, &fd, NULL, grad_engine, NULL) == dnnl_success &&
+             dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, alpha, beta) == dnnl_success &&
+             dnnl_primitive_desc_create(&bpd, &bd, NULL, grad_engine, fpd) == dnnl_success &&
+             dnnl_memory_create(&p->src, &md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&p->diff_dst, &md, grad_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success &&
+             dnnl_memory_create(&p->diff_src, &md, grad_engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success &&
+             dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
+    if (ok) snprintf(p->impl, sizeof p->impl, "%s", impl_of(bpd));
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (!ok) {
+        if (p->bwd) dnnl_primitive_destroy(p->bwd);
+        dnnl_memory_t mems[] = {p->src, p->diff_dst, p->diff_src};
+        for (size_t i = 0; i < 3; i++)
+            if (mems[i]) dnnl_memory_destroy(mems[i]);
+        p->bwd = NULL;
+        p->src = p->diff_dst = p->diff_src = NULL;
+    }
+    return p;
+}
+
+int hs_act_grad_plan_run(hs_act_grad_plan *p, const float *x, const float *dy, float *dx) {
+    if (!dx) return 0;
+    if (!p->bwd) {
+        if (p->kind == HS_ACT_RELU) hs_relu_backward_ref(x, dy, p->count, dx);
+        else hs_relu6_backward_ref(x, dy, p->count, dx);
+        return 0;
+    }
+    dnnl_memory_set_data_handle(p->src, (void *)x);
+    dnnl_memory_set_data_handle(p->diff_dst, (void *)dy);
+    dnnl_memory_set_data_handle(p->diff_src, dx);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->src},
+                               {DNNL_ARG_DIFF_DST, p->diff_dst},
+                               {DNNL_ARG_DIFF_SRC, p->diff_src}};
+    return execute(p->bwd, 3, args) ? 0 : -1;
+}
+
+int hs_act_grad_plan_uses_dnnl(const hs_act_grad_plan *p) { return p->bwd != NULL; }
+
+const char *hs_act_grad_plan_impl(const hs_act_grad_plan *p) { return p->impl; }
+
+void hs_act_grad_plan_free(hs_act_grad_plan *p) {
+    if (!p) return;
+    if (p->bwd) dnnl_primitive_destroy(p->bwd);
+    dnnl_memory_t mems[] = {p->src, p->diff_dst, p->diff_src};
+    for (size_t i = 0; i < 3; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    free(p);
+}

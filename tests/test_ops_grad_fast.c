@@ -1,0 +1,382 @@
+/* The fast backward kernels (src/ops_grad_dnnl.c, oneDNN) against the reference backward
+ * kernels (src/ops_ref_grad.c), on the configurations of tests/fixtures/grads.safetensors and
+ * larger ones shaped like the backbones' layers.
+ *
+ * Tolerance |fast - ref| <= 1e-4 * |ref| + 1e-5 (oneDNN sums in float, in its own order; the
+ * reference sums in double). Upstream gradients are scaled by 1/sqrt(number of terms in the
+ * weight gradient's sums), so every gradient compared is O(1) whatever the layer size, as in
+ * a trained network, and the absolute part of the tolerance keeps its meaning. ReLU, ReLU6
+ * and max pooling's forward move values without arithmetic: they must match exactly. Max
+ * pooling's backward must route every gradient to the same pixel (ties included): checked
+ * bit for bit with upstream gradients whose sums are exact in float; with arbitrary ones a
+ * pixel picked by several windows sums in float here and in double in the reference, as
+ * average pooling does: 1e-6 relative + 1e-7 absolute.
+ *
+ * Each plan is run twice (the second run reuses it), onto parameter-gradient accumulators
+ * that start from random values, and once more with NULL outputs. The kernels each plan chose
+ * are printed, so a run under ONEDNN_MAX_CPU_ISA=... shows what it exercised. */
+#include <string.h>
+
+#include "check.h"
+#include "ops_grad.h"
+#include "rng.h"
+
+#define RTOL 1e-4f
+#define ATOL 1e-5f
+
+static hs_rng rng;
+
+static float *alloc_floats(int64_t count) {
+    float *p = calloc((size_t)(count > 0 ? count : 1), sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static float *random_floats(int64_t count, float lo, float hi) {
+    float *p = alloc_floats(count);
+    for (int64_t i = 0; i < count; i++) p[i] = hs_rng_range(&rng, lo, hi);
+    return p;
+}
+
+static float *copy_floats(const float *src, int64_t count) {
+    float *p = alloc_floats(count);
+    memcpy(p, src, (size_t)count * sizeof(float));
+    return p;
+}
+
+static void fill_nan(float *p, int64_t count) {
+    for (int64_t i = 0; i < count; i++) p[i] = NAN;
+}
+
+/* ---- convolution --------------------------------------------------------------------------- */
+
+typedef struct conv_case {
+    const char *name;
+    int n, in_c, out_c, h, w, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, groups;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    /* the 11 configurations of the fixtures (tools/make_grad_fixtures.py) */
+    {"conv_k3_p1", 2, 3, 4, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"conv_k3_s2", 2, 3, 4, 9, 8, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1},
+    {"conv_k5_s2_same", 2, 3, 4, 12, 11, 5, 5, 2, 2, 1, 2, 2, 2, 1, 1, 1},
+    {"conv_k1", 2, 6, 5, 5, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+    {"conv_dw_k3", 2, 4, 4, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4},
+    {"conv_dw_k5_s2_same", 2, 4, 4, 10, 9, 5, 5, 2, 2, 1, 2, 2, 2, 1, 1, 4},
+    {"conv_dw_mult2", 2, 3, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
+    {"conv_groups2", 2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"conv_dil2", 2, 3, 4, 10, 9, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1},
+    {"conv_k3x1", 2, 3, 4, 7, 6, 3, 1, 2, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"conv_asym", 2, 2, 3, 6, 7, 2, 3, 1, 2, 0, 1, 2, 0, 1, 2, 1},
+    /* larger, shaped like backbone layers */
+    {"8x32x28x28 3x3", 8, 32, 32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"8x32x28x28 depthwise 3x3 s2 SAME", 8, 32, 32, 28, 28, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 32},
+    {"4x24x14x14 1x1 24->144", 4, 24, 144, 14, 14, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+    {"4x40x14x14 depthwise 5x5 SAME", 4, 40, 40, 14, 14, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 40},
+    {"2x3x32x32 stem 3x3 s2 SAME", 2, 3, 32, 32, 32, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1},
+    {"2x16x12x12 groups 4", 2, 16, 32, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4},
+    {"2x8x13x13 dilated 2 stride 2", 2, 8, 8, 13, 13, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1},
+    /* depthwise kernels oneDNN has no jit weight gradient for (the plan's direct loops) */
+    {"2x12x15x14 dw 5x5 s2 dil 2 asym", 2, 12, 12, 15, 14, 5, 5, 2, 2, 3, 4, 4, 3, 2, 2, 12},
+    {"2x8x11x11 dw 7x7 SAME", 2, 8, 8, 11, 11, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 8},
+    {"2x16x9x10 dw 3x5 s(1,2)", 2, 16, 16, 9, 10, 3, 5, 1, 2, 1, 1, 2, 2, 1, 1, 16},
+};
+
+static void check_conv(const conv_case *c) {
+    hs_conv2d_shape s = {c->in_c, c->out_c, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb,
+                         c->pl, c->pr, c->dh, c->dw, c->groups};
+    const int oh = hs_conv_out_size(c->h, c->kh, c->sh, c->pt, c->pb, c->dh);
+    const int ow = hs_conv_out_size(c->w, c->kw, c->sw, c->pl, c->pr, c->dw);
+    const int64_t x_count = (int64_t)c->n * c->in_c * c->h * c->w;
+    const int64_t w_count = (int64_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
+    const int64_t y_count = (int64_t)c->n * c->out_c * oh * ow;
+    const float dy_scale = 1.0f / sqrtf((float)c->n * oh * ow);
+    float *x = random_floats(x_count, -1, 1), *weight = random_floats(w_count, -1, 1);
+    float *dy = random_floats(y_count, -dy_scale, dy_scale);
+    float *dw0 = random_floats(w_count, -1, 1), *db0 = random_floats(c->out_c, -1, 1);
+
+    float *dx_ref = alloc_floats(x_count), *dw_ref = copy_floats(dw0, w_count);
+    float *db_ref = copy_floats(db0, c->out_c);
+    hs_conv2d_backward_ref(x, c->n, c->h, c->w, weight, &s, dy, dx_ref, dw_ref, db_ref);
+
+    hs_conv_grad_plan *plan = hs_conv_grad_plan_create(&s, c->n, c->h, c->w);
+    CHECK(plan != NULL);
+    if (!plan) return;
+    CHECK(hs_conv_grad_plan_matches(plan, &s, c->n, c->h, c->w));
+    printf("  conv %-34s %s%s\n", c->name, hs_conv_grad_plan_impl(plan),
+           hs_conv_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
+    float *dx = alloc_floats(x_count), *dw = copy_floats(dw0, w_count);
+    float *db = copy_floats(db0, c->out_c);
+    char what[128];
+    for (int rep = 0; rep < 2; rep++) {
+        fill_nan(dx, x_count);
+        memcpy(dw, dw0, (size_t)w_count * sizeof(float));
+        memcpy(db, db0, (size_t)c->out_c * sizeof(float));
+        CHECK(hs_conv_grad_plan_run(plan, x, weight, dy, dx, dw, db) == 0);
+        snprintf(what, sizeof what, "%s dx (run %d)", c->name, rep);
+        CHECK_CLOSE(what, dx, dx_ref, x_count, RTOL, ATOL);
+        snprintf(what, sizeof what, "%s dweight (run %d)", c->name, rep);
+        CHECK_CLOSE(what, dw, dw_ref, w_count, RTOL, ATOL);
+        snprintf(what, sizeof what, "%s dbias (run %d)", c->name, rep);
+        CHECK_CLOSE(what, db, db_ref, c->out_c, RTOL, ATOL);
+    }
+    /* NULL skips: dx alone, then the weight gradient alone, then the bias alone */
+    fill_nan(dx, x_count);
+    CHECK(hs_conv_grad_plan_run(plan, x, weight, dy, dx, NULL, NULL) == 0);
+    snprintf(what, sizeof what, "%s dx alone", c->name);
+    CHECK_CLOSE(what, dx, dx_ref, x_count, RTOL, ATOL);
+    memcpy(dw, dw0, (size_t)w_count * sizeof(float));
+    CHECK(hs_conv_grad_plan_run(plan, x, weight, dy, NULL, dw, NULL) == 0);
+    snprintf(what, sizeof what, "%s dweight alone", c->name);
+    CHECK_CLOSE(what, dw, dw_ref, w_count, RTOL, ATOL);
+    memcpy(db, db0, (size_t)c->out_c * sizeof(float));
+    CHECK(hs_conv_grad_plan_run(plan, x, weight, dy, NULL, NULL, db) == 0);
+    snprintf(what, sizeof what, "%s dbias alone", c->name);
+    CHECK_CLOSE(what, db, db_ref, c->out_c, RTOL, ATOL);
+    hs_conv_grad_plan_free(plan);
+
+    free(x);
+    free(weight);
+    free(dy);
+    free(dw0);
+    free(db0);
+    free(dx_ref);
+    free(dw_ref);
+    free(db_ref);
+    free(dx);
+    free(dw);
+    free(db);
+}
+
+/* ---- BatchNorm -------------------------------------------------------------------------------- */
+
+static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
+    const int64_t count = (int64_t)n * c * hw;
+    const float dy_scale = 1.0f / sqrtf((float)n * hw);
+    float *x = random_floats(count, -2, 3), *gamma = random_floats(c, 0.5f, 1.5f);
+    float *beta = random_floats(c, -0.5f, 0.5f);
+    float *dy = random_floats(count, -dy_scale, dy_scale);
+    float *rm0 = random_floats(c, -0.5f, 0.5f), *rv0 = random_floats(c, 0.2f, 2.0f);
+    float *dg0 = random_floats(c, -1, 1), *db0 = random_floats(c, -1, 1);
+
+    float *y_ref = alloc_floats(count), *mean_ref = alloc_floats(c), *rstd_ref = alloc_floats(c);
+    float *rm_ref = copy_floats(rm0, c), *rv_ref = copy_floats(rv0, c);
+    float *dx_ref = alloc_floats(count), *dg_ref = copy_floats(dg0, c), *db_ref = copy_floats(db0, c);
+    hs_batchnorm_train_forward_ref(x, n, c, hw, gamma, beta, eps, momentum, rm_ref, rv_ref,
+                                   mean_ref, rstd_ref, y_ref);
+    hs_batchnorm_train_backward_ref(x, dy, n, c, hw, gamma, mean_ref, rstd_ref, dx_ref, dg_ref,
+                                    db_ref);
+
+    hs_bn_grad_plan *plan = hs_bn_grad_plan_create(n, c, hw, eps);
+    CHECK(plan != NULL);
+    if (!plan) return;
+    CHECK(hs_bn_grad_plan_matches(plan, n, c, hw, eps));
+    char what[128];
+    snprintf(what, sizeof what, "bn %dx%dx%d", n, c, hw);
+    printf("  %-39s %s%s\n", what, hs_bn_grad_plan_impl(plan),
+           hs_bn_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
+    float *y = alloc_floats(count), *mean = alloc_floats(c), *rstd = alloc_floats(c);
+    float *rm = alloc_floats(c), *rv = alloc_floats(c);
+    float *dx = alloc_floats(count), *dg = alloc_floats(c), *db = alloc_floats(c);
+    for (int rep = 0; rep < 2; rep++) {
+        fill_nan(y, count);
+        fill_nan(dx, count);
+        memcpy(rm, rm0, (size_t)c * sizeof(float));
+        memcpy(rv, rv0, (size_t)c * sizeof(float));
+        memcpy(dg, dg0, (size_t)c * sizeof(float));
+        memcpy(db, db0, (size_t)c * sizeof(float));
+        CHECK(hs_bn_grad_plan_forward(plan, x, gamma, beta, momentum, rm, rv, mean, rstd, y) == 0);
+        CHECK(hs_bn_grad_plan_backward(plan, x, dy, gamma, mean, rstd, dx, dg, db) == 0);
+        snprintf(what, sizeof what, "bn %dx%dx%d y", n, c, hw);
+        CHECK_CLOSE(what, y, y_ref, count, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d save_mean", n, c, hw);
+        CHECK_CLOSE(what, mean, mean_ref, c, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d save_rstd", n, c, hw);
+        CHECK_CLOSE(what, rstd, rstd_ref, c, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d running_mean", n, c, hw);
+        CHECK_CLOSE(what, rm, rm_ref, c, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d running_var", n, c, hw);
+        CHECK_CLOSE(what, rv, rv_ref, c, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d dx", n, c, hw);
+        CHECK_CLOSE(what, dx, dx_ref, count, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d dgamma", n, c, hw);
+        CHECK_CLOSE(what, dg, dg_ref, c, RTOL, ATOL);
+        snprintf(what, sizeof what, "bn %dx%dx%d dbeta", n, c, hw);
+        CHECK_CLOSE(what, db, db_ref, c, RTOL, ATOL);
+    }
+    /* NULL skips: no running statistics; parameter gradients without dx; dx alone */
+    memcpy(rm, rm0, (size_t)c * sizeof(float));
+    CHECK(hs_bn_grad_plan_forward(plan, x, gamma, beta, momentum, NULL, NULL, mean, rstd, y) == 0);
+    snprintf(what, sizeof what, "bn %dx%dx%d y without running stats", n, c, hw);
+    CHECK_CLOSE(what, y, y_ref, count, RTOL, ATOL);
+    memcpy(dg, dg0, (size_t)c * sizeof(float));
+    memcpy(db, db0, (size_t)c * sizeof(float));
+    CHECK(hs_bn_grad_plan_backward(plan, x, dy, gamma, mean, rstd, NULL, dg, db) == 0);
+    snprintf(what, sizeof what, "bn %dx%dx%d dgamma without dx", n, c, hw);
+    CHECK_CLOSE(what, dg, dg_ref, c, RTOL, ATOL);
+    fill_nan(dx, count);
+    CHECK(hs_bn_grad_plan_backward(plan, x, dy, gamma, mean, rstd, dx, NULL, NULL) == 0);
+    snprintf(what, sizeof what, "bn %dx%dx%d dx alone", n, c, hw);
+    CHECK_CLOSE(what, dx, dx_ref, count, RTOL, ATOL);
+    hs_bn_grad_plan_free(plan);
+
+    /* frozen statistics: the threaded kernel against its reference */
+    float *var = random_floats(c, 0.2f, 2.0f);
+    memcpy(dg_ref, dg0, (size_t)c * sizeof(float));
+    memcpy(db_ref, db0, (size_t)c * sizeof(float));
+    memcpy(dg, dg0, (size_t)c * sizeof(float));
+    memcpy(db, db0, (size_t)c * sizeof(float));
+    hs_batchnorm_frozen_backward_ref(x, dy, n, c, hw, gamma, rm0, var, eps, dx_ref, dg_ref, db_ref);
+    fill_nan(dx, count);
+    hs_batchnorm_frozen_backward(x, dy, n, c, hw, gamma, rm0, var, eps, dx, dg, db);
+    snprintf(what, sizeof what, "bn frozen %dx%dx%d dx", n, c, hw);
+    CHECK_CLOSE(what, dx, dx_ref, count, RTOL, ATOL);
+    snprintf(what, sizeof what, "bn frozen %dx%dx%d dgamma", n, c, hw);
+    CHECK_CLOSE(what, dg, dg_ref, c, RTOL, ATOL);
+    snprintf(what, sizeof what, "bn frozen %dx%dx%d dbeta", n, c, hw);
+    CHECK_CLOSE(what, db, db_ref, c, RTOL, ATOL);
+    memcpy(db, db0, (size_t)c * sizeof(float));
+    hs_batchnorm_frozen_backward(x, dy, n, c, hw, gamma, rm0, var, eps, NULL, NULL, db);
+    snprintf(what, sizeof what, "bn frozen %dx%dx%d dbeta alone", n, c, hw);
+    CHECK_CLOSE(what, db, db_ref, c, RTOL, ATOL);
+
+    float *arrays[] = {x, gamma, beta, dy, rm0, rv0, dg0, db0, y_ref, mean_ref, rstd_ref, rm_ref,
+                       rv_ref, dx_ref, dg_ref, db_ref, y, mean, rstd, rm, rv, dx, dg, db, var};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+}
+
+/* ---- pooling ------------------------------------------------------------------------------------ */
+
+static void check_pool(hs_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                       int ties) {
+    const int oh = hs_conv_out_size(h, k, stride, pad, pad, 1);
+    const int ow = hs_conv_out_size(w, k, stride, pad, pad, 1);
+    const int64_t x_count = (int64_t)n * c * h * w, y_count = (int64_t)n * c * oh * ow;
+    float *x = random_floats(x_count, -1, 1), *dy = random_floats(y_count, -1, 1);
+    if (ties) /* three values only: most windows hold equal maxima */
+        for (int64_t i = 0; i < x_count; i++) x[i] = (float)hs_rng_below(&rng, 3);
+    float *y_ref = alloc_floats(y_count), *dx_ref = alloc_floats(x_count);
+    if (kind == HS_POOL_MAX) {
+        hs_maxpool2d_forward_ref(x, n, c, h, w, k, stride, pad, y_ref);
+        hs_maxpool2d_backward_ref(x, n, c, h, w, k, stride, pad, dy, dx_ref);
+    } else {
+        hs_avgpool2d_forward_ref(x, n, c, h, w, k, stride, pad, y_ref);
+        hs_avgpool2d_backward_ref(n, c, h, w, k, stride, pad, dy, dx_ref);
+    }
+    hs_pool_grad_plan *plan = hs_pool_grad_plan_create(kind, n, c, h, w, k, stride, pad);
+    CHECK(plan != NULL);
+    if (!plan) return;
+    char what[128];
+    snprintf(what, sizeof what, "%s %dx%dx%dx%d k%d s%d p%d%s", kind == HS_POOL_MAX ? "max" : "avg",
+             n, c, h, w, k, stride, pad, ties ? " ties" : "");
+    printf("  %-39s %s%s\n", what, hs_pool_grad_plan_impl(plan),
+           hs_pool_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
+    float *y = alloc_floats(y_count), *dx = alloc_floats(x_count);
+    char label[160];
+    for (int rep = 0; rep < 2; rep++) {
+        fill_nan(y, y_count);
+        fill_nan(dx, x_count);
+        CHECK(hs_pool_grad_plan_forward(plan, x, y) == 0);
+        CHECK(hs_pool_grad_plan_backward(plan, x, dy, dx) == 0);
+        snprintf(label, sizeof label, "%s forward", what);
+        if (kind == HS_POOL_MAX) CHECK(memcmp(y, y_ref, (size_t)y_count * sizeof(float)) == 0);
+        else CHECK_CLOSE(label, y, y_ref, y_count, 1e-6f, 1e-7f);
+        /* a pixel several windows pick sums their gradients: in float here, in double in
+         * the reference, so with arbitrary dy the two differ by a rounding */
+        snprintf(label, sizeof label, "%s dx", what);
+        CHECK_CLOSE(label, dx, dx_ref, x_count, 1e-6f, 1e-7f);
+    }
+    if (kind == HS_POOL_MAX) {
+        /* routing exactly: with dy small multiples of 1/4 every sum is exact in float too,
+         * so the gradients must land on the same pixels bit for bit, ties included */
+        for (int64_t i = 0; i < y_count; i++) dy[i] = (float)((int)hs_rng_below(&rng, 33) - 16) * 0.25f;
+        hs_maxpool2d_backward_ref(x, n, c, h, w, k, stride, pad, dy, dx_ref);
+        CHECK(hs_pool_grad_plan_backward(plan, x, dy, dx) == 0);
+        snprintf(label, sizeof label, "%s dx routing", what);
+        CHECK_MSG(memcmp(dx, dx_ref, (size_t)x_count * sizeof(float)) == 0, "%s", label);
+    }
+    hs_pool_grad_plan_free(plan);
+    free(x);
+    free(dy);
+    free(y_ref);
+    free(dx_ref);
+    free(y);
+    free(dx);
+}
+
+static void check_adaptive(int n, int c, int h, int w, int oh, int ow) {
+    const int64_t x_count = (int64_t)n * c * h * w, y_count = (int64_t)n * c * oh * ow;
+    float *dy = random_floats(y_count, -1, 1);
+    float *ref = alloc_floats(x_count), *fast = alloc_floats(x_count);
+    hs_adaptive_avgpool2d_backward_ref(n, c, h, w, oh, ow, dy, ref);
+    fill_nan(fast, x_count);
+    hs_adaptive_avgpool2d_backward(n, c, h, w, oh, ow, dy, fast);
+    CHECK(memcmp(ref, fast, (size_t)x_count * sizeof(float)) == 0);
+    free(dy);
+    free(ref);
+    free(fast);
+}
+
+/* ---- ReLU and ReLU6 ------------------------------------------------------------------------------ */
+
+static void check_activation(hs_act_kind kind, int64_t count) {
+    float *x = random_floats(count, -2, 8), *dy = random_floats(count, -1, 1);
+    /* exact kinks: 0, -0 and 6 (hardtanh passes nothing there) */
+    for (int64_t i = 0; i < count; i += 5) x[i] = (i / 5) % 3 == 0 ? 0.0f : (i / 5) % 3 == 1 ? 6.0f : -0.0f;
+    float *ref = alloc_floats(count), *fast = alloc_floats(count);
+    if (kind == HS_ACT_RELU) hs_relu_backward_ref(x, dy, count, ref);
+    else hs_relu6_backward_ref(x, dy, count, ref);
+    hs_act_grad_plan *plan = hs_act_grad_plan_create(kind, count);
+    CHECK(plan != NULL);
+    if (!plan) return;
+    char what[96];
+    snprintf(what, sizeof what, "%s x %lld", kind == HS_ACT_RELU ? "relu" : "relu6",
+             (long long)count);
+    printf("  %-39s %s%s\n", what, hs_act_grad_plan_impl(plan),
+           hs_act_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
+    for (int rep = 0; rep < 2; rep++) {
+        fill_nan(fast, count);
+        CHECK(hs_act_grad_plan_run(plan, x, dy, fast) == 0);
+        CHECK_CLOSE(what, fast, ref, count, 0.0f, 0.0f); /* -0 and 0 compare equal */
+    }
+    /* in place: dx over dy */
+    float *inplace = copy_floats(dy, count);
+    CHECK(hs_act_grad_plan_run(plan, x, inplace, inplace) == 0);
+    CHECK_CLOSE("in place", inplace, ref, count, 0.0f, 0.0f);
+    hs_act_grad_plan_free(plan);
+    free(x);
+    free(dy);
+    free(ref);
+    free(fast);
+    free(inplace);
+}
+
+int main(void) {
+    hs_rng_seed(&rng, 77);
+    printf("kernels chosen (backward data / backward weights, or forward / backward):\n");
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        check_conv(&conv_cases[i]);
+    check_batchnorm(3, 4, 25, 1e-5f, 0.1f);
+    check_batchnorm(2, 5, 24, 1e-3f, 0.01f);
+    check_batchnorm(8, 32, 28 * 28, 1e-3f, 0.01f);
+    check_batchnorm(2, 24, 7 * 7, 1e-5f, 0.1f);
+    check_pool(HS_POOL_MAX, 2, 3, 8, 8, 2, 2, 0, 1);
+    check_pool(HS_POOL_MAX, 2, 3, 9, 9, 3, 2, 1, 1);
+    check_pool(HS_POOL_MAX, 2, 2, 7, 6, 3, 1, 1, 0);
+    check_pool(HS_POOL_MAX, 8, 32, 28, 28, 3, 2, 1, 0);
+    check_pool(HS_POOL_MAX, 8, 32, 28, 28, 3, 2, 1, 1);
+    check_pool(HS_POOL_AVG, 2, 3, 8, 8, 2, 2, 0, 0);
+    check_pool(HS_POOL_AVG, 2, 3, 7, 6, 3, 1, 1, 0);
+    check_pool(HS_POOL_AVG, 2, 3, 9, 8, 3, 2, 1, 0);
+    check_pool(HS_POOL_AVG, 8, 32, 28, 28, 2, 2, 0, 0);
+    check_adaptive(2, 3, 9, 13, 7, 7);
+    check_adaptive(2, 3, 2, 3, 7, 7);
+    check_adaptive(8, 32, 7, 7, 1, 1);
+    check_activation(HS_ACT_RELU, 1000);
+    check_activation(HS_ACT_RELU6, 1000);
+    check_activation(HS_ACT_RELU6, (int64_t)8 * 32 * 28 * 28);
+    return check_finish("test_ops_grad_fast");
+}
