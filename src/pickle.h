@@ -95,7 +95,7 @@ typedef struct pk_block pk_block;
 typedef struct hs_unpickler {
     const char *name; /* file name, for messages */
     pk_block *blocks;
-    size_t used, budget; /* arena bytes so far, and the most allowed */
+    size_t used, budget; /* bytes charged so far (arena, stack, memo ...), and the most allowed */
     pk_storage_record *storages;
     size_t storage_count, storage_cap;
     size_t *slots; /* hash of storage keys: record index + 1, 0 when empty */

@@ -36,7 +36,6 @@ static size_t pickle_budget(size_t pickle_size) {
     return ((size_t)64 << 20) + extra;
 }
 
-
 /* ---- Tensors ---------------------------------------------------------------------------- */
 
 typedef struct tensor_ctx {

@@ -220,6 +220,9 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
         st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json lacks fields a run record has", dir);
     } else if (size->valueint < 1 || size->valueint > 4096) {
         st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: invalid img_size", dir);
+    } else if (!(seed->valuedouble >= 0.0 && seed->valuedouble < 18446744073709551616.0)) {
+        /* converting a double outside uint64's range is undefined behaviour */
+        st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: invalid backbone seed", dir);
     }
     if (!st) {
         out->img_size = size->valueint;

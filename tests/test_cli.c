@@ -368,9 +368,26 @@ static void test_escaping(void) {
                   !strchr(err_text, '\033'), "exit %d: %s", code, err_text);
 }
 
+/* A run.json whose backbone seed no uint64 holds is a damaged file (converting it was
+ * undefined behaviour, which UBSan stops on; fuzz_checkpoint found it). */
+static void test_bad_seed(void) {
+    mkdir(TMP "/badseed", 0755);
+    FILE *f = fopen(TMP "/badseed/run.json", "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"format_version\": 1, \"classes\": [\"a\", \"b\"], \"backbone\": {\"name\": "
+          "\"efficientnet_lite0\", \"weights\": \"none\", \"weights_sha256\": \"x\", "
+          "\"seed\": -1e30}, \"preprocessing\": {\"img_size\": 32, \"mean\": [0.5, 0.5, 0.5], "
+          "\"std\": [0.5, 0.5, 0.5]}, \"options\": {\"train_layers\": \"head\"}}\n", f);
+    fclose(f);
+    CHECK(run(NULL, "predict badseed " HS_FIXTURES_DIR "/images/rgb.png") == HS_ERR_FORMAT);
+    CHECK_MSG(strstr(err_text, "invalid backbone seed"), "%s", err_text);
+}
+
 int main(void) {
     test_make_dir(TMP);
     test_basics();
+    test_bad_seed();
     test_missing_weights();
     test_convert();
     test_escape_function();
