@@ -165,9 +165,21 @@ static const char *check_footer(const cache_footer *f, uint64_t file_size) {
     return NULL;
 }
 
+/* Opens a cache file for reading: never through a link, never blocking on a FIFO (anyone who
+ * can write a shared cache folder can plant either); a regular file or -1. */
+static int open_regular(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* Reads the footer and header of path (without the rows); NULL when unreadable. */
 static char *read_header(const char *path, cache_footer *f) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_regular(path);
     if (fd < 0) return NULL;
     struct stat st;
     char *header = NULL;
@@ -256,7 +268,7 @@ static void scan_dir(const char *dir, const char *key, const char *source, char 
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         cache_footer f;
-        if (stat(path, &st) != 0 || st.st_mtime < newest) continue;
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < newest) continue;
         char *header = read_header(path, &f);
         size_t length = 0;
         const char *src = header ? field(header, "source", &length) : NULL;
@@ -360,13 +372,12 @@ static const char *load_entry(const uint8_t *map, const cache_footer *f, const e
  * in note). */
 static const char *open_entry(const char *path, const expectation *x, hs_feature_set *out,
                               char *note, size_t note_size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return "unreadable";
+    int fd = open_regular(path);
+    if (fd < 0) return "unreadable or not a file";
     struct stat st;
     cache_footer f;
     const char *problem = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) problem = "not a file";
-    else if ((uint64_t)st.st_size < sizeof f ||
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < sizeof f ||
              pread(fd, &f, sizeof f, st.st_size - (off_t)sizeof f) != (ssize_t)sizeof f)
         problem = "truncated";
     if (!problem) problem = check_footer(&f, (uint64_t)st.st_size);

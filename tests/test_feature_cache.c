@@ -311,6 +311,26 @@ static void test_damage(void) {
         CHECK_MSG(!hs_path_exists(path), "%s file not removed", damage[i].what);
     }
 
+    /* A FIFO or a link planted under the entry's name (or any entry name) neither blocks
+     * the lookup nor is followed: refused and removed. */
+    write_entry(key, HS_CACHE_F16);
+    entry_file(key, path, sizeof path);
+    CHECK(path[0] && unlink(path) == 0 && mkfifo(path, 0644) == 0);
+    CHECK(mkfifo(DIR_ "/00000000000000000000000000000000.hsf", 0644) == 0);
+    alarm(60); /* a blocked open fails the test instead of hanging it */
+    CHECK(lookup(key, &ds, &got, why) == 0);
+    CHECK_MSG(strstr(why, "not a file"), "%s", why);
+    CHECK(!hs_path_exists(path));
+    CHECK(lookup(key, &ds, &got, why) == 0); /* a miss: scans the folder, FIFO included */
+    hs_cache_listing fifo_listing;
+    CHECK(hs_cache_list(DIR_, &fifo_listing, NULL) == HS_OK && fifo_listing.count == 0);
+    hs_cache_listing_free(&fifo_listing);
+    alarm(0);
+    unlink(DIR_ "/00000000000000000000000000000000.hsf");
+    CHECK(symlink("/dev/zero", path) == 0);
+    CHECK(lookup(key, &ds, &got, why) == 0);
+    CHECK_MSG(strstr(why, "not a file"), "%s", why);
+
     /* An entry whose rows do not match the data set it is read for (here: a label that
      * differs, behind the key's back) is refused by the row checks too. */
     write_entry(key, HS_CACHE_F16);
