@@ -5,7 +5,8 @@
  * is then walked and opened as a data set, and the walk is checked: it ends, reports every
  * folder and file once by device and inode, never a hidden entry, never leaves the tree, and
  * agrees with the image list. Links never point above the tree's own folder, so the walk stays
- * in the temporary folder. At most 96 operations an input keep each run in milliseconds. */
+ * in the temporary folder (under /dev/shm when it exists, else /tmp, or $FUZZ_WALK_TMP;
+ * removed at exit). At most 96 operations an input keep each run in milliseconds. */
 #define _GNU_SOURCE
 #include <ftw.h>
 #include <stdint.h>
@@ -44,6 +45,10 @@ static int remove_one(const char *path, const struct stat *sb, int flag, struct 
     (void)sb, (void)flag, (void)ftw;
     remove(path);
     return 0;
+}
+
+static void remove_base(void) {
+    nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void reset_tree(void) {
@@ -181,9 +186,14 @@ static hs_status check_item(void *ctx, const hs_walk_item *item, hs_error *err) 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!base[0]) {
-        snprintf(base, sizeof base, "/tmp/fuzz_walk.XXXXXX");
+        /* a memory file system when there is one: on a disk, creating and removing the tree
+         * costs more than everything else (38 against 400+ runs a second) */
+        const char *where = getenv("FUZZ_WALK_TMP");
+        if (!where) where = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(base, sizeof base, "%.40s/fuzz_walk.XXXXXX", where);
         if (!mkdtemp(base)) abort();
         snprintf(tree, sizeof tree, "%s/t", base);
+        atexit(remove_base);
     }
     reset_tree();
     build(data, size);

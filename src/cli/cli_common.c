@@ -1,4 +1,3 @@
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -101,7 +100,7 @@ int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net *
 
 int cli_collect_images(char **args, int count, char ***paths, int *path_count) {
     char **list = NULL;
-    int n = 0;
+    int n = 0, capacity = 0; /* capacity: what list is known to hold */
     int code = 0;
     for (int i = 0; !code && i < count; i++) {
         struct stat st;
@@ -109,18 +108,24 @@ int cli_collect_images(char **args, int count, char ***paths, int *path_count) {
             /* the library's one folder walker: links followed, each folder and file once */
             hs_error err = {0};
             hs_walk_stats stats = {0};
-            if (hs_walk_images(args[i], &list, &n, &stats, &err)) code = cli_report(&err);
-            else if (stats.repeats)
+            code = hs_walk_images(args[i], &list, &n, &stats, &err) ? cli_report(&err) : 0;
+            capacity = n; /* the walker grew list to at least n */
+            if (!code && stats.repeats)
                 fprintf(stderr, "headstart: note: %ld entr%s of %s reached again through links "
                         "taken once\n", stats.repeats, stats.repeats == 1 ? "y" : "ies",
                         cli_term(args[i]));
             continue;
         }
-        char **grown = realloc(list, ((size_t)n + 1) * sizeof *grown);
-        char *copy = strdup(args[i]); /* missing files are reported when read */
-        if (grown) list = grown;
-        if (!grown || !copy) {
-            free(copy);
+        if (n == capacity) {
+            int more = capacity < 32 ? 64 : capacity * 2;
+            char **grown = realloc(list, (size_t)more * sizeof *grown);
+            if (grown) {
+                list = grown;
+                capacity = more;
+            }
+        }
+        char *copy = n < capacity ? strdup(args[i]) : NULL; /* missing files: reported when read */
+        if (!copy) {
             fprintf(stderr, "headstart: error: out of memory listing the images\n");
             code = HS_ERR_NOMEM;
         } else {
