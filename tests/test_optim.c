@@ -235,6 +235,16 @@ static void test_layer_decay(void) {
     CHECK(hs_layer_decay_scale(1.0, 2, 6) == 1.0f);              /* no decay */
 }
 
+static void test_weight_decay_rule(void) {
+    CHECK(hs_param_uses_weight_decay("features.3.0.weight", 4) == 1);  /* a convolution */
+    CHECK(hs_param_uses_weight_decay("classifier.1.weight", 2) == 1);  /* a linear layer */
+    CHECK(hs_param_uses_weight_decay("classifier.1.bias", 1) == 0);
+    CHECK(hs_param_uses_weight_decay("features.1.1.weight", 1) == 0);  /* a norm's scale */
+    CHECK(hs_param_uses_weight_decay("odd.bias", 2) == 0);             /* by name */
+    CHECK(hs_param_uses_weight_decay("bias", 2) == 1);                 /* no ".bias" suffix */
+    CHECK(hs_param_uses_weight_decay("scalar", 0) == 0);
+}
+
 static void test_argument_errors(void) {
     hs_optimizer opt;
     hs_error err = {0};
@@ -242,7 +252,10 @@ static void test_argument_errors(void) {
     CHECK(hs_optimizer_init(&opt, HS_OPTIMIZER_SGD, 0.1f, 0.0f, 0, &err) == HS_OK);
     CHECK(hs_optimizer_set_nesterov(&opt, 1, &err) == HS_ERR_ARGUMENT); /* no momentum */
     float value[2] = {0}, grad[2] = {0};
-    CHECK(hs_optimizer_add_scaled(&opt, "x", value, grad, 2, 0.0f, 1, &err) != HS_OK);
+    CHECK(hs_optimizer_add_scaled(&opt, "x", value, grad, 2, 0.0f, 1, &err) == HS_ERR_ARGUMENT);
+    CHECK(strstr(err.message, "scale of x") != NULL);
+    CHECK(hs_optimizer_add_scaled(&opt, "x", value, grad, 2, NAN, 1, &err) == HS_ERR_ARGUMENT);
+    CHECK(hs_optimizer_add(&opt, "x", value, grad, 0, &err) == HS_ERR_INTERNAL);
     CHECK(opt.count == 0);
     hs_optimizer_free(&opt);
     CHECK(hs_optimizer_init(&opt, HS_OPTIMIZER_ADAMW, 0.1f, 0.9f, 0, &err) == HS_OK);
@@ -274,6 +287,10 @@ static void test_parallel_matches_serial(hs_optimizer_kind kind) {
     double norm_a = hs_optimizer_clip_grad_norm(&a, 1e9);
     double norm_b = hs_optimizer_clip_grad_norm(&b, 1e9);
     CHECK(fabs(norm_a - norm_b) <= 1e-9 * norm_b);
+    hs_optimizer_zero_grad(&a); /* also split over the threads */
+    int nonzero = 0;
+    for (int i = 0; i < N; i++) nonzero += grad[i] != 0.0f;
+    CHECK_MSG(nonzero == 0, "%d gradients left after zero_grad", nonzero);
     hs_optimizer_free(&a);
     hs_optimizer_free(&b);
     free(big);
@@ -341,6 +358,7 @@ int main(void) {
     test_schedule("warmup_only", HS_LR_CONSTANT);
     test_schedule_settings();
     test_layer_decay();
+    test_weight_decay_rule();
     test_argument_errors();
     test_parallel_matches_serial(HS_OPTIMIZER_SGD);
     test_parallel_matches_serial(HS_OPTIMIZER_ADAMW);
