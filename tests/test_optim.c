@@ -167,9 +167,11 @@ static void test_resume_continues(void) {
         hs_optimizer_step(&a);
         hs_optimizer_step(run);
     }
-    for (int i = 0; i < NPARAMS; i++)
-        CHECK_MSG(memcmp(whole.value[i], split.value[i], (size_t)whole.count[i] * sizeof(float)) == 0,
-                  "resumed %s differs", names[i]);
+    for (int i = 0; i < NPARAMS; i++) {
+        size_t bytes = (size_t)whole.count[i] * sizeof(float);
+        CHECK_MSG(memcmp(whole.value[i], split.value[i], bytes) == 0, "resumed %s differs",
+                  names[i]);
+    }
     hs_optimizer_free(&a);
     hs_optimizer_free(&b);
     hs_optimizer_free(&c);
