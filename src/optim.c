@@ -37,11 +37,15 @@ hs_status hs_optimizer_set_nesterov(hs_optimizer *opt, int nesterov, hs_error *e
 }
 
 hs_status hs_optimizer_add_scaled(hs_optimizer *opt, const char *key, float *value,
-                                  float *grad, int64_t count, float lr_scale, int decay,
-                                  hs_error *err) {
-    if (count < 1 || !(lr_scale > 0.0f) || !isfinite(lr_scale))
-        return hs_fail(err, HS_ERR_INTERNAL, "optimizer: %s has %lld values and lr scale %g",
-                       key, (long long)count, lr_scale);
+                                  float *grad, int64_t count, float lr_scale,
+                                  int use_weight_decay, hs_error *err) {
+    if (count < 1)
+        return hs_fail(err, HS_ERR_INTERNAL, "optimizer: %s has %lld values", key,
+                       (long long)count);
+    if (!(lr_scale > 0.0f) || !isfinite(lr_scale)) /* a layer decay of 0 gives 0 */
+        return hs_fail(err, HS_ERR_ARGUMENT,
+                       "the learning-rate scale of %s must be > 0 and finite, not %g", key,
+                       lr_scale);
     hs_opt_param *grown = realloc(opt->params, (size_t)(opt->count + 1) * sizeof *grown);
     if (!grown) return hs_fail(err, HS_ERR_NOMEM, "out of memory for the optimizer");
     opt->params = grown;
@@ -52,7 +56,7 @@ hs_status hs_optimizer_add_scaled(hs_optimizer *opt, const char *key, float *val
     p->grad = grad;
     p->count = count;
     p->lr_scale = lr_scale;
-    p->decay = decay != 0;
+    p->use_weight_decay = use_weight_decay != 0;
     p->m = calloc((size_t)count, sizeof(float));
     if (opt->kind == HS_OPTIMIZER_ADAMW) p->v = calloc((size_t)count, sizeof(float));
     if (!p->key || !p->m || (opt->kind == HS_OPTIMIZER_ADAMW && !p->v)) {
@@ -70,9 +74,29 @@ hs_status hs_optimizer_add(hs_optimizer *opt, const char *key, float *value, flo
     return hs_optimizer_add_scaled(opt, key, value, grad, count, 1.0f, 1, err);
 }
 
+int hs_param_uses_weight_decay(const char *key, int ndim) {
+    size_t len = strlen(key), suffix = strlen(".bias");
+    int bias = len >= suffix && strcmp(key + len - suffix, ".bias") == 0;
+    return ndim > 1 && !bias;
+}
+
+/* Chunks of a large tensor for the threads (the kernels are elementwise, so how a tensor is
+ * split never changes a bit of the result). */
+#define HS_OPTIM_CHUNK 16384
+
+static int64_t chunk_length(int64_t n, int64_t chunk) {
+    int64_t begin = chunk * HS_OPTIM_CHUNK;
+    return n - begin < HS_OPTIM_CHUNK ? n - begin : HS_OPTIM_CHUNK;
+}
+
 void hs_optimizer_zero_grad(hs_optimizer *opt) {
-    for (int i = 0; i < opt->count; i++)
-        memset(opt->params[i].grad, 0, (size_t)opt->params[i].count * sizeof(float));
+    for (int i = 0; i < opt->count; i++) {
+        float *grad = opt->params[i].grad;
+        int64_t n = opt->params[i].count, chunks = (n + HS_OPTIM_CHUNK - 1) / HS_OPTIM_CHUNK;
+#pragma omp parallel for schedule(static) if (n >= HS_OPTIM_PARALLEL_MIN)
+        for (int64_t c = 0; c < chunks; c++)
+            memset(grad + c * HS_OPTIM_CHUNK, 0, (size_t)chunk_length(n, c) * sizeof(float));
+    }
 }
 
 /* ---- Gradient clipping ------------------------------------------------------------------- */
@@ -93,7 +117,7 @@ double hs_optimizer_clip_grad_norm(hs_optimizer *opt, double max_norm) {
     double sum = 0.0;
     for (int i = 0; i < opt->count; i++)
         sum += sum_of_squares(opt->params[i].grad, opt->params[i].count);
-    double norm = sqrt(sum);
+    double norm = sqrt(sum); /* summed in double; torch's float32 norm agrees to an ulp */
     if (!isfinite(norm)) return norm;
     /* torch computes the factor on a float32 tensor as (1 / (norm + 1e-6)) * max_norm
      * (Tensor.__rtruediv__ is reciprocal() * other); the same float operations here. */
@@ -179,17 +203,12 @@ static void adamw_kernel(float *restrict p, const float *restrict g, float *rest
     }
 }
 
-/* Large tensors in chunks over the threads: the kernels are elementwise, so the split does
- * not change a bit of the result. */
-#define HS_OPTIM_CHUNK 16384
-
 static void sgd_tensor(hs_opt_param *p, sgd_scalars s) {
     int64_t n = p->count, chunks = (n + HS_OPTIM_CHUNK - 1) / HS_OPTIM_CHUNK;
 #pragma omp parallel for schedule(static) if (n >= HS_OPTIM_PARALLEL_MIN)
     for (int64_t c = 0; c < chunks; c++) {
-        int64_t begin = c * HS_OPTIM_CHUNK, len = n - begin < HS_OPTIM_CHUNK ? n - begin
-                                                                             : HS_OPTIM_CHUNK;
-        sgd_kernel(p->value + begin, p->grad + begin, p->m + begin, len, s);
+        int64_t begin = c * HS_OPTIM_CHUNK;
+        sgd_kernel(p->value + begin, p->grad + begin, p->m + begin, chunk_length(n, c), s);
     }
 }
 
@@ -197,22 +216,22 @@ static void adamw_tensor(hs_opt_param *p, adamw_scalars s) {
     int64_t n = p->count, chunks = (n + HS_OPTIM_CHUNK - 1) / HS_OPTIM_CHUNK;
 #pragma omp parallel for schedule(static) if (n >= HS_OPTIM_PARALLEL_MIN)
     for (int64_t c = 0; c < chunks; c++) {
-        int64_t begin = c * HS_OPTIM_CHUNK, len = n - begin < HS_OPTIM_CHUNK ? n - begin
-                                                                             : HS_OPTIM_CHUNK;
-        adamw_kernel(p->value + begin, p->grad + begin, p->m + begin, p->v + begin, len, s);
+        int64_t begin = c * HS_OPTIM_CHUNK;
+        adamw_kernel(p->value + begin, p->grad + begin, p->m + begin, p->v + begin,
+                     chunk_length(n, c), s);
     }
 }
 
 static void sgd_update(const hs_optimizer *opt, hs_opt_param *p) {
     double lr = (double)opt->lr * p->lr_scale;
-    sgd_scalars s = {(float)-lr, p->decay ? opt->weight_decay : 0.0f, opt->momentum,
+    sgd_scalars s = {(float)-lr, p->use_weight_decay ? opt->weight_decay : 0.0f, opt->momentum,
                      opt->nesterov};
     sgd_tensor(p, s);
 }
 
 static void adamw_update(const hs_optimizer *opt, hs_opt_param *p) {
     double lr = (double)opt->lr * p->lr_scale;
-    double wd = p->decay ? opt->weight_decay : 0.0;
+    double wd = p->use_weight_decay ? opt->weight_decay : 0.0;
     double beta1 = opt->beta1, beta2 = opt->beta2;
     double correction1 = 1.0 - pow(beta1, (double)opt->steps);
     double correction2 = 1.0 - pow(beta2, (double)opt->steps);

@@ -31,7 +31,7 @@ typedef struct hs_opt_param {
     int64_t count;
     float *m, *v;     /* optimizer state (SGD uses m as the momentum buffer) */
     float lr_scale;   /* this parameter's lr is opt->lr * lr_scale */
-    int decay;        /* 1: weight decay applies; 0: none (norms, biases) */
+    int use_weight_decay; /* 1: weight decay applies; 0: none (norms, biases) */
 } hs_opt_param;
 
 typedef struct hs_optimizer {
@@ -54,8 +54,11 @@ hs_status hs_optimizer_add(hs_optimizer *opt, const char *key, float *value, flo
                            int64_t count, hs_error *err);
 /* As hs_optimizer_add, with this parameter's lr scale (> 0) and weight-decay switch. */
 hs_status hs_optimizer_add_scaled(hs_optimizer *opt, const char *key, float *value,
-                                  float *grad, int64_t count, float lr_scale, int decay,
-                                  hs_error *err);
+                                  float *grad, int64_t count, float lr_scale,
+                                  int use_weight_decay, hs_error *err);
+/* timm's rule for the switch (param_groups_weight_decay): no weight decay for tensors of one
+ * dimension or less (biases, norm scales and shifts) nor for keys ending in ".bias". */
+int hs_param_uses_weight_decay(const char *key, int ndim);
 /* Nesterov momentum for SGD; as torch, it needs momentum > 0 (and no dampening). */
 hs_status hs_optimizer_set_nesterov(hs_optimizer *opt, int nesterov, hs_error *err);
 

@@ -51,6 +51,19 @@ static void params_free(params *p) {
     }
 }
 
+/* The fixture's gradients of step k, each the size of its parameter or the test stops. */
+static void set_grads(params *p, int k) {
+    for (int i = 0; i < NPARAMS; i++) {
+        const hs_sd_entry *g = entry("grad.%d.%s", names[i], k);
+        if (g->numel != p->count[i]) {
+            fprintf(stderr, "fixture: grad.%d.%s has %lld values, not %lld\n", k, names[i],
+                    (long long)g->numel, (long long)p->count[i]);
+            exit(1);
+        }
+        memcpy(p->grad[i], g->data, (size_t)g->numel * sizeof(float));
+    }
+}
+
 /* Registers the parameters: "w1" through the original hs_optimizer_add (scale 1, decay on),
  * the others with their scale and decay switch. */
 static void register_params(hs_optimizer *opt, params *p, const float *scale,
@@ -67,11 +80,7 @@ static void register_params(hs_optimizer *opt, params *p, const float *scale,
 static void run_case(const char *name, hs_optimizer *opt, params *p,
                      const hs_lr_schedule *schedule, float base_lr) {
     for (int k = 0; k < STEPS; k++) {
-        for (int i = 0; i < NPARAMS; i++) {
-            const hs_sd_entry *g = entry("grad.%d.%s", names[i], k);
-            CHECK(g->numel == p->count[i]);
-            memcpy(p->grad[i], g->data, (size_t)g->numel * sizeof(float));
-        }
+        set_grads(p, k);
         if (schedule) opt->lr = (float)(base_lr * hs_lr_factor(schedule, k, STEPS));
         hs_optimizer_step(opt);
         for (int i = 0; i < NPARAMS; i++) {
@@ -124,18 +133,62 @@ static void test_adamw(const char *name, int scheduled) {
     params_free(&p);
 }
 
+/* What --resume relies on: the state checkpoint.c saves (m, v, the step count) and the rate
+ * from the step count alone continue a run bit for bit. */
+static void test_resume_continues(void) {
+    const float scale[NPARAMS] = {1, 0.65f, 0.65f};
+    const int decay[NPARAMS] = {1, 1, 0};
+    const hs_lr_schedule schedule = {HS_LR_COSINE, 2, 0.1, 0.01};
+    enum { BEFORE = 2 };
+    params whole, split;
+    params_init(&whole);
+    params_init(&split);
+    hs_optimizer a, b, c;
+    hs_error err = {0};
+    CHECK(hs_optimizer_init(&a, HS_OPTIMIZER_ADAMW, 1e-2f, 0, 0.05f, &err) == HS_OK);
+    CHECK(hs_optimizer_init(&b, HS_OPTIMIZER_ADAMW, 1e-2f, 0, 0.05f, &err) == HS_OK);
+    CHECK(hs_optimizer_init(&c, HS_OPTIMIZER_ADAMW, 1e-2f, 0, 0.05f, &err) == HS_OK);
+    register_params(&a, &whole, scale, decay);
+    register_params(&b, &split, scale, decay);
+    register_params(&c, &split, scale, decay);
+    for (int k = 0; k < STEPS; k++) {
+        hs_optimizer *run = k < BEFORE ? &b : &c;
+        if (k == BEFORE) { /* "resume": c takes b's state */
+            for (int i = 0; i < NPARAMS; i++) {
+                memcpy(c.params[i].m, b.params[i].m, (size_t)split.count[i] * sizeof(float));
+                memcpy(c.params[i].v, b.params[i].v, (size_t)split.count[i] * sizeof(float));
+            }
+            c.steps = b.steps;
+        }
+        set_grads(&whole, k);
+        set_grads(&split, k);
+        a.lr = (float)(1e-2 * hs_lr_factor(&schedule, a.steps, STEPS));
+        run->lr = (float)(1e-2 * hs_lr_factor(&schedule, run->steps, STEPS));
+        hs_optimizer_step(&a);
+        hs_optimizer_step(run);
+    }
+    for (int i = 0; i < NPARAMS; i++) {
+        size_t bytes = (size_t)whole.count[i] * sizeof(float);
+        CHECK_MSG(memcmp(whole.value[i], split.value[i], bytes) == 0, "resumed %s differs",
+                  names[i]);
+    }
+    hs_optimizer_free(&a);
+    hs_optimizer_free(&b);
+    hs_optimizer_free(&c);
+    params_free(&whole);
+    params_free(&split);
+}
+
 static void test_clip(const char *name) {
     params p;
     params_init(&p);
     hs_optimizer opt;
     hs_error err = {0};
     CHECK(hs_optimizer_init(&opt, HS_OPTIMIZER_SGD, 0.1f, 0, 0, &err) == HS_OK);
-    for (int i = 0; i < NPARAMS; i++) {
-        memcpy(p.grad[i], entry("grad.%d.%s", names[i], 0)->data,
-               (size_t)p.count[i] * sizeof(float));
+    set_grads(&p, 0);
+    for (int i = 0; i < NPARAMS; i++)
         CHECK(hs_optimizer_add(&opt, names[i], p.value[i], p.grad[i], p.count[i], &err) ==
               HS_OK);
-    }
     char key[128];
     snprintf(key, sizeof key, "clip.%s.max_norm", name);
     double max_norm = test_entry(&fixture, key)->data[0];
@@ -235,6 +288,16 @@ static void test_layer_decay(void) {
     CHECK(hs_layer_decay_scale(1.0, 2, 6) == 1.0f);              /* no decay */
 }
 
+static void test_weight_decay_rule(void) {
+    CHECK(hs_param_uses_weight_decay("features.3.0.weight", 4) == 1);  /* a convolution */
+    CHECK(hs_param_uses_weight_decay("classifier.1.weight", 2) == 1);  /* a linear layer */
+    CHECK(hs_param_uses_weight_decay("classifier.1.bias", 1) == 0);
+    CHECK(hs_param_uses_weight_decay("features.1.1.weight", 1) == 0);  /* a norm's scale */
+    CHECK(hs_param_uses_weight_decay("odd.bias", 2) == 0);             /* by name */
+    CHECK(hs_param_uses_weight_decay("bias", 2) == 1);                 /* no ".bias" suffix */
+    CHECK(hs_param_uses_weight_decay("scalar", 0) == 0);
+}
+
 static void test_argument_errors(void) {
     hs_optimizer opt;
     hs_error err = {0};
@@ -242,7 +305,10 @@ static void test_argument_errors(void) {
     CHECK(hs_optimizer_init(&opt, HS_OPTIMIZER_SGD, 0.1f, 0.0f, 0, &err) == HS_OK);
     CHECK(hs_optimizer_set_nesterov(&opt, 1, &err) == HS_ERR_ARGUMENT); /* no momentum */
     float value[2] = {0}, grad[2] = {0};
-    CHECK(hs_optimizer_add_scaled(&opt, "x", value, grad, 2, 0.0f, 1, &err) != HS_OK);
+    CHECK(hs_optimizer_add_scaled(&opt, "x", value, grad, 2, 0.0f, 1, &err) == HS_ERR_ARGUMENT);
+    CHECK(strstr(err.message, "scale of x") != NULL);
+    CHECK(hs_optimizer_add_scaled(&opt, "x", value, grad, 2, NAN, 1, &err) == HS_ERR_ARGUMENT);
+    CHECK(hs_optimizer_add(&opt, "x", value, grad, 0, &err) == HS_ERR_INTERNAL);
     CHECK(opt.count == 0);
     hs_optimizer_free(&opt);
     CHECK(hs_optimizer_init(&opt, HS_OPTIMIZER_ADAMW, 0.1f, 0.9f, 0, &err) == HS_OK);
@@ -274,6 +340,10 @@ static void test_parallel_matches_serial(hs_optimizer_kind kind) {
     double norm_a = hs_optimizer_clip_grad_norm(&a, 1e9);
     double norm_b = hs_optimizer_clip_grad_norm(&b, 1e9);
     CHECK(fabs(norm_a - norm_b) <= 1e-9 * norm_b);
+    hs_optimizer_zero_grad(&a); /* also split over the threads */
+    int nonzero = 0;
+    for (int i = 0; i < N; i++) nonzero += grad[i] != 0.0f;
+    CHECK_MSG(nonzero == 0, "%d gradients left after zero_grad", nonzero);
     hs_optimizer_free(&a);
     hs_optimizer_free(&b);
     free(big);
@@ -332,6 +402,7 @@ int main(void) {
     test_sgd("sgd_plain", 0.0f, 0);
     test_adamw("adamw_groups", 0);
     test_adamw("adamw_scheduled", 1);
+    test_resume_continues();
     test_clip("clipped");
     test_clip("unclipped");
     test_clip_non_finite();
@@ -341,6 +412,7 @@ int main(void) {
     test_schedule("warmup_only", HS_LR_CONSTANT);
     test_schedule_settings();
     test_layer_decay();
+    test_weight_decay_rule();
     test_argument_errors();
     test_parallel_matches_serial(HS_OPTIMIZER_SGD);
     test_parallel_matches_serial(HS_OPTIMIZER_ADAMW);

@@ -75,7 +75,7 @@ def run(case, params, optimizer, scheduler=None):
             put(f"{case}.{k}.{n}", params[n])
 
 
-def sgd_groups(p, **kw):
+def sgd_groups(p):
     return [{"params": [p["w1"], p["w2"]], "weight_decay": 1e-2},
             {"params": [p["b"]], "weight_decay": 0.0}]
 
