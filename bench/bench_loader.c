@@ -15,7 +15,6 @@
 #include "batch_loader.h"
 #include "dataset.h"
 #include "image_store.h"
-#include "rng.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -108,15 +107,8 @@ int main(int argc, char **argv) {
     printf("image store: %s, %.1f MB, %d failed (%.1f s)\n",
            store.in_memory ? "in memory" : "decode on demand", store.bytes / 1e6,
            store.failed_count, now_s() - t);
-    int *order = malloc((size_t)train.count * sizeof *order);
-    hs_rng rng;
-    hs_rng_seed(&rng, 1);
-    for (int i = 0; i < train.count; i++) order[i] = i;
-    for (int i = train.count - 1; i > 0; i--) {
-        int j = (int)hs_rng_below(&rng, (uint64_t)i + 1), x = order[i];
-        order[i] = order[j];
-        order[j] = x;
-    }
+    int *order = malloc((size_t)(train.count ? train.count : 1) * sizeof *order);
+    int count = hs_loader_epoch_order(&store, 1, 0, order);
     int rc = 0;
     for (const char *p = sizes; *p && !rc;) {
         hs_loader_options o;
@@ -126,7 +118,7 @@ int main(int argc, char **argv) {
         o.threads = threads;
         o.depth = depth;
         o.mixup_alpha = mixup;
-        rc = run_size(&store, &o, batches + 1, order, train.count);
+        rc = run_size(&store, &o, batches + 1, order, count);
         p = strchr(p, ',');
         if (!p) break;
         p++;
