@@ -166,6 +166,21 @@ hs_status hs_loader_fill_batch(const hs_image_store *store, const hs_loader_opti
     return HS_OK;
 }
 
+int hs_loader_epoch_order(const hs_image_store *store, uint64_t seed, int epoch, int *order) {
+    int n = 0;
+    for (int i = 0; i < store->count; i++)
+        if (hs_image_store_usable(store, i)) order[n++] = i;
+    hs_rng rng;
+    /* batch index -1: a stream no batch's mixup uses */
+    hs_rng_seed(&rng, hs_augment_batch_seed(seed, epoch, -1));
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)hs_rng_below(&rng, (uint64_t)i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    return n;
+}
+
 /* ---- The threaded loader ------------------------------------------------------------------ */
 
 typedef enum slot_state { SLOT_FREE = 0, SLOT_FILLING, SLOT_READY, SLOT_HELD } slot_state;

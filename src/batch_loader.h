@@ -61,6 +61,11 @@ hs_status hs_loader_fill_batch(const hs_image_store *store, const hs_loader_opti
 hs_status hs_batch_alloc(const hs_loader_options *o, int classes, hs_batch *b, hs_error *err);
 void hs_batch_free(hs_batch *b);
 
+/* The shuffled order of epoch `epoch`: every usable sample of the store (hs_image_store_usable:
+ * failed decodes left out) once, in a Fisher-Yates order seeded by (seed, epoch) alone, so a
+ * resumed run gets the same order. order has room for store->count; returns how many it wrote. */
+int hs_loader_epoch_order(const hs_image_store *store, uint64_t seed, int epoch, int *order);
+
 typedef struct hs_batch_loader hs_batch_loader;
 
 /* Starts the worker threads (idle until an epoch starts). store must outlive the loader. */

@@ -70,7 +70,10 @@ hs_status hs_image_store_open(const hs_dataset *ds, const hs_image_store_options
     out->max_short_side = o->max_short_side;
     const int n = ds->count;
     const size_t fixed = (size_t)n * (sizeof(hs_image) + sizeof(int));
-    if (o->memory_budget == 0 || fixed > o->memory_budget) return HS_OK; /* on demand */
+    if (o->memory_budget == 0 || fixed > o->memory_budget) { /* on demand */
+        out->bytes_seen = o->memory_budget ? fixed : 0;
+        return HS_OK;
+    }
     out->images = calloc((size_t)(n ? n : 1), sizeof *out->images);
     out->failure = malloc((size_t)(n ? n : 1) * sizeof *out->failure);
     hs_error *errors = calloc(STORE_CHUNK, sizeof *errors);

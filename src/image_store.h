@@ -42,7 +42,7 @@ typedef struct hs_image_store {
     hs_image *images;        /* count, when in_memory; pixels NULL where decoding failed */
     int *failure;            /* count, when in_memory: index into failed[], or -1 */
     size_t bytes;            /* memory held: pixels plus the per-sample arrays */
-    size_t bytes_seen;       /* when the budget ran out: bytes decoded by then (> budget) */
+    size_t bytes_seen;       /* when the budget ran out: bytes counted by then (> budget) */
     char **failed;           /* "name: reason"; owned */
     int failed_count;
 } hs_image_store;

@@ -423,6 +423,17 @@ static void test_store(void) {
         if (w == img->width) bad += memcmp(img->pixels, t.pixels[i], (size_t)w * h * 3) != 0;
     }
     CHECK(resized > 3 && bad == 0);
+    /* epoch orders: the usable samples once each, the same for the same (seed, epoch) */
+    int o1[SAMPLES], o2[SAMPLES], o3[SAMPLES], hits[SAMPLES] = {0};
+    CHECK(hs_loader_epoch_order(&s, 9, 4, o1) == SAMPLES - 1);
+    CHECK(hs_loader_epoch_order(&s, 9, 4, o2) == SAMPLES - 1);
+    CHECK(hs_loader_epoch_order(&s, 9, 5, o3) == SAMPLES - 1);
+    for (int i = 0; i < SAMPLES - 1; i++) hits[o1[i]]++;
+    int once = 0;
+    for (int i = 0; i < SAMPLES; i++) once += hits[i] == (i != BAD_SAMPLE);
+    CHECK(once == SAMPLES);
+    CHECK(memcmp(o1, o2, (SAMPLES - 1) * sizeof(int)) == 0);
+    CHECK(memcmp(o1, o3, (SAMPLES - 1) * sizeof(int)) != 0);
     hs_image scratch = {0};
     const hs_image *img;
     CHECK(hs_image_store_get(&s, BAD_SAMPLE, &scratch, &img, &err) != HS_OK && img == NULL);
