@@ -372,8 +372,11 @@ int main(void) {
     check_pool(HS_POOL_AVG, 2, 3, 7, 6, 3, 1, 1, 0);
     check_pool(HS_POOL_AVG, 2, 3, 9, 8, 3, 2, 1, 0);
     check_pool(HS_POOL_AVG, 8, 32, 28, 28, 2, 2, 0, 0);
+    check_adaptive(2, 3, 14, 14, 7, 7);
     check_adaptive(2, 3, 9, 13, 7, 7);
     check_adaptive(2, 3, 2, 3, 7, 7);
+    check_adaptive(2, 3, 10, 7, 4, 3);
+    check_adaptive(2, 3, 5, 6, 1, 1);
     check_adaptive(8, 32, 7, 7, 1, 1);
     check_activation(HS_ACT_RELU, 1000);
     check_activation(HS_ACT_RELU6, 1000);
