@@ -29,6 +29,10 @@
 
 #include "ops_ref.h"
 
+/* Whether plans created from now on may use oneDNN (default 1). 0 makes every new plan take
+ * its fallback, so tests can check those paths on a machine where oneDNN works. */
+void hs_grad_plans_use_dnnl(int on);
+
 /* ---- convolution: backward data, backward weights and bias ------------------------------ */
 typedef struct hs_conv_grad_plan hs_conv_grad_plan;
 

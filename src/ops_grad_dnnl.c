@@ -22,9 +22,13 @@
 
 static dnnl_engine_t grad_engine;
 static dnnl_stream_t grad_stream;
+static int grad_dnnl_allowed = 1; /* hs_grad_plans_use_dnnl */
+
+void hs_grad_plans_use_dnnl(int on) { grad_dnnl_allowed = on != 0; }
 
 static int grad_dnnl_ready(void) {
     static int state; /* 0 not tried, 1 ready, -1 failed */
+    if (!grad_dnnl_allowed) return 0;
 #pragma omp critical(hs_grad_dnnl_init)
     if (state == 0) {
         state = -1;

@@ -354,9 +354,7 @@ static void check_activation(hs_act_kind kind, int64_t count) {
     free(inplace);
 }
 
-int main(void) {
-    hs_rng_seed(&rng, 77);
-    printf("kernels chosen (backward data / backward weights, or forward / backward):\n");
+static void run_all(void) {
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
         check_conv(&conv_cases[i]);
     check_batchnorm(3, 4, 25, 1e-5f, 0.1f);
@@ -381,5 +379,16 @@ int main(void) {
     check_activation(HS_ACT_RELU, 1000);
     check_activation(HS_ACT_RELU6, 1000);
     check_activation(HS_ACT_RELU6, (int64_t)8 * 32 * 28 * 28);
+}
+
+int main(void) {
+    hs_rng_seed(&rng, 77);
+    printf("kernels chosen (backward data / backward weights, or forward / backward):\n");
+    run_all();
+    /* the fallbacks a plan takes when oneDNN cannot make a primitive, on the same cases */
+    printf("without oneDNN (every plan's fallback):\n");
+    hs_grad_plans_use_dnnl(0);
+    run_all();
+    hs_grad_plans_use_dnnl(1);
     return check_finish("test_ops_grad_fast");
 }
