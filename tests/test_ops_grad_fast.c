@@ -111,6 +111,23 @@ static void check_conv(const conv_case *c) {
     float *dx = alloc_floats(x_count), *dw = copy_floats(dw0, w_count);
     float *db = copy_floats(db0, c->out_c);
     char what[128];
+    /* forward with the current weights, with and without bias; a changed weight is seen */
+    float *y_ref = alloc_floats(y_count), *y = alloc_floats(y_count);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, with_bias ? db0 : NULL, &s, y_ref);
+        fill_nan(y, y_count);
+        CHECK(hs_conv_grad_plan_forward(plan, x, weight, with_bias ? db0 : NULL, y) == 0);
+        snprintf(what, sizeof what, "%s forward%s", c->name, with_bias ? " with bias" : "");
+        CHECK_CLOSE(what, y, y_ref, y_count, RTOL, ATOL);
+    }
+    weight[0] += 0.5f;
+    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, NULL, &s, y_ref);
+    CHECK(hs_conv_grad_plan_forward(plan, x, weight, NULL, y) == 0);
+    snprintf(what, sizeof what, "%s forward after a weight update", c->name);
+    CHECK_CLOSE(what, y, y_ref, y_count, RTOL, ATOL);
+    weight[0] -= 0.5f;
+    free(y_ref);
+    free(y);
     for (int rep = 0; rep < 2; rep++) {
         fill_nan(dx, x_count);
         memcpy(dw, dw0, (size_t)w_count * sizeof(float));
@@ -383,7 +400,8 @@ static void run_all(void) {
 
 int main(void) {
     hs_rng_seed(&rng, 77);
-    printf("kernels chosen (backward data / backward weights, or forward / backward):\n");
+    printf("kernels chosen (conv: forward / backward data / backward weights; others: "
+           "forward / backward):\n");
     run_all();
     /* the fallbacks a plan takes when oneDNN cannot make a primitive, on the same cases */
     printf("without oneDNN (every plan's fallback):\n");
