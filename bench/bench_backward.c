@@ -1,6 +1,7 @@
 /* Training-step cost of single convolutions shaped like EfficientNet-Lite0's layers: forward
- * (hs_conv_plan, NCHW), backward data and backward weights + bias (hs_conv_grad_plan), each
- * in GFLOP/s (2 x multiply-adds / second), against the reference kernels.
+ * with the current weights, backward data and backward weights + bias (all hs_conv_grad_plan,
+ * NCHW in and out), each in GFLOP/s (2 x multiply-adds / second), against the reference
+ * kernels; and the inference plan's forward (hs_conv_plan, NCHW) for comparison.
  * Usage: bench_backward [threads] [batch] [reps]. Not a test.
  *
  * The fast kernels run at the given batch (default 32), best of `reps` runs after a warm-up.
@@ -45,8 +46,9 @@ int main(int argc, char **argv) {
     const int reps = argc > 3 ? atoi(argv[3]) : 3;
     printf("threads %d, batch %d (reference: batch 1, one thread), best of %d\n",
            omp_get_max_threads(), batch, reps);
-    printf("%-26s %9s %9s %9s %10s | %7s %7s %7s | kernels (bwd data / bwd weights)\n", "layer",
-           "fwd GF/s", "bwd_d", "bwd_w", "step ms", "ref fwd", "bwd_d", "bwd_w");
+    printf("%-26s %9s %7s %7s %9s | %7s %7s %7s | %9s | kernels (fwd / bwd data / bwd weights)\n",
+           "layer", "fwd GF/s", "bwd_d", "bwd_w", "step ms", "ref fwd", "bwd_d", "bwd_w",
+           "infer fwd");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const bench_case *c = &cases[i];
         hs_conv2d_shape s = {c->in_c, c->out_c, c->k, c->k, c->stride, c->stride, 0, 0, 0, 0,
@@ -67,10 +69,12 @@ int main(int argc, char **argv) {
         hs_conv_plan *fwd = hs_conv_plan_create(&s, batch, c->h, c->h, wt, b, NULL);
         hs_conv_grad_plan *bwd = hs_conv_grad_plan_create(&s, batch, c->h, c->h);
         if (!fwd || !bwd) return 1;
-        double best[3] = {1e30, 1e30, 1e30};
+        double best[4] = {1e30, 1e30, 1e30, 1e30};
         for (int r = 0; r <= reps; r++) { /* run 0 is the warm-up */
-            double t0 = omp_get_wtime();
+            double ti = omp_get_wtime();
             hs_conv_plan_run(fwd, x, y);
+            double t0 = omp_get_wtime();
+            hs_conv_grad_plan_forward(bwd, x, wt, b, y);
             double t1 = omp_get_wtime();
             hs_conv_grad_plan_run(bwd, x, wt, dy, dx, NULL, NULL);
             double t2 = omp_get_wtime();
@@ -80,6 +84,7 @@ int main(int argc, char **argv) {
             if (t1 - t0 < best[0]) best[0] = t1 - t0;
             if (t2 - t1 < best[1]) best[1] = t2 - t1;
             if (t3 - t2 < best[2]) best[2] = t3 - t2;
+            if (t0 - ti < best[3]) best[3] = t0 - ti;
         }
         const double flops = 2.0 * macs_per_image * batch;
 
@@ -97,11 +102,11 @@ int main(int argc, char **argv) {
         ref[2] = t3 - t2;
         const double ref_flops = 2.0 * macs_per_image;
 
-        printf("%-26s %9.1f %9.1f %9.1f %10.2f | %7.2f %7.2f %7.2f | %s / fwd %s\n", c->name,
-               flops / best[0] / 1e9, flops / best[1] / 1e9, flops / best[2] / 1e9,
+        printf("%-26s %9.1f %7.1f %7.1f %9.1f | %7.2f %7.2f %7.2f | %9.1f | %s (inference: %s)\n",
+               c->name, flops / best[0] / 1e9, flops / best[1] / 1e9, flops / best[2] / 1e9,
                (best[0] + best[1] + best[2]) * 1e3, ref_flops / ref[0] / 1e9,
-               ref_flops / ref[1] / 1e9, ref_flops / ref[2] / 1e9, hs_conv_grad_plan_impl(bwd),
-               hs_conv_plan_impl(fwd));
+               ref_flops / ref[1] / 1e9, ref_flops / ref[2] / 1e9, flops / best[3] / 1e9,
+               hs_conv_grad_plan_impl(bwd), hs_conv_plan_impl(fwd));
         hs_conv_plan_free(fwd);
         hs_conv_grad_plan_free(bwd);
         free(x);

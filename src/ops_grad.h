@@ -29,12 +29,22 @@
 
 #include "ops_ref.h"
 
+/* Whether plans created from now on may use oneDNN (default 1). 0 makes every new plan take
+ * its fallback, so tests can check those paths on a machine where oneDNN works. */
+void hs_grad_plans_use_dnnl(int on);
+
 /* ---- convolution: backward data, backward weights and bias ------------------------------ */
 typedef struct hs_conv_grad_plan hs_conv_grad_plan;
 
-/* A plan for the backward pass of one convolution (any kernel, stride, dilation, groups,
- * asymmetric padding) on an n x in_c x h x w input. NULL only when out of memory. */
+/* A plan for one convolution in training (any kernel, stride, dilation, groups, asymmetric
+ * padding) on an n x in_c x h x w input: forward, backward data, backward weights and bias.
+ * NULL only when out of memory. */
 hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w);
+/* The forward pass in training: y = conv(x) with the CURRENT weight and bias (bias may be
+ * NULL), read on every run, unlike hs_conv_plan which copies its weights at creation. Same
+ * result as hs_conv2d_forward_ref within float rounding. Fallback: im2col + sgemm. */
+int hs_conv_grad_plan_forward(hs_conv_grad_plan *plan, const float *x, const float *weight,
+                              const float *bias, float *y);
 /* x: the forward input; weight: the current weights (OIHW); dy: n x out_c x oh x ow.
  * dx = d(loss)/dx (overwritten); dweight += d(loss)/dW; dbias += sum of dy. Any of dx,
  * dweight, dbias may be NULL. */
@@ -43,7 +53,7 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *plan, const float *x, const float *
 int hs_conv_grad_plan_matches(const hs_conv_grad_plan *plan, const hs_conv2d_shape *s, int n,
                               int h, int w);
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *plan);
-/* "<backward data kernel> / <backward weights kernel>", or "reference". */
+/* "<forward kernel> / <backward data kernel> / <backward weights kernel>". */
 const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *plan);
 void hs_conv_grad_plan_free(hs_conv_grad_plan *plan);
 

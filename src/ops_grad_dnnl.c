@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops.h"
 #include "ops_grad.h"
 
 /* ---- the engine and stream -------------------------------------------------------------------
@@ -22,9 +23,13 @@
 
 static dnnl_engine_t grad_engine;
 static dnnl_stream_t grad_stream;
+static int grad_dnnl_allowed = 1; /* hs_grad_plans_use_dnnl */
+
+void hs_grad_plans_use_dnnl(int on) { grad_dnnl_allowed = on != 0; }
 
 static int grad_dnnl_ready(void) {
     static int state; /* 0 not tried, 1 ready, -1 failed */
+    if (!grad_dnnl_allowed) return 0;
 #pragma omp critical(hs_grad_dnnl_init)
     if (state == 0) {
         state = -1;
@@ -160,7 +165,11 @@ static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
 struct hs_conv_grad_plan {
     hs_conv2d_shape s;
     int n, h, w, oh, ow;
-    char impl[128];
+    char impl[160];
+    dnnl_primitive_t fwd;          /* forward training with the current weights; NULL: im2col */
+    port f_x, f_w, f_y;            /* forward: src in, weights in, dst out */
+    dnnl_memory_t f_b;             /* forward bias, over bias_buf */
+    float *bias_buf;               /* the caller's bias (or zeros) copied in on each run */
     dnnl_primitive_t bwd_data;     /* NULL: dx by the reference kernel */
     dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel, */
     int dw_direct;                 /* or by depthwise_backward_weights when this is set */
@@ -175,6 +184,13 @@ struct hs_conv_grad_plan {
 };
 
 static void conv_grad_destroy_dnnl(hs_conv_grad_plan *p) {
+    if (p->fwd) dnnl_primitive_destroy(p->fwd);
+    p->fwd = NULL;
+    port_destroy(&p->f_x);
+    port_destroy(&p->f_w);
+    port_destroy(&p->f_y);
+    if (p->f_b) dnnl_memory_destroy(p->f_b);
+    p->f_b = NULL;
     if (p->bwd_data) dnnl_primitive_destroy(p->bwd_data);
     if (p->bwd_weights) dnnl_primitive_destroy(p->bwd_weights);
     p->bwd_data = p->bwd_weights = NULL;
@@ -238,7 +254,8 @@ static int is_depthwise(const hs_conv2d_shape *s) {
     return s->groups > 1 && s->groups == s->in_channels && s->groups == s->out_channels;
 }
 
-/* Makes the two backward primitives (each independently: one may fail and fall back). */
+/* Makes the forward-training primitive and the two backward primitives (each independently:
+ * one may fail and fall back). */
 static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     if (!grad_dnnl_ready()) return;
     const hs_conv2d_shape *s = &p->s;
@@ -264,6 +281,7 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
 
     dnnl_convolution_desc_t fd, bd, wd;
     dnnl_primitive_desc_t hint = NULL, data_pd = NULL, weights_pd = NULL;
+    char fwd_impl[48] = "im2col+sgemm";
     dnnl_primitive_attr_t attr = user_scratch_attr();
     if (!attr ||
         dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training,
@@ -273,6 +291,26 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         dnnl_primitive_desc_create(&hint, &fd, NULL, grad_engine, NULL) != dnnl_success) {
         if (attr) dnnl_primitive_attr_destroy(attr);
         return;
+    }
+    /* the hint itself is the forward primitive (its scratchpad owned by oneDNN) */
+    {
+        const dnnl_memory_desc_t *x_md = dnnl_primitive_desc_query_md(hint, dnnl_query_src_md, 0);
+        const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(hint, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *y_md = dnnl_primitive_desc_query_md(hint, dnnl_query_dst_md, 0);
+        int ok = port_init(&p->f_x, &src_user, x_md, 1) && port_init(&p->f_w, &w_user, w_md, 1) &&
+                 port_init(&p->f_y, &dst_user, y_md, 0) &&
+                 dnnl_memory_create(&p->f_b, &b_md, grad_engine, p->bias_buf) == dnnl_success &&
+                 dnnl_primitive_create(&p->fwd, hint) == dnnl_success;
+        if (ok) snprintf(fwd_impl, sizeof fwd_impl, "%s", impl_of(hint));
+        if (!ok) {
+            if (p->fwd) dnnl_primitive_destroy(p->fwd);
+            p->fwd = NULL;
+            port_destroy(&p->f_x);
+            port_destroy(&p->f_w);
+            port_destroy(&p->f_y);
+            if (p->f_b) dnnl_memory_destroy(p->f_b);
+            p->f_b = NULL;
+        }
     }
     if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src_any,
                                                          &w_any, &dst_any, strides, dilates,
@@ -339,7 +377,7 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
             p->share_dy = 0;
         }
     }
-    snprintf(p->impl, sizeof p->impl, "%s / %s",
+    snprintf(p->impl, sizeof p->impl, "%s / %s / %s", fwd_impl,
              p->bwd_data ? impl_of(data_pd) : "reference",
              p->bwd_weights ? impl_of(weights_pd)
                             : p->dw_direct ? "direct depthwise" : "reference");
@@ -364,8 +402,13 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
                  s->kernel_w;
     /* depthwise weight gradients: direct loops unless oneDNN has a jit kernel (see above) */
     p->dw_direct = is_depthwise(s);
-    snprintf(p->impl, sizeof p->impl, "reference / %s",
+    snprintf(p->impl, sizeof p->impl, "im2col+sgemm / reference / %s",
              p->dw_direct ? "direct depthwise" : "reference");
+    p->bias_buf = aligned_bytes((size_t)s->out_channels * sizeof(float));
+    if (!p->bias_buf) {
+        free(p);
+        return NULL;
+    }
     conv_grad_create_dnnl(p);
     if (p->dw_direct && !p->bwd_weights && (!p->dw_acc || !p->db_acc)) {
         free(p->dw_acc);
@@ -378,6 +421,22 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
         }
     }
     return p;
+}
+
+int hs_conv_grad_plan_forward(hs_conv_grad_plan *p, const float *x, const float *weight,
+                              const float *bias, float *y) {
+    if (!p->fwd) {
+        hs_conv2d_forward_im2col(x, p->n, p->h, p->w, weight, bias, &p->s, y);
+        return 0;
+    }
+    for (int o = 0; o < p->s.out_channels; o++) p->bias_buf[o] = bias ? bias[o] : 0.0f;
+    if (!port_in(&p->f_x, x) || !port_in(&p->f_w, weight) || !port_set_out(&p->f_y, y))
+        return -1;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->f_x.inner},
+                               {DNNL_ARG_WEIGHTS, p->f_w.inner},
+                               {DNNL_ARG_BIAS, p->f_b},
+                               {DNNL_ARG_DST, p->f_y.inner}};
+    return execute(p->fwd, 4, args) && port_out(&p->f_y) ? 0 : -1;
 }
 
 int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *weight,
@@ -430,7 +489,7 @@ int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape 
 }
 
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
-    return p->bwd_data != NULL && (p->bwd_weights != NULL || p->dw_direct);
+    return p->fwd != NULL && p->bwd_data != NULL && (p->bwd_weights != NULL || p->dw_direct);
 }
 
 const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *p) { return p->impl; }
@@ -440,6 +499,7 @@ void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
     conv_grad_destroy_dnnl(p);
     free(p->dw_acc);
     free(p->db_acc);
+    free(p->bias_buf);
     free(p);
 }
 

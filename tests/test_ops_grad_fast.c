@@ -111,6 +111,23 @@ static void check_conv(const conv_case *c) {
     float *dx = alloc_floats(x_count), *dw = copy_floats(dw0, w_count);
     float *db = copy_floats(db0, c->out_c);
     char what[128];
+    /* forward with the current weights, with and without bias; a changed weight is seen */
+    float *y_ref = alloc_floats(y_count), *y = alloc_floats(y_count);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, with_bias ? db0 : NULL, &s, y_ref);
+        fill_nan(y, y_count);
+        CHECK(hs_conv_grad_plan_forward(plan, x, weight, with_bias ? db0 : NULL, y) == 0);
+        snprintf(what, sizeof what, "%s forward%s", c->name, with_bias ? " with bias" : "");
+        CHECK_CLOSE(what, y, y_ref, y_count, RTOL, ATOL);
+    }
+    weight[0] += 0.5f;
+    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, NULL, &s, y_ref);
+    CHECK(hs_conv_grad_plan_forward(plan, x, weight, NULL, y) == 0);
+    snprintf(what, sizeof what, "%s forward after a weight update", c->name);
+    CHECK_CLOSE(what, y, y_ref, y_count, RTOL, ATOL);
+    weight[0] -= 0.5f;
+    free(y_ref);
+    free(y);
     for (int rep = 0; rep < 2; rep++) {
         fill_nan(dx, x_count);
         memcpy(dw, dw0, (size_t)w_count * sizeof(float));
@@ -354,9 +371,7 @@ static void check_activation(hs_act_kind kind, int64_t count) {
     free(inplace);
 }
 
-int main(void) {
-    hs_rng_seed(&rng, 77);
-    printf("kernels chosen (backward data / backward weights, or forward / backward):\n");
+static void run_all(void) {
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
         check_conv(&conv_cases[i]);
     check_batchnorm(3, 4, 25, 1e-5f, 0.1f);
@@ -372,11 +387,26 @@ int main(void) {
     check_pool(HS_POOL_AVG, 2, 3, 7, 6, 3, 1, 1, 0);
     check_pool(HS_POOL_AVG, 2, 3, 9, 8, 3, 2, 1, 0);
     check_pool(HS_POOL_AVG, 8, 32, 28, 28, 2, 2, 0, 0);
+    check_adaptive(2, 3, 14, 14, 7, 7);
     check_adaptive(2, 3, 9, 13, 7, 7);
     check_adaptive(2, 3, 2, 3, 7, 7);
+    check_adaptive(2, 3, 10, 7, 4, 3);
+    check_adaptive(2, 3, 5, 6, 1, 1);
     check_adaptive(8, 32, 7, 7, 1, 1);
     check_activation(HS_ACT_RELU, 1000);
     check_activation(HS_ACT_RELU6, 1000);
     check_activation(HS_ACT_RELU6, (int64_t)8 * 32 * 28 * 28);
+}
+
+int main(void) {
+    hs_rng_seed(&rng, 77);
+    printf("kernels chosen (conv: forward / backward data / backward weights; others: "
+           "forward / backward):\n");
+    run_all();
+    /* the fallbacks a plan takes when oneDNN cannot make a primitive, on the same cases */
+    printf("without oneDNN (every plan's fallback):\n");
+    hs_grad_plans_use_dnnl(0);
+    run_all();
+    hs_grad_plans_use_dnnl(1);
     return check_finish("test_ops_grad_fast");
 }
