@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "context.h"
 #include "ops.h"
 
 struct hs_conv_plan {
@@ -41,24 +42,50 @@ struct hs_conv_plan {
     float *fallback_weight, *fallback_bias; /* im2col fallback only */
 };
 
-/* ---- one engine and stream for the process ---------------------------------------------- */
+/* ---- the engine and stream, kept in the run context (context.h) ------------------------
+ * Plans use the default context's; the context owns them and frees them on release. */
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 
-static int dnnl_ready(void) {
-    static int state; /* 0 not tried, 1 ready, -1 failed */
+static int context_dnnl(hs_context *ctx) {
+    int ready;
 #pragma omp critical(hs_dnnl_init)
-    if (state == 0) {
-        state = -1;
-        if (dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success) {
-            if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) == dnnl_success)
-                state = 1;
-            else
-                dnnl_engine_destroy(engine);
+    {
+        if (ctx->dnnl_state == 0) {
+            dnnl_engine_t e;
+            dnnl_stream_t s;
+            ctx->dnnl_state = -1;
+            if (dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success) {
+                if (dnnl_stream_create(&s, e, dnnl_stream_default_flags) == dnnl_success) {
+                    ctx->dnnl_engine = e;
+                    ctx->dnnl_stream = s;
+                    ctx->dnnl_state = 1;
+                } else {
+                    dnnl_engine_destroy(e);
+                }
+            }
         }
+        ready = ctx->dnnl_state == 1;
     }
-    return state == 1;
+    return ready;
+}
+
+/* Points this file's engine and stream at the default context's. */
+static int dnnl_ready(void) {
+    hs_context *ctx = hs_context_default();
+    if (!context_dnnl(ctx)) return 0;
+    engine = ctx->dnnl_engine;
+    stream = ctx->dnnl_stream;
+    return 1;
+}
+
+void hs_context_dnnl_release(hs_context *ctx) {
+    if (ctx->dnnl_state != 1) return;
+    dnnl_stream_destroy(ctx->dnnl_stream);
+    dnnl_engine_destroy(ctx->dnnl_engine);
+    ctx->dnnl_stream = ctx->dnnl_engine = NULL;
+    ctx->dnnl_state = 0;
 }
 
 static dnnl_format_tag_t layout_tag(hs_layout layout) {

@@ -8,10 +8,6 @@
 #include "error.h"
 #include "ops.h"
 
-static int layer_width(const hs_layer *l, int in) {
-    return l->kind == HS_LAYER_LINEAR ? l->out_features : in;
-}
-
 hs_status hs_head_trainer_init(hs_head_trainer *t, hs_net *net, int begin, int max_batch,
                                hs_optimizer_kind kind, float lr, float momentum,
                                float weight_decay, hs_error *err) {
@@ -20,128 +16,33 @@ hs_status hs_head_trainer_init(hs_head_trainer *t, hs_net *net, int begin, int m
     t->begin = begin;
     t->end = net->count;
     t->max_batch = max_batch;
-    int layers = t->end - begin;
-    if (begin < net->feature_end || layers < 1 || max_batch < 1)
+    if (begin < net->feature_end || t->end - begin < 1 || max_batch < 1)
         return hs_fail(err, HS_ERR_INTERNAL, "invalid trainable range");
     hs_status st = hs_optimizer_init(&t->optimizer, kind, lr, momentum, weight_decay, err);
     if (st) return st;
-
-    t->dims = calloc((size_t)layers + 1, sizeof *t->dims);
-    t->acts = calloc((size_t)layers + 1, sizeof *t->acts);
-    t->grads = calloc((size_t)layers + 1, sizeof *t->grads);
-    t->masks = calloc((size_t)layers, sizeof *t->masks);
-    t->dweight = calloc((size_t)layers, sizeof *t->dweight);
-    t->dbias = calloc((size_t)layers, sizeof *t->dbias);
-    if (!t->dims || !t->acts || !t->grads || !t->masks || !t->dweight || !t->dbias) goto oom;
-
     int c = 0, h = 0, w = 0;
     if ((st = hs_net_shape(net, 0, begin, 3, net->info->preprocess.input_size,
-                           net->info->preprocess.input_size, &c, &h, &w, err)))
+                           net->info->preprocess.input_size, &c, &h, &w, err)) ||
+        (st = hs_tape_init(&t->tape, net, begin, t->end, max_batch, c, h, w, 0, err)))
         return st;
-    t->dims[0] = c * h * w;
-    for (int i = 0; i < layers; i++) {
-        hs_layer *l = &net->layers[begin + i];
-        if (l->kind != HS_LAYER_LINEAR && l->kind != HS_LAYER_RELU &&
-            l->kind != HS_LAYER_DROPOUT && l->kind != HS_LAYER_FLATTEN)
-            return hs_fail(err, HS_ERR_INTERNAL, "layer %s cannot be trained here", l->name);
-        t->dims[i + 1] = layer_width(l, t->dims[i]);
+    /* Every trainable tensor of the range, in state-dict order. */
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    if ((st = hs_net_params(net, &refs, &count, err))) return st;
+    for (int i = 0; i < count && !st; i++) {
+        if (refs[i].buffer || refs[i].layer < begin || net->layers[refs[i].layer].frozen)
+            continue;
+        st = hs_optimizer_add(&t->optimizer, refs[i].key, *refs[i].data, *refs[i].grad,
+                              hs_param_numel(&refs[i]), err);
     }
-    for (int i = 0; i <= layers; i++) {
-        size_t floats = (size_t)max_batch * t->dims[i];
-        if (!(t->acts[i] = malloc(floats * sizeof(float)))) goto oom;
-        if (!(t->grads[i] = malloc(floats * sizeof(float)))) goto oom;
-    }
-    for (int i = 0; i < layers; i++) {
-        hs_layer *l = &net->layers[begin + i];
-        if (l->kind == HS_LAYER_DROPOUT &&
-            !(t->masks[i] = malloc((size_t)max_batch * t->dims[i])))
-            goto oom;
-        if (l->kind != HS_LAYER_LINEAR) continue;
-        size_t weights = (size_t)l->out_features * l->in_features;
-        if (!(t->dweight[i] = malloc(weights * sizeof(float))) ||
-            !(t->dbias[i] = malloc((size_t)l->out_features * sizeof(float))))
-            goto oom;
-        char key_w[2 * HS_LAYER_NAME_SIZE], key_b[2 * HS_LAYER_NAME_SIZE];
-        snprintf(key_w, sizeof key_w, "%s.weight", l->name);
-        snprintf(key_b, sizeof key_b, "%s.bias", l->name);
-        if ((st = hs_optimizer_add(&t->optimizer, key_w, l->weight, t->dweight[i],
-                                   (int64_t)weights, err)) ||
-            (st = hs_optimizer_add(&t->optimizer, key_b, l->bias, t->dbias[i],
-                                   l->out_features, err)))
-            return st;
-    }
-    return HS_OK;
-oom:
-    return hs_fail(err, HS_ERR_NOMEM,
-                   "out of memory for training with a batch of %d; lower --batch-size",
-                   max_batch);
+    free(refs);
+    return st;
 }
 
 void hs_head_trainer_free(hs_head_trainer *t) {
-    int layers = t->end - t->begin;
-    for (int i = 0; i <= layers && t->acts; i++) {
-        free(t->acts[i]);
-        if (t->grads) free(t->grads[i]);
-    }
-    for (int i = 0; i < layers && t->masks; i++) {
-        free(t->masks[i]);
-        free(t->dweight[i]);
-        free(t->dbias[i]);
-    }
-    free(t->dims);
-    free(t->acts);
-    free(t->grads);
-    free(t->masks);
-    free(t->dweight);
-    free(t->dbias);
+    hs_tape_free(&t->tape);
     hs_optimizer_free(&t->optimizer);
     memset(t, 0, sizeof *t);
-}
-
-/* Forward through the trainable layers in training mode: dropout draws fresh masks. */
-static void forward_train(hs_head_trainer *t, int n) {
-    for (int i = 0; i < t->end - t->begin; i++) {
-        const hs_layer *l = &t->net->layers[t->begin + i];
-        int64_t count = (int64_t)n * t->dims[i];
-        const float *x = t->acts[i];
-        float *y = t->acts[i + 1];
-        switch (l->kind) {
-        case HS_LAYER_LINEAR:
-            hs_linear_forward(x, n, l->in_features, l->weight, l->bias, l->out_features, y);
-            break;
-        case HS_LAYER_RELU: hs_relu_forward(x, count, y); break;
-        case HS_LAYER_DROPOUT:
-            for (int64_t k = 0; k < count; k++)
-                t->masks[i][k] = hs_rng_uniform(&t->dropout_rng) >= l->dropout_p;
-            hs_dropout_forward_ref(x, t->masks[i], count, l->dropout_p, y);
-            break;
-        default: memcpy(y, x, (size_t)count * sizeof(float)); break;
-        }
-    }
-}
-
-static void backward(hs_head_trainer *t, int n) {
-    for (int i = t->end - t->begin - 1; i >= 0; i--) {
-        const hs_layer *l = &t->net->layers[t->begin + i];
-        int64_t count = (int64_t)n * t->dims[i];
-        const float *dy = t->grads[i + 1];
-        float *dx = i > 0 ? t->grads[i] : NULL; /* the features need no gradient */
-        switch (l->kind) {
-        case HS_LAYER_LINEAR:
-            hs_linear_backward(t->acts[i], n, l->in_features, l->weight, l->out_features, dy,
-                               dx, t->dweight[i], t->dbias[i]);
-            break;
-        case HS_LAYER_RELU:
-            if (dx) hs_relu_backward_ref(t->acts[i], dy, count, dx);
-            break;
-        case HS_LAYER_DROPOUT:
-            if (dx) hs_dropout_backward_ref(dy, t->masks[i], count, l->dropout_p, dx);
-            break;
-        default:
-            if (dx) memcpy(dx, dy, (size_t)count * sizeof(float));
-            break;
-        }
-    }
 }
 
 static int argmax(const float *row, int count) {
@@ -155,11 +56,12 @@ hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const in
                              int n, hs_batch_result *result, hs_error *err) {
     if (n < 1 || n > t->max_batch)
         return hs_fail(err, HS_ERR_INTERNAL, "batch of %d for a trainer of %d", n, t->max_batch);
-    int layers = t->end - t->begin, classes = t->dims[layers];
-    memcpy(t->acts[0], features, (size_t)n * t->dims[0] * sizeof(float));
-    forward_train(t, n);
-    const float *logits = t->acts[layers];
-    float loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels, t->grads[layers]);
+    int classes = t->tape.shapes[t->end - t->begin].c;
+    hs_status st = hs_tape_forward(&t->tape, features, n, 1, &t->dropout_rng, err);
+    if (st) return st;
+    const float *logits = hs_tape_output(&t->tape);
+    float loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels,
+                                              hs_tape_output_grad(&t->tape));
     if (!isfinite(loss))
         return hs_fail(err, HS_ERR_DIVERGED,
                        "the loss became %s at this step; lower --lr (now %g)",
@@ -169,9 +71,9 @@ hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const in
     for (int b = 0; b < n; b++)
         result->correct += argmax(logits + (size_t)b * classes, classes) == labels[b];
     hs_optimizer_zero_grad(&t->optimizer);
-    backward(t, n);
+    if ((st = hs_tape_backward(&t->tape, err))) return st;
     hs_optimizer_step(&t->optimizer);
-    t->net->prepared = 0; /* not needed for linear layers, but keeps the contract simple */
+    t->net->prepared = 0; /* the weights changed: the inference plan refolds */
     return HS_OK;
 }
 

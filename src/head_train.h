@@ -1,8 +1,8 @@
-/* Training the trainable end of a network (its head) on feature vectors.
+/* Training the trainable end of a network (its head) on feature vectors: the interpreter
+ * (net_train.h) on the range [begin, net->count).
  *
- * Layers [begin, net->count) must be linear, ReLU or dropout layers: what a classifier head is
- * made of. Everything before begin is frozen and never runs here: its output, the features,
- * comes in precomputed (computed once, see features.h). Dropout is active while training and
+ * Everything before begin is frozen and never runs here: its output, the features, comes in
+ * precomputed (computed once, see features.h). Dropout is active while training and
  * off in evaluation, as in PyTorch's train() / eval(). */
 #ifndef HS_HEAD_TRAIN_H
 #define HS_HEAD_TRAIN_H
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "net.h"
+#include "net_train.h"
 #include "optim.h"
 #include "rng.h"
 
@@ -17,11 +18,7 @@ typedef struct hs_head_trainer {
     hs_net *net;
     int begin, end;        /* trained layer range */
     int max_batch;
-    int *dims;             /* dims[i]: width of the input of layer begin + i (i = end - begin: logits) */
-    float **acts;          /* acts[i]: max_batch x dims[i], the input of layer begin + i */
-    float **grads;         /* gradient with respect to acts[i] */
-    uint8_t **masks;       /* dropout keep-masks, for dropout layers */
-    float **dweight, **dbias; /* gradients of linear layers */
+    hs_tape tape;          /* the interpreter over [begin, end) */
     hs_optimizer optimizer;
     hs_rng dropout_rng;
 } hs_head_trainer;

@@ -1,13 +1,14 @@
-/* Building a network, its parameters and their PyTorch names. Running it is in net_run.c,
- * loading and saving weights in net_weights.c. */
+/* Building a network, its parameter arenas and their PyTorch names. Running it is in
+ * net_run.c (the inference plan) and net_train.c (the interpreter), loading and saving
+ * weights in net_weights.c. */
 #include "net.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "layers/layer.h"
 #include "rng.h"
 
 hs_layer *hs_net_add_layer(hs_net *net, hs_layer_kind kind, const char *name) {
@@ -26,12 +27,10 @@ hs_layer *hs_net_add_layer(hs_net *net, hs_layer_kind kind, const char *name) {
     return layer;
 }
 
-hs_layer *hs_net_add_conv(hs_net *net, const char *name, const char *bn_name, int in_c,
-                          int out_c, int kernel, int stride, int pad, int groups, int has_bias,
-                          int same_padding, float bn_eps) {
+hs_layer *hs_net_add_conv(hs_net *net, const char *name, int in_c, int out_c, int kernel,
+                          int stride, int pad, int groups, int has_bias, int same_padding) {
     hs_layer *layer = hs_net_add_layer(net, HS_LAYER_CONV, name);
     if (!layer) return NULL;
-    snprintf(layer->bn_name, sizeof layer->bn_name, "%s", bn_name ? bn_name : "");
     hs_conv2d_shape *s = &layer->conv;
     s->in_channels = in_c;
     s->out_channels = out_c;
@@ -42,7 +41,16 @@ hs_layer *hs_net_add_conv(hs_net *net, const char *name, const char *bn_name, in
     s->groups = groups;
     layer->has_bias = has_bias;
     layer->same_padding = same_padding;
-    layer->bn_eps = bn_eps;
+    return layer;
+}
+
+hs_layer *hs_net_add_batchnorm(hs_net *net, const char *name, int channels, float eps,
+                               float momentum) {
+    hs_layer *layer = hs_net_add_layer(net, HS_LAYER_BATCHNORM, name);
+    if (!layer) return NULL;
+    layer->channels = channels;
+    layer->bn_eps = eps;
+    layer->bn_momentum = momentum;
     return layer;
 }
 
@@ -54,16 +62,25 @@ hs_layer *hs_net_add_linear(hs_net *net, const char *name, int in_features, int 
     return layer;
 }
 
+hs_layer *hs_net_add_residual(hs_net *net, int from) {
+    hs_layer *layer = hs_net_add_layer(net, HS_LAYER_ADD, "");
+    if (layer) layer->from = from;
+    return layer;
+}
+
 /* ---- Parameter listing ------------------------------------------------------------------ */
 
-typedef struct param_list {
+typedef struct list_sink {
+    hs_param_sink base;
     hs_param_ref *refs;
-    int count;
-    int capacity;
-} param_list;
+    int count, capacity;
+    const hs_layer *layer;
+    int index;
+} list_sink;
 
-static int push_param(param_list *list, int layer, const char *prefix, const char *suffix,
-                      float **data, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+static int list_add(hs_param_sink *base, const char *suffix, float **data, float **grad,
+                    int ndim, const int64_t *shape, int buffer) {
+    list_sink *list = (list_sink *)base;
     if (list->count == list->capacity) {
         int capacity = list->capacity ? list->capacity * 2 : 128;
         hs_param_ref *grown = realloc(list->refs, (size_t)capacity * sizeof *grown);
@@ -73,43 +90,24 @@ static int push_param(param_list *list, int layer, const char *prefix, const cha
     }
     hs_param_ref *ref = &list->refs[list->count++];
     memset(ref, 0, sizeof *ref);
-    snprintf(ref->key, sizeof ref->key, "%s.%s", prefix, suffix);
+    snprintf(ref->key, sizeof ref->key, "%s.%s", list->layer->name, suffix);
     ref->data = data;
+    ref->grad = buffer ? NULL : grad;
     ref->ndim = ndim;
-    int64_t dims[4] = {d0, d1, d2, d3};
-    for (int i = 0; i < ndim; i++) ref->shape[i] = dims[i];
-    ref->layer = layer;
-    return 1;
-}
-
-static int list_layer_params(param_list *list, hs_layer *l, int index) {
-    if (l->kind == HS_LAYER_CONV) {
-        const hs_conv2d_shape *s = &l->conv;
-        int ok = push_param(list, index, l->name, "weight", &l->weight, 4, s->out_channels,
-                            s->in_channels / s->groups, s->kernel_h, s->kernel_w);
-        if (ok && l->has_bias)
-            ok = push_param(list, index, l->name, "bias", &l->bias, 1, s->out_channels, 0, 0, 0);
-        if (ok && l->bn_name[0]) {
-            int64_t c = s->out_channels;
-            ok = push_param(list, index, l->bn_name, "weight", &l->bn_weight, 1, c, 0, 0, 0) &&
-                 push_param(list, index, l->bn_name, "bias", &l->bn_bias, 1, c, 0, 0, 0) &&
-                 push_param(list, index, l->bn_name, "running_mean", &l->bn_mean, 1, c, 0, 0, 0) &&
-                 push_param(list, index, l->bn_name, "running_var", &l->bn_var, 1, c, 0, 0, 0);
-        }
-        return ok;
-    }
-    if (l->kind == HS_LAYER_LINEAR) {
-        return push_param(list, index, l->name, "weight", &l->weight, 2, l->out_features,
-                          l->in_features, 0, 0) &&
-               push_param(list, index, l->name, "bias", &l->bias, 1, l->out_features, 0, 0, 0);
-    }
+    for (int i = 0; i < ndim && i < 4; i++) ref->shape[i] = shape[i];
+    ref->layer = list->index;
+    ref->buffer = buffer;
     return 1;
 }
 
 hs_status hs_net_params(hs_net *net, hs_param_ref **refs, int *count, hs_error *err) {
-    param_list list = {0};
+    list_sink list = {{list_add}, NULL, 0, 0, NULL, 0};
     for (int i = 0; i < net->count; i++) {
-        if (!list_layer_params(&list, &net->layers[i], i)) {
+        hs_layer *l = &net->layers[i];
+        const hs_layer_ops *ops = hs_layer_ops_of(l->kind);
+        list.layer = l;
+        list.index = i;
+        if (ops->params && !ops->params(l, &list.base)) {
             free(list.refs);
             return hs_fail(err, HS_ERR_NOMEM, "out of memory listing parameters");
         }
@@ -125,110 +123,106 @@ int64_t hs_param_numel(const hs_param_ref *ref) {
     return n;
 }
 
-/* ---- Initialisation ---------------------------------------------------------------------- */
+/* ---- Arenas ------------------------------------------------------------------------------- */
 
-/* PyTorch's default for Conv2d and Linear: kaiming_uniform_(a=sqrt(5)) on the weight, which
- * is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias. BatchNorm starts as
- * the identity (weight 1, bias 0, mean 0, var 1). */
-static void init_layer(hs_layer *l, hs_rng *rng) {
-    int64_t fan_in = 0, weights = 0, outputs = 0;
-    if (l->kind == HS_LAYER_CONV) {
-        const hs_conv2d_shape *s = &l->conv;
-        fan_in = (int64_t)(s->in_channels / s->groups) * s->kernel_h * s->kernel_w;
-        outputs = s->out_channels;
-    } else if (l->kind == HS_LAYER_LINEAR) {
-        fan_in = l->in_features;
-        outputs = l->out_features;
-    } else {
-        return;
-    }
-    weights = fan_in * outputs;
-    float bound = 1.0f / sqrtf((float)fan_in);
-    for (int64_t i = 0; i < weights; i++) l->weight[i] = hs_rng_range(rng, -bound, bound);
-    if (l->bias)
-        for (int64_t i = 0; i < outputs; i++) l->bias[i] = hs_rng_range(rng, -bound, bound);
-    if (l->bn_weight) {
-        for (int64_t i = 0; i < outputs; i++) {
-            l->bn_weight[i] = 1.0f;
-            l->bn_bias[i] = 0.0f;
-            l->bn_mean[i] = 0.0f;
-            l->bn_var[i] = 1.0f;
-        }
-    }
+static float *arena_alloc(int64_t floats) {
+    size_t bytes = ((size_t)(floats > 0 ? floats : 1) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
 }
 
-hs_status hs_net_init_params(hs_net *net, int first, int last, uint64_t seed, hs_error *err) {
+/* Lays the arenas out for the current shapes: trainable tensors packed in state-dict order
+ * into params (gradients at the same offsets in grads), buffers into buffers. A tensor that
+ * already had values of the same size keeps them (a replaced head changes only its own). */
+static hs_status layout_arenas(hs_net *net, hs_error *err) {
     hs_param_ref *refs = NULL;
     int count = 0;
     hs_status st = hs_net_params(net, &refs, &count, err);
     if (st) return st;
+    int64_t params = 0, buffers = 0;
     for (int i = 0; i < count; i++) {
-        if (refs[i].layer < first || refs[i].layer >= last) continue;
-        int64_t n = hs_param_numel(&refs[i]);
-        float *data = realloc(*refs[i].data, (size_t)n * sizeof(float));
-        if (!data) {
-            free(refs);
-            return hs_fail(err, HS_ERR_NOMEM, "out of memory allocating %s (%lld floats)",
-                           refs[i].key, (long long)n);
-        }
-        *refs[i].data = data;
+        if (refs[i].buffer) buffers += hs_param_numel(&refs[i]);
+        else params += hs_param_numel(&refs[i]);
     }
+    float *p = arena_alloc(params), *g = arena_alloc(params), *b = arena_alloc(buffers);
+    if (!p || !g || !b) {
+        free(p), free(g), free(b), free(refs);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for %lld parameters",
+                       (long long)(params + buffers));
+    }
+    /* The old views stay valid until the old arenas are freed: copy what still fits. */
+    int64_t po = 0, bo = 0;
+    for (int i = 0; i < count; i++) {
+        int64_t n = hs_param_numel(&refs[i]);
+        float *view = refs[i].buffer ? b + bo : p + po;
+        float *old = *refs[i].data;
+        /* The old tensor's size: the distance to the next view in its arena (views are
+         * packed in listing order, and every view of an old layout is set). */
+        if (old) {
+            int64_t size;
+            const float *base = refs[i].buffer ? net->buffers : net->params;
+            int64_t total = refs[i].buffer ? net->buffer_floats : net->param_floats;
+            int64_t end = total;
+            for (int j = i + 1; j < count; j++)
+                if (refs[j].buffer == refs[i].buffer && *refs[j].data) {
+                    end = *refs[j].data - base;
+                    break;
+                }
+            size = end - (old - base);
+            if (size == n) memcpy(view, old, (size_t)n * sizeof(float));
+        }
+        *refs[i].data = view;
+        if (refs[i].grad) *refs[i].grad = g + po;
+        if (refs[i].buffer) bo += n;
+        else po += n;
+    }
+    free(net->params);
+    free(net->grads);
+    free(net->buffers);
+    net->params = p;
+    net->grads = g;
+    net->buffers = b;
+    net->param_floats = params;
+    net->buffer_floats = buffers;
     free(refs);
-    hs_rng rng;
-    hs_rng_seed(&rng, seed);
-    for (int i = first; i < last; i++) init_layer(&net->layers[i], &rng);
     net->prepared = 0;
     return HS_OK;
 }
 
-/* ---- BatchNorm folding ------------------------------------------------------------------- */
-
-static hs_status prepare_conv(hs_layer *l, hs_error *err) {
-    const hs_conv2d_shape *s = &l->conv;
-    size_t per_out = (size_t)(s->in_channels / s->groups) * s->kernel_h * s->kernel_w;
-    size_t weights = per_out * (size_t)s->out_channels;
-    float *w = realloc(l->fused_weight, weights * sizeof(float));
-    if (!w) return hs_fail(err, HS_ERR_NOMEM, "out of memory preparing %s", l->name);
-    l->fused_weight = w;
-    float *b = realloc(l->fused_bias, (size_t)s->out_channels * sizeof(float));
-    if (!b) return hs_fail(err, HS_ERR_NOMEM, "out of memory preparing %s", l->name);
-    l->fused_bias = b;
-    memcpy(w, l->weight, weights * sizeof(float));
-    for (int o = 0; o < s->out_channels; o++) b[o] = l->bias ? l->bias[o] : 0.0f;
-    if (l->bn_name[0])
-        hs_fold_batchnorm(w, b, s->out_channels, (int)per_out, l->bn_weight, l->bn_bias,
-                          l->bn_mean, l->bn_var, l->bn_eps);
+hs_status hs_net_init_params(hs_net *net, int first, int last, uint64_t seed, hs_error *err) {
+    hs_status st = layout_arenas(net, err);
+    if (st) return st;
+    hs_rng rng;
+    hs_rng_seed(&rng, seed);
+    for (int i = first; i < last; i++) {
+        hs_layer *l = &net->layers[i];
+        const hs_layer_ops *ops = hs_layer_ops_of(l->kind);
+        if (ops->init) ops->init(l, &rng);
+    }
+    net->prepared = 0;
     return HS_OK;
 }
 
-hs_status hs_net_prepare(hs_net *net, hs_error *err) {
-    if (net->prepared) return HS_OK;
-    for (int i = 0; i < net->count; i++) {
-        hs_layer *l = &net->layers[i];
-        if (l->kind == HS_LAYER_CONV) {
-            if (!l->weight) return hs_fail(err, HS_ERR_INTERNAL, "%s has no weights", l->name);
-            hs_status st = prepare_conv(l, err);
-            if (st) return st;
-        }
-    }
-    net->prepared = 1;
-    return HS_OK;
+void hs_net_set_bn_mode(hs_net *net, int first, int last, hs_bn_mode mode) {
+    for (int i = first; i < last && i < net->count; i++)
+        if (net->layers[i].kind == HS_LAYER_BATCHNORM) net->layers[i].bn_mode = mode;
+}
+
+void hs_net_freeze_below(hs_net *net, int boundary) {
+    for (int i = 0; i < net->count; i++) net->layers[i].frozen = i < boundary;
 }
 
 void hs_net_release(hs_net *net) {
     if (!net) return;
     hs_net_release_fast(net);
     for (int i = 0; i < net->count; i++) {
-        hs_layer *l = &net->layers[i];
-        free(l->weight);
-        free(l->bias);
-        free(l->bn_weight);
-        free(l->bn_bias);
-        free(l->bn_mean);
-        free(l->bn_var);
-        free(l->fused_weight);
-        free(l->fused_bias);
+        free(net->layers[i].fused_weight);
+        free(net->layers[i].fused_bias);
     }
     free(net->layers);
+    free(net->params);
+    free(net->grads);
+    free(net->buffers);
     memset(net, 0, sizeof *net);
 }

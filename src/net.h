@@ -1,17 +1,29 @@
-/* A network as a flat list of layers, run in order.
+/* A network as a list of layers with edges, run in order by one interpreter.
  *
- * This is the whole runtime model: VGG16 and EfficientNet-Lite are both built as a list of
- * hs_layer values (see nets/). A layer names its parameters as PyTorch does, so a state dict
- * loads by name and saves back under the same keys. The list is split in two at feature_end:
- * layers before it are the backbone (image -> feature vector), layers after it the head
- * (feature vector -> logits). Residual connections (EfficientNet's MBConv blocks) never nest,
- * so one saved tensor is enough: a layer with residual_save keeps its input, a layer with
- * residual_add adds it to its output. */
+ * VGG16 and EfficientNet-Lite are both built as a list of hs_layer values (see nets/). Each
+ * layer kind is one file in layers/ with its operations (shape, parameters, init, forward,
+ * backward), reached through one table (layers/layer.h); nothing else branches on the kind
+ * except the inference plan's fusions (net_run.c). A layer names its parameters as PyTorch
+ * does, so a state dict loads by name and saves back under the same keys. BatchNorm is its
+ * own layer after its convolution; folding it into the convolution is something the
+ * inference plan does (net_run.c), not the model. A residual is an "add" layer whose edge
+ * names an earlier layer: it adds that layer's output to its input.
+ *
+ * Parameters live in one flat arena (trainable tensors, in state-dict order), their
+ * gradients in a mirror arena of the same layout, and BatchNorm's running statistics in a
+ * buffer arena; each layer's pointers are views into them (llm.c's
+ * malloc_and_point_parameters), so moving them to a device is one copy and an all-reduce is
+ * one call.
+ *
+ * The list is split in two at feature_end: layers before it are the backbone (image ->
+ * feature vector), layers after it the head (feature vector -> logits). */
 #ifndef HS_NET_H
 #define HS_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "context.h"
 #include "headstart.h"
 #include "ops_ref.h"
 #include "statedict.h"
@@ -19,49 +31,79 @@
 #define HS_LAYER_NAME_SIZE 64
 
 typedef enum hs_layer_kind {
-    HS_LAYER_CONV = 0,          /* conv2d, optionally followed by inference BatchNorm */
+    HS_LAYER_CONV = 0,
     HS_LAYER_RELU,
     HS_LAYER_RELU6,
     HS_LAYER_MAXPOOL,
     HS_LAYER_ADAPTIVE_AVGPOOL,
     HS_LAYER_FLATTEN,
     HS_LAYER_LINEAR,
-    HS_LAYER_DROPOUT            /* identity at inference */
+    HS_LAYER_DROPOUT,      /* identity at inference */
+    HS_LAYER_BATCHNORM,
+    HS_LAYER_AVGPOOL,
+    HS_LAYER_ADD,          /* residual: input + output of layer `from` */
+    HS_LAYER_DROP_CONNECT, /* EfficientNet's per-sample drop; identity at inference */
+    HS_LAYER_KIND_COUNT
 } hs_layer_kind;
+
+/* What a BatchNorm layer does in a training forward pass. */
+typedef enum hs_bn_mode {
+    HS_BN_TRAIN = 0, /* batch statistics, running statistics updated (PyTorch's train()) */
+    HS_BN_FROZEN     /* running statistics used and left alone (PyTorch's eval()) */
+} hs_bn_mode;
 
 typedef struct hs_layer {
     hs_layer_kind kind;
-    char name[HS_LAYER_NAME_SIZE];    /* parameter prefix: "features.0", "_blocks.3._expand_conv" */
-    char bn_name[HS_LAYER_NAME_SIZE]; /* BatchNorm after a conv ("_blocks.3._bn0"), or "" */
+    char name[HS_LAYER_NAME_SIZE]; /* parameter prefix: "features.0", "_blocks.3._bn0" */
 
     /* HS_LAYER_CONV. same_padding: TensorFlow SAME computed from the actual input size
      * (overrides conv.pad_*). */
     hs_conv2d_shape conv;
     int same_padding;
     int has_bias;
-    float bn_eps;
 
-    /* HS_LAYER_MAXPOOL */
+    /* HS_LAYER_BATCHNORM */
+    int channels;
+    float bn_eps, bn_momentum; /* PyTorch's momentum: running = (1-m) running + m batch */
+    hs_bn_mode bn_mode;
+    int64_t bn_batches_tracked; /* PyTorch's num_batches_tracked (not in the state dict) */
+
+    /* HS_LAYER_MAXPOOL, HS_LAYER_AVGPOOL */
     int pool_kernel, pool_stride, pool_pad;
     /* HS_LAYER_ADAPTIVE_AVGPOOL */
     int out_h, out_w;
     /* HS_LAYER_LINEAR */
     int in_features, out_features;
-    /* HS_LAYER_DROPOUT */
+    /* HS_LAYER_DROPOUT, HS_LAYER_DROP_CONNECT: the drop probability */
     float dropout_p;
+    /* HS_LAYER_ADD: the layer whose output is added; first - 1 of a range is its input. */
+    int from;
 
-    int residual_save; /* keep this layer's input */
-    int residual_add;  /* add the kept input to this layer's output */
+    int frozen; /* no parameter gradients (gradients still flow through) */
 
-    /* Parameters as PyTorch stores them (owned; NULL when the layer has none). */
+    /* Views into the network's arenas (NULL when the layer has none). weight/bias are
+     * conv/linear weight and bias, or BatchNorm's gamma and beta. */
     float *weight, *bias;
-    float *bn_weight, *bn_bias, *bn_mean, *bn_var;
-    /* Conv with BatchNorm folded in, recomputed by hs_net_prepare after weights change. */
+    float *dweight, *dbias;
+    float *running_mean, *running_var;
+
+    /* Inference plan cache of a convolution (net_run.c): weights with the following
+     * BatchNorm folded in (when fused_bn), and the oneDNN plan for the last input shape. */
     float *fused_weight, *fused_bias;
-    /* HS_LAYER_CONV: the oneDNN plan hs_net_run made for the last input shape (ops.h), or
-     * NULL. Freed by hs_net_release_fast. */
+    int fused_bn;
     struct hs_conv_plan *plan;
 } hs_layer;
+
+/* One tensor of a layer, under the key PyTorch gives it. */
+typedef struct hs_param_ref {
+    char key[2 * HS_LAYER_NAME_SIZE];
+    float **data;  /* the layer's view pointer */
+    float **grad;  /* its gradient view, NULL for buffers */
+    int ndim;
+    int64_t shape[4];
+    int layer;
+    int buffer;    /* 1: not trainable (BatchNorm running statistics) */
+} hs_param_ref;
 
 struct hs_net {
     const hs_backbone_info *info;
@@ -71,64 +113,80 @@ struct hs_net {
     int feature_end;   /* layers [0, feature_end) are the backbone */
     int head_begin;    /* first layer that replace_head made new, or -1 */
     int num_classes;
-    int prepared;      /* fused weights are up to date */
+    int prepared;      /* the plan's fused weights are up to date */
     int bf16;          /* opt-in: convolutions in bfloat16 (float32 accumulation) */
-    float *run_buffer; /* hs_net_run's activation buffers, kept between runs */
+    hs_context *ctx;   /* run settings; NULL: hs_context_default() */
+
+    /* Arenas (64-byte aligned): trainable parameters, their gradients, buffers. */
+    float *params, *grads, *buffers;
+    int64_t param_floats, buffer_floats;
+
+    float *run_buffer; /* the inference plan's activation buffers, kept between runs */
     size_t run_buffer_bytes;
 };
 
 /* Building (used by nets/). Each returns the new layer or NULL when out of memory. */
 hs_layer *hs_net_add_layer(hs_net *net, hs_layer_kind kind, const char *name);
-hs_layer *hs_net_add_conv(hs_net *net, const char *name, const char *bn_name, int in_c,
-                          int out_c, int kernel, int stride, int pad, int groups, int has_bias,
-                          int same_padding, float bn_eps);
+hs_layer *hs_net_add_conv(hs_net *net, const char *name, int in_c, int out_c, int kernel,
+                          int stride, int pad, int groups, int has_bias, int same_padding);
+hs_layer *hs_net_add_batchnorm(hs_net *net, const char *name, int channels, float eps,
+                               float momentum);
 hs_layer *hs_net_add_linear(hs_net *net, const char *name, int in_features, int out_features);
+hs_layer *hs_net_add_residual(hs_net *net, int from);
 
-/* Allocates every layer's parameters and fills them with PyTorch's default initialisation
- * (kaiming-uniform weights, uniform biases, BatchNorm identity), from the given seed.
- * first..last is the layer range to (re)initialise. */
+/* Lays the arenas out for the current layer shapes (keeping the values of every tensor whose
+ * size did not change), then fills layers first..last-1 with PyTorch's default
+ * initialisation (kaiming-uniform weights, uniform biases, BatchNorm identity) from the
+ * seed. */
 hs_status hs_net_init_params(hs_net *net, int first, int last, uint64_t seed, hs_error *err);
 
-/* One parameter tensor of a layer, under the key PyTorch gives it. */
-typedef struct hs_param_ref {
-    char key[2 * HS_LAYER_NAME_SIZE];
-    float **data;
-    int ndim;
-    int64_t shape[4];
-    int layer;
-} hs_param_ref;
-
-/* Lists every parameter (PyTorch key, shape, pointer) in state-dict order. The caller frees
- * *refs. */
+/* Lists every tensor (PyTorch key, shape, view) in state-dict order: each layer's trainable
+ * tensors then its buffers. The caller frees *refs. */
 hs_status hs_net_params(hs_net *net, hs_param_ref **refs, int *count, hs_error *err);
 int64_t hs_param_numel(const hs_param_ref *ref);
 
-/* Frees what hs_net_run keeps between runs (convolution plans); hs_net_release calls it. */
+/* Frees what the inference plan keeps between runs; hs_net_release calls it. */
 void hs_net_release_fast(hs_net *net);
 
-/* Frees every layer and parameter; the struct itself belongs to the caller. */
+/* Frees every layer and arena; the struct itself belongs to the caller. */
 void hs_net_release(hs_net *net);
 
 /* Copies matching tensors from a state dict into the network (see hs_net_load_weights). */
 hs_status hs_net_load_state_dict(hs_net *net, const hs_state_dict *sd, const char *source,
                                  hs_error *err);
-/* Builds a state dict holding copies of every parameter. */
+/* Builds a state dict holding copies of every parameter and buffer. */
 hs_status hs_net_state_dict(const hs_net *net, hs_state_dict *out, hs_error *err);
 
-/* Folds BatchNorm into the convolutions; called before running after weights changed. */
+/* Refreshes the inference plan's folded weights; called before running after weights
+ * changed (anyone who writes weights sets net->prepared = 0). */
 hs_status hs_net_prepare(hs_net *net, hs_error *err);
 
 /* Output shape of layers [first, last) for an input of c x h x w per image. */
 hs_status hs_net_shape(const hs_net *net, int first, int last, int c, int h, int w, int *out_c,
                        int *out_h, int *out_w, hs_error *err);
 
-/* Runs layers [first, last) on n images of c x h x w; out holds n x (out_c*out_h*out_w). */
+/* Inference through the plan (net_run.c, the fast path): runs layers [first, last) on n
+ * images of c x h x w; out holds n x (out_c*out_h*out_w). */
 hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n, int c, int h,
                      int w, float *out, hs_error *err);
+
+/* Inference through the interpreter (net_train.c): every layer's own forward in NCHW, no
+ * folding or fusion; the reference the plan is tested against. */
+hs_status hs_net_run_layers(hs_net *net, int first, int last, const float *input, int n, int c,
+                            int h, int w, float *out, hs_error *err);
+
+/* Sets the training-mode behaviour of every BatchNorm layer in [first, last). */
+void hs_net_set_bn_mode(hs_net *net, int first, int last, hs_bn_mode mode);
+/* Freezes (no parameter gradients) layers [0, boundary), unfreezes the rest. */
+void hs_net_freeze_below(hs_net *net, int boundary);
 
 /* nets/: append a backbone's layers (with its ImageNet head) to an empty network. */
 /* width_divisor and hidden shrink VGG16 for tests (1 and 4096 give the real one). */
 hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes, hs_error *err);
 hs_status hs_build_efficientnet_lite(hs_net *net, int variant, hs_error *err);
+/* drop_connect_rate: the reference's global rate (0.2 in its checkpoints; block i of B uses
+ * rate * i / B). hs_build_efficientnet_lite uses 0.2. */
+hs_status hs_build_efficientnet_lite_ex(hs_net *net, int variant, float drop_connect_rate,
+                                        hs_error *err);
 
 #endif

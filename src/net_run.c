@@ -1,74 +1,35 @@
-/* Running a network: shape inference and the forward pass over a layer range. */
+/* The inference plan: shape inference and the fast forward pass over a layer range.
+ *
+ * A plan is built from the model for a range: each convolution becomes one step with the
+ * BatchNorm after it folded into its weights and the ReLU / ReLU6 after that fused into the
+ * oneDNN kernel (unless a residual edge needs one of the intermediate outputs); dropout and
+ * drop connect are the identity and vanish; every residual edge gets a saved buffer, reused
+ * by edges whose lifetimes do not overlap. Folded weights and oneDNN plans are cached in the
+ * convolution layers (remade when the input shape, the options or the weights change:
+ * whoever writes weights sets net->prepared = 0).
+ *
+ * Between convolutions activations stay in oneDNN's blocked NCHW16C layout, which its
+ * fastest kernels read and write, so no per-layer reorders are needed; ReLU, ReLU6, max
+ * pooling and residual adds work on that layout directly (zero-padded channels stay zero).
+ * Every other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the
+ * activation is converted when one needs it. If oneDNN cannot make a blocked plan the pass
+ * continues in NCHW (im2col + sgemm fallback). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "layers/layer.h"
 #include "net.h"
 #include "ops.h"
 
-typedef struct act_shape {
-    int c, h, w;
-} act_shape;
-
-/* The padding a conv uses for an input of h x w. */
-static hs_conv2d_shape conv_for_input(const hs_layer *l, int h, int w) {
-    hs_conv2d_shape s = l->conv;
-    if (l->same_padding) {
-        hs_same_padding(h, s.kernel_h, s.stride_h, s.dilation_h, &s.pad_top, &s.pad_bottom);
-        hs_same_padding(w, s.kernel_w, s.stride_w, s.dilation_w, &s.pad_left, &s.pad_right);
-    }
-    return s;
-}
-
-static hs_status layer_shape(const hs_layer *l, act_shape in, act_shape *out, hs_error *err) {
-    *out = in;
-    switch (l->kind) {
-    case HS_LAYER_CONV: {
-        if (in.c != l->conv.in_channels)
-            return hs_fail(err, HS_ERR_ARGUMENT, "%s expects %d input channels, got %d", l->name,
-                           l->conv.in_channels, in.c);
-        hs_conv2d_shape s = conv_for_input(l, in.h, in.w);
-        out->c = s.out_channels;
-        out->h = hs_conv_out_size(in.h, s.kernel_h, s.stride_h, s.pad_top, s.pad_bottom,
-                                  s.dilation_h);
-        out->w = hs_conv_out_size(in.w, s.kernel_w, s.stride_w, s.pad_left, s.pad_right,
-                                  s.dilation_w);
-        break;
-    }
-    case HS_LAYER_MAXPOOL:
-        out->h = hs_conv_out_size(in.h, l->pool_kernel, l->pool_stride, l->pool_pad,
-                                  l->pool_pad, 1);
-        out->w = hs_conv_out_size(in.w, l->pool_kernel, l->pool_stride, l->pool_pad,
-                                  l->pool_pad, 1);
-        break;
-    case HS_LAYER_ADAPTIVE_AVGPOOL:
-        out->h = l->out_h;
-        out->w = l->out_w;
-        break;
-    case HS_LAYER_FLATTEN:
-        out->c = in.c * in.h * in.w;
-        out->h = out->w = 1;
-        break;
-    case HS_LAYER_LINEAR:
-        if (in.c * in.h * in.w != l->in_features)
-            return hs_fail(err, HS_ERR_ARGUMENT, "%s expects %d inputs, got %d", l->name,
-                           l->in_features, in.c * in.h * in.w);
-        out->c = l->out_features;
-        out->h = out->w = 1;
-        break;
-    case HS_LAYER_RELU: case HS_LAYER_RELU6: case HS_LAYER_DROPOUT:
-        break;
-    }
-    if (out->c <= 0 || out->h <= 0 || out->w <= 0)
-        return hs_fail(err, HS_ERR_ARGUMENT,
-                       "the input (%d x %d) is too small for layer %s of this network", in.h,
-                       in.w, l->name[0] ? l->name : "(unnamed)");
-    return HS_OK;
+static hs_status layer_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
+                             hs_error *err) {
+    return hs_layer_ops_of(l->kind)->shape(l, in, out, err);
 }
 
 hs_status hs_net_shape(const hs_net *net, int first, int last, int c, int h, int w, int *out_c,
                        int *out_h, int *out_w, hs_error *err) {
-    act_shape s = {c, h, w};
+    hs_act_shape s = {c, h, w};
     for (int i = first; i < last; i++) {
         hs_status st = layer_shape(&net->layers[i], s, &s, err);
         if (st) return st;
@@ -79,14 +40,94 @@ hs_status hs_net_shape(const hs_net *net, int first, int last, int c, int h, int
     return HS_OK;
 }
 
-/* ---- the forward pass --------------------------------------------------------------------
- * Convolutions run as oneDNN plans (one per layer, kept in the layer, remade when the input
- * shape or options change, freed when weights change). Between convolutions activations stay
- * in oneDNN's blocked NCHW16C layout, which its fastest kernels read and write, so no
- * per-layer reorders are needed; ReLU, ReLU6, max pooling and residual adds work on that
- * layout directly (zero-padded channels stay zero). Every other layer, and the output, is
- * NCHW: the activation is converted when one needs it. If oneDNN cannot make a blocked plan
- * the pass continues in NCHW (im2col + sgemm fallback). */
+/* ---- building the plan --------------------------------------------------------------- */
+
+typedef struct plan_step {
+    int layer, last;   /* layers [layer, last] run as this step */
+    int bn;            /* conv: the folded BatchNorm layer, or -1 */
+    hs_post_op post;   /* conv: the fused activation */
+    int save_slot;     /* the step's output is kept in this slot, or -1 */
+    int add_slot;      /* residual add: the slot holding its edge's output */
+} plan_step;
+
+typedef struct run_plan {
+    plan_step *steps;
+    int count;
+    int slots;
+    int input_slot; /* the range's input is kept in this slot, or -1 */
+} run_plan;
+
+static int is_identity_at_inference(hs_layer_kind kind) {
+    return kind == HS_LAYER_DROPOUT || kind == HS_LAYER_DROP_CONNECT;
+}
+
+/* needed[i - first + 1]: the output of layer i (first - 1: the input) feeds an edge. */
+static hs_status build_plan(const hs_net *net, int first, int last, run_plan *p, hs_error *err) {
+    int span = last - first;
+    memset(p, 0, sizeof *p);
+    p->input_slot = -1;
+    int *slot_of = malloc(((size_t)span + 1) * sizeof *slot_of); /* slot of output i */
+    int *busy_until = malloc(((size_t)span + 1) * sizeof *busy_until);
+    p->steps = malloc(((size_t)span + 1) * sizeof *p->steps);
+    if (!slot_of || !busy_until || !p->steps) {
+        free(slot_of), free(busy_until), free(p->steps);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory planning the network");
+    }
+    for (int i = 0; i <= span; i++) slot_of[i] = -1;
+    /* Edges, in order: a slot is free again once the add that read it has run. */
+    for (int i = first; i < last; i++) {
+        const hs_layer *l = &net->layers[i];
+        if (l->kind != HS_LAYER_ADD) continue;
+        if (l->from < first - 1 || l->from >= i) {
+            free(slot_of), free(busy_until), free(p->steps);
+            return hs_fail(err, HS_ERR_ARGUMENT,
+                           "layer %d adds the output of layer %d, outside the range %d..%d",
+                           i, l->from, first, last - 1);
+        }
+        int f = l->from - first + 1;
+        if (slot_of[f] < 0) {
+            int k = 0;
+            while (k < p->slots && busy_until[k] > l->from) k++;
+            if (k == p->slots) p->slots++;
+            slot_of[f] = k;
+        }
+        busy_until[slot_of[f]] = i;
+    }
+    p->input_slot = slot_of[0];
+    for (int i = first; i < last; i++) {
+        const hs_layer *l = &net->layers[i];
+        plan_step st = {i, i, -1, HS_POST_NONE, -1, -1};
+        if (is_identity_at_inference(l->kind)) {
+            /* No work; an edge from it reads the same values as from the layer before. */
+            if (slot_of[i - first + 1] >= 0) st.save_slot = slot_of[i - first + 1];
+            else continue;
+        }
+        if (l->kind == HS_LAYER_CONV) {
+            int j = i;
+            const hs_layer *next = j + 1 < last ? &net->layers[j + 1] : NULL;
+            if (next && next->kind == HS_LAYER_BATCHNORM && slot_of[j - first + 1] < 0 &&
+                next->channels == l->conv.out_channels) {
+                st.bn = ++j;
+                next = j + 1 < last ? &net->layers[j + 1] : NULL;
+            }
+            if (next && slot_of[j - first + 1] < 0 &&
+                (next->kind == HS_LAYER_RELU || next->kind == HS_LAYER_RELU6)) {
+                st.post = next->kind == HS_LAYER_RELU ? HS_POST_RELU : HS_POST_RELU6;
+                j++;
+            }
+            st.last = j;
+        }
+        if (l->kind == HS_LAYER_ADD) st.add_slot = slot_of[l->from - first + 1];
+        if (!is_identity_at_inference(l->kind)) st.save_slot = slot_of[st.last - first + 1];
+        p->steps[p->count++] = st;
+        i = st.last;
+    }
+    free(slot_of);
+    free(busy_until);
+    return HS_OK;
+}
+
+/* ---- running it ------------------------------------------------------------------------ */
 
 void hs_net_release_fast(hs_net *net) {
     for (int i = 0; i < net->count; i++) {
@@ -96,6 +137,46 @@ void hs_net_release_fast(hs_net *net) {
     free(net->run_buffer);
     net->run_buffer = NULL;
     net->run_buffer_bytes = 0;
+}
+
+hs_status hs_net_prepare(hs_net *net, hs_error *err) {
+    if (net->prepared) return HS_OK;
+    for (int i = 0; i < net->count; i++) { /* folded weights are remade on demand */
+        hs_layer *l = &net->layers[i];
+        if (l->kind == HS_LAYER_CONV && !l->weight)
+            return hs_fail(err, HS_ERR_INTERNAL, "%s has no weights", l->name);
+        free(l->fused_weight);
+        free(l->fused_bias);
+        l->fused_weight = l->fused_bias = NULL;
+    }
+    hs_net_release_fast(net); /* plans hold copies of old weights */
+    net->prepared = 1;
+    return HS_OK;
+}
+
+/* The conv's weights with BatchNorm layer bn (or none: -1) folded in. */
+static hs_status fold_conv(hs_net *net, hs_layer *l, int bn, hs_error *err) {
+    if (l->fused_weight && l->fused_bn == bn + 1) return HS_OK;
+    const hs_conv2d_shape *s = &l->conv;
+    size_t per_out = (size_t)(s->in_channels / s->groups) * s->kernel_h * s->kernel_w;
+    size_t weights = per_out * (size_t)s->out_channels;
+    float *w = realloc(l->fused_weight, weights * sizeof(float));
+    if (!w) return hs_fail(err, HS_ERR_NOMEM, "out of memory preparing %s", l->name);
+    l->fused_weight = w;
+    float *b = realloc(l->fused_bias, (size_t)s->out_channels * sizeof(float));
+    if (!b) return hs_fail(err, HS_ERR_NOMEM, "out of memory preparing %s", l->name);
+    l->fused_bias = b;
+    memcpy(w, l->weight, weights * sizeof(float));
+    for (int o = 0; o < s->out_channels; o++) b[o] = l->bias ? l->bias[o] : 0.0f;
+    if (bn >= 0) {
+        const hs_layer *n = &net->layers[bn];
+        hs_fold_batchnorm(w, b, s->out_channels, (int)per_out, n->weight, n->bias,
+                          n->running_mean, n->running_var, n->bn_eps);
+    }
+    l->fused_bn = bn + 1;
+    hs_conv_plan_free(l->plan); /* made from other weights */
+    l->plan = NULL;
+    return HS_OK;
 }
 
 /* The layer's plan for these options, made or remade as needed; NULL when impossible. */
@@ -108,99 +189,120 @@ static hs_conv_plan *layer_plan(hs_layer *l, const hs_conv2d_shape *s, int n, in
 }
 
 typedef struct run_state {
-    float *buf[2], *saved;
+    float *buf[2];
     int current;            /* buf[current] is the next output */
     const float *x;         /* current activation */
     hs_layout layout;       /* its layout */
     int n;
+    float **slot;           /* saved edge outputs */
+    hs_layout *slot_layout;
 } run_state;
 
+/* The free buffer now holds the current activation. */
+static void advance(run_state *r) {
+    r->x = r->buf[r->current];
+    r->current ^= 1;
+}
+
 /* Moves the current activation into `layout` (through the free buffer). */
-static hs_status convert(run_state *r, act_shape s, hs_layout layout, hs_error *err) {
+static hs_status convert(run_state *r, hs_act_shape s, hs_layout layout, hs_error *err) {
     if (r->layout == layout) return HS_OK;
     float *y = r->buf[r->current];
     if (hs_layout_convert(r->x, r->layout, y, layout, r->n, s.c, s.h, s.w))
         return hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert an activation");
-    r->x = y;
-    r->current ^= 1;
+    advance(r);
     r->layout = layout;
     return HS_OK;
 }
 
-static int fusable_activation(const hs_layer *l, const hs_layer *next) {
-    if (l->residual_add || !next || next->residual_save || next->residual_add)
-        return HS_POST_NONE;
-    if (next->kind == HS_LAYER_RELU) return HS_POST_RELU;
-    if (next->kind == HS_LAYER_RELU6) return HS_POST_RELU6;
-    return HS_POST_NONE;
-}
-
-/* Runs one convolution from r->x into y; *skip_next when it fused the following activation. */
-static hs_status run_conv(hs_net *net, hs_layer *l, const hs_layer *next, run_state *r,
-                          act_shape in, int *skip_next, hs_error *err) {
-    hs_conv2d_shape s = conv_for_input(l, in.h, in.w);
-    hs_conv_options opt = {r->layout, HS_LAYOUT_NCHW16C, fusable_activation(l, next), net->bf16};
+/* Runs one convolution step from r->x into buf[current]. */
+static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
+                          hs_error *err) {
+    hs_layer *l = &net->layers[step->layer];
+    hs_status st = fold_conv(net, l, step->bn, err);
+    if (st) return st;
+    hs_conv2d_shape s = hs_conv_for_input(l, in.h, in.w);
+    hs_conv_options opt = {r->layout, HS_LAYOUT_NCHW16C, step->post, net->bf16};
     hs_conv_plan *plan = NULL;
     /* oneDNN reads NCHW directly only for few input channels (a network's first layer). */
     if (r->layout == HS_LAYOUT_NCHW && s.in_channels <= 4)
         plan = layer_plan(l, &s, r->n, in.h, in.w, &opt);
     if (!plan) {
-        hs_status st = convert(r, in, HS_LAYOUT_NCHW16C, err);
-        if (st) return st;
+        if ((st = convert(r, in, HS_LAYOUT_NCHW16C, err))) return st;
         opt.src_layout = HS_LAYOUT_NCHW16C;
         plan = layer_plan(l, &s, r->n, in.h, in.w, &opt);
     }
     if (!plan) { /* oneDNN cannot: NCHW, im2col fallback */
-        hs_status st = convert(r, in, HS_LAYOUT_NCHW, err);
-        if (st) return st;
+        if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
         opt.src_layout = opt.dst_layout = HS_LAYOUT_NCHW;
         opt.bf16 = 0;
         plan = layer_plan(l, &s, r->n, in.h, in.w, &opt);
     }
     float *y = r->buf[r->current];
+    int64_t out_count = 0;
     if (plan) {
         if (hs_conv_plan_run(plan, r->x, y))
             return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN convolution failed", l->name);
     } else { /* out of memory for a plan: the direct path still works */
         hs_conv2d_forward_im2col(r->x, r->n, in.h, in.w, l->fused_weight, l->fused_bias, &s,
                                  y);
-        opt.post = HS_POST_NONE;
         opt.dst_layout = HS_LAYOUT_NCHW;
+        hs_act_shape out;
+        layer_shape(l, in, &out, NULL);
+        out_count = (int64_t)r->n * hs_act_numel(out);
+        if (step->post == HS_POST_RELU) hs_relu_forward(y, out_count, y);
+        if (step->post == HS_POST_RELU6) hs_relu6_forward(y, out_count, y);
     }
+    advance(r);
     r->layout = opt.dst_layout;
-    *skip_next = opt.post != HS_POST_NONE;
     return HS_OK;
 }
 
-/* Runs any other layer from r->x into buf[current]. */
-static hs_status run_other(const hs_layer *l, run_state *r, act_shape in, act_shape out,
-                           hs_error *err) {
+/* Runs any other single-layer step from r->x into buf[current]. */
+static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
+                           hs_act_shape out, hs_error *err) {
+    hs_layer *l = &net->layers[step->layer];
     int n = r->n;
     hs_status st = HS_OK;
-    int blocked_ok = l->kind == HS_LAYER_RELU || l->kind == HS_LAYER_RELU6 ||
-                     l->kind == HS_LAYER_MAXPOOL;
-    if (!blocked_ok && (st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
-    const float *x = r->x;
     float *y = r->buf[r->current];
-    int64_t count = hs_layout_size(r->layout, n, out.c, out.h, out.w);
     switch (l->kind) {
-    case HS_LAYER_RELU: hs_relu_forward(x, count, y); break;
-    case HS_LAYER_RELU6: hs_relu6_forward(x, count, y); break;
-    case HS_LAYER_MAXPOOL:
-        hs_maxpool2d_forward(x, r->layout, n, in.c, in.h, in.w, l->pool_kernel, l->pool_stride,
-                             l->pool_pad, y);
-        break;
-    case HS_LAYER_ADAPTIVE_AVGPOOL:
-        hs_adaptive_avgpool2d_forward(x, n, in.c, in.h, in.w, out.h, out.w, y);
-        break;
-    case HS_LAYER_LINEAR:
-        hs_linear_forward(x, n, l->in_features, l->weight, l->bias, l->out_features, y);
-        break;
-    case HS_LAYER_FLATTEN: case HS_LAYER_DROPOUT: /* inference: a copy */
-        memcpy(y, x, (size_t)count * sizeof(float));
-        break;
-    case HS_LAYER_CONV: break; /* run_conv */
+    case HS_LAYER_RELU: case HS_LAYER_RELU6: { /* any layout */
+        int64_t count = hs_layout_size(r->layout, n, out.c, out.h, out.w);
+        if (l->kind == HS_LAYER_RELU) hs_relu_forward(r->x, count, y);
+        else hs_relu6_forward(r->x, count, y);
+        advance(r);
+        return HS_OK;
     }
+    case HS_LAYER_MAXPOOL:
+        hs_maxpool2d_forward(r->x, r->layout, n, in.c, in.h, in.w, l->pool_kernel,
+                             l->pool_stride, l->pool_pad, y);
+        advance(r);
+        return HS_OK;
+    case HS_LAYER_ADD: { /* in the edge's layout, in place on a buffer of ours */
+        if ((st = convert(r, in, r->slot_layout[step->add_slot], err))) return st;
+        int64_t count = hs_layout_size(r->layout, n, in.c, in.h, in.w);
+        if (r->x != r->buf[0] && r->x != r->buf[1]) { /* the caller's input: not ours */
+            memcpy(r->buf[r->current], r->x, (size_t)count * sizeof(float));
+            advance(r);
+        }
+        hs_add_inplace((float *)r->x, r->slot[step->add_slot], count);
+        return HS_OK;
+    }
+    default: break;
+    }
+    if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
+    if (l->kind == HS_LAYER_FLATTEN) return HS_OK; /* NCHW is already flat: no copy */
+    y = r->buf[r->current];
+    hs_forward_args a = {r->x, in, y, out, n, 0, NULL, NULL, NULL, NULL};
+    if ((st = hs_layer_ops_of(l->kind)->forward(l, &a, err))) return st;
+    advance(r);
+    return HS_OK;
+}
+
+static hs_status save_output(run_state *r, int slot, hs_act_shape s) {
+    memcpy(r->slot[slot], r->x,
+           (size_t)hs_layout_size(r->layout, r->n, s.c, s.h, s.w) * sizeof(float));
+    r->slot_layout[slot] = r->layout;
     return HS_OK;
 }
 
@@ -208,73 +310,69 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
                      int w, float *out, hs_error *err) {
     if (first < 0 || last > net->count || first > last || n <= 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "invalid layer range or batch size");
-    int was_prepared = net->prepared;
     hs_status st = hs_net_prepare(net, err);
     if (st) return st;
-    if (!was_prepared) hs_net_release_fast(net); /* plans hold copies of old weights */
 
     /* Two ping-pong buffers sized for the largest activation (in either layout), plus one
-     * for a residual. */
-    act_shape s = {c, h, w};
+     * per residual slot. */
+    hs_act_shape s = {c, h, w};
     size_t largest = (size_t)hs_layout_size(HS_LAYOUT_NCHW16C, 1, c, h, w);
     for (int i = first; i < last; i++) {
-        act_shape next;
+        hs_act_shape next;
         if ((st = layer_shape(&net->layers[i], s, &next, err))) return st;
         size_t size = (size_t)hs_layout_size(HS_LAYOUT_NCHW16C, 1, next.c, next.h, next.w);
         if (size > largest) largest = size;
         s = next;
     }
+    run_plan p;
+    if ((st = build_plan(net, first, last, &p, err))) return st;
     size_t bytes = largest * (size_t)n * sizeof(float);
-    if (bytes / sizeof(float) / (size_t)n != largest)
+    size_t buffers = 2 + (size_t)p.slots;
+    float *slot_ptr[8 + 2];
+    hs_layout slot_layout[8 + 2];
+    if (p.slots > 8) {
+        free(p.steps);
+        return hs_fail(err, HS_ERR_INTERNAL, "more than 8 residual edges alive at once");
+    }
+    if (bytes / sizeof(float) / (size_t)n != largest) {
+        free(p.steps);
         return hs_fail(err, HS_ERR_NOMEM, "batch of %d is too large", n);
+    }
     bytes = (bytes + 63) / 64 * 64;
-    if (net->run_buffer_bytes < 3 * bytes) { /* kept: no allocation or page faults per batch */
+    if (net->run_buffer_bytes < buffers * bytes) { /* kept: no allocation per batch */
         free(net->run_buffer);
         net->run_buffer_bytes = 0;
-        net->run_buffer = aligned_alloc(64, 3 * bytes);
-        if (!net->run_buffer)
+        net->run_buffer = aligned_alloc(64, buffers * bytes);
+        if (!net->run_buffer) {
+            free(p.steps);
             return hs_fail(err, HS_ERR_NOMEM,
                            "out of memory for a batch of %d images (%.0f MB of activations); "
-                           "lower --batch-size", n, 3.0 * (double)bytes / 1e6);
-        net->run_buffer_bytes = 3 * bytes;
+                           "lower --batch-size", n, (double)buffers * (double)bytes / 1e6);
+        }
+        net->run_buffer_bytes = buffers * bytes;
     }
     float *base = net->run_buffer;
     size_t stride = bytes / sizeof(float);
-    run_state r = {{base, base + stride}, base + 2 * stride, 0, input, HS_LAYOUT_NCHW, n};
+    for (int k = 0; k < p.slots; k++) slot_ptr[k] = base + (2 + k) * stride;
+    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, n, slot_ptr, slot_layout};
 
-    s = (act_shape){c, h, w};
-    act_shape saved_shape = s;
-    hs_layout saved_layout = HS_LAYOUT_NCHW;
-    for (int i = first; i < last && !st; i++) {
-        hs_layer *l = &net->layers[i];
-        const hs_layer *next_layer = i + 1 < last ? &net->layers[i + 1] : NULL;
-        act_shape next;
-        layer_shape(l, s, &next, NULL);
-        if (l->residual_save) {
-            memcpy(r.saved, r.x,
-                   (size_t)hs_layout_size(r.layout, n, s.c, s.h, s.w) * sizeof(float));
-            saved_shape = s;
-            saved_layout = r.layout;
+    s = (hs_act_shape){c, h, w};
+    if (p.input_slot >= 0) save_output(&r, p.input_slot, s);
+    for (int k = 0; k < p.count && !st; k++) {
+        const plan_step *step = &p.steps[k];
+        hs_layer *l = &net->layers[step->layer];
+        hs_act_shape next = s;
+        for (int i = step->layer; i <= step->last; i++)
+            layer_shape(&net->layers[i], next, &next, NULL);
+        if (!is_identity_at_inference(l->kind)) {
+            if (l->kind == HS_LAYER_CONV) st = run_conv(net, step, &r, s, err);
+            else st = run_other(net, step, &r, s, next, err);
+            if (st) break;
         }
-        int skip_next = 0;
-        if (l->kind == HS_LAYER_CONV)
-            st = run_conv(net, l, next_layer, &r, s, &skip_next, err);
-        else
-            st = run_other(l, &r, s, next, err);
-        if (st) break;
-        r.x = r.buf[r.current];
-        r.current ^= 1;
         s = next;
-        if (l->residual_add) {
-            if (saved_shape.c != next.c || saved_shape.h != next.h || saved_shape.w != next.w) {
-                st = hs_fail(err, HS_ERR_INTERNAL, "%s: residual shapes differ", l->name);
-                break;
-            }
-            if ((st = convert(&r, s, saved_layout, err))) break;
-            hs_add_inplace((float *)r.x, r.saved, hs_layout_size(r.layout, n, s.c, s.h, s.w));
-        }
-        if (skip_next) i++; /* the activation ran inside the convolution */
+        if (step->save_slot >= 0) save_output(&r, step->save_slot, s);
     }
+    free(p.steps);
     if (!st) {
         if (r.layout == HS_LAYOUT_NCHW)
             memcpy(out, r.x, (size_t)n * s.c * s.h * s.w * sizeof(float));

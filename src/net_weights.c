@@ -104,14 +104,11 @@ hs_status hs_net_load_state_dict(hs_net *net, const hs_state_dict *sd, const cha
     for (int i = 0; i < count; i++) {
         const hs_sd_entry *e = hs_sd_find(sd, refs[i].key);
         if (!e || !same_shape(&refs[i], e)) continue; /* a replaced head keeps its init */
-        int64_t n = hs_param_numel(&refs[i]);
-        float *data = realloc(*refs[i].data, (size_t)(n ? n : 1) * sizeof(float));
-        if (!data) {
+        if (!*refs[i].data) {
             free(refs);
-            return hs_fail(err, HS_ERR_NOMEM, "out of memory loading %s", refs[i].key);
+            return hs_fail(err, HS_ERR_INTERNAL, "%s has no storage", refs[i].key);
         }
-        memcpy(data, e->data, (size_t)n * sizeof(float));
-        *refs[i].data = data;
+        memcpy(*refs[i].data, e->data, (size_t)hs_param_numel(&refs[i]) * sizeof(float));
     }
     free(refs);
     net->prepared = 0;

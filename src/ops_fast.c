@@ -160,9 +160,10 @@ void hs_linear_backward(const float *x, int n, int in, const float *weight, int 
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out,
                     weight, in, 0.0f, dx, in);
-    /* dW[out x in] += dy^T[out x n] * x[n x in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f,
-                dweight, in);
+    /* dW[out x in] += dy^T[out x n] * x[n x in] (skipped when NULL, as the reference) */
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in,
+                    1.0f, dweight, in);
     if (dbias)
         for (int b = 0; b < n; b++)
             for (int o = 0; o < out; o++) dbias[o] += dy[(size_t)b * out + o];

@@ -29,7 +29,7 @@ hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes
         int out = vgg16_config[i] / width_divisor;
         if (out < 1) out = 1;
         snprintf(name, sizeof name, "features.%d", index++);
-        if (!hs_net_add_conv(net, name, NULL, channels, out, 3, 1, 1, 1, 1, 0, 0.0f)) goto oom;
+        if (!hs_net_add_conv(net, name, channels, out, 3, 1, 1, 1, 1, 0)) goto oom;
         snprintf(name, sizeof name, "features.%d", index++);
         if (!hs_net_add_layer(net, HS_LAYER_RELU, name)) goto oom;
         channels = out;

@@ -1,0 +1,26 @@
+/* AvgPool2d, k x k window, symmetric padding counted as zeros (count_include_pad). */
+#include "layer.h"
+
+static hs_status avgpool_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
+                               hs_error *err) {
+    *out = in;
+    out->h = hs_conv_out_size(in.h, l->pool_kernel, l->pool_stride, l->pool_pad, l->pool_pad, 1);
+    out->w = hs_conv_out_size(in.w, l->pool_kernel, l->pool_stride, l->pool_pad, l->pool_pad, 1);
+    return hs_layer_check_size(l, in, *out, err);
+}
+
+static hs_status avgpool_forward(hs_layer *l, const hs_forward_args *a, hs_error *err) {
+    hs_avgpool2d_forward_ref(a->x, a->n, a->in.c, a->in.h, a->in.w, l->pool_kernel,
+                             l->pool_stride, l->pool_pad, a->y);
+    return HS_OK;
+}
+
+static hs_status avgpool_backward(hs_layer *l, const hs_backward_args *a, hs_error *err) {
+    if (a->dx)
+        hs_avgpool2d_backward_ref(a->n, a->in.c, a->in.h, a->in.w, l->pool_kernel,
+                                  l->pool_stride, l->pool_pad, a->dy, a->dx);
+    return HS_OK;
+}
+
+const hs_layer_ops hs_avgpool_ops = {"avgpool2d", avgpool_shape, NULL, NULL, NULL,
+                                     avgpool_forward, avgpool_backward};

@@ -1,0 +1,89 @@
+/* The operations of one layer kind, called through one table (registry.c): a new kind is a
+ * new file here plus one line in the table.
+ *
+ * Activations are NCHW float32, n images of c x h x w (a vector is c x 1 x 1). forward
+ * writes y from x; in training it records on the layer's tape slot what backward needs
+ * (the input x itself is always kept by the tape). backward, given dy, overwrites dx (skipped
+ * when NULL: nothing below needs it) and, when param_grads, ACCUMULATES the parameter
+ * gradients into the layer's gradient views (dweight, dbias). */
+#ifndef HS_LAYER_H
+#define HS_LAYER_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "net.h"
+#include "rng.h"
+
+typedef struct hs_act_shape {
+    int c, h, w;
+} hs_act_shape;
+
+static inline int64_t hs_act_numel(hs_act_shape s) { return (int64_t)s.c * s.h * s.w; }
+
+/* Receives the tensors a layer lists (params). */
+typedef struct hs_param_sink {
+    int (*add)(struct hs_param_sink *sink, const char *suffix, float **data, float **grad,
+               int ndim, const int64_t *shape, int buffer);
+} hs_param_sink;
+
+typedef struct hs_forward_args {
+    const float *x;
+    hs_act_shape in;
+    float *y;
+    hs_act_shape out;
+    int n;
+    int training;
+    float *saved;       /* the layer's tape slot (tape_floats), training only */
+    uint8_t *mask;      /* its byte slot (tape_bytes), training only */
+    hs_rng *rng;        /* dropout / drop connect masks, training only */
+    const float *other; /* add: output of layer `from` */
+} hs_forward_args;
+
+typedef struct hs_backward_args {
+    const float *x;
+    hs_act_shape in;
+    const float *y;
+    hs_act_shape out;
+    int n;
+    const float *dy;
+    float *dx;          /* overwritten; NULL: not needed */
+    int param_grads;    /* accumulate into the layer's gradient views */
+    const float *saved;
+    const uint8_t *mask;
+    float *dother;      /* add: gradient of `from`'s output, accumulated (+=) */
+} hs_backward_args;
+
+typedef struct hs_layer_ops {
+    const char *kind_name;
+    /* Output shape for an input shape; fails with a message for one that does not fit. */
+    hs_status (*shape)(const hs_layer *l, hs_act_shape in, hs_act_shape *out, hs_error *err);
+    /* Lists the layer's tensors (trainable first, then buffers, in PyTorch's order); returns
+     * 0 when the sink failed. NULL: the layer has none. */
+    int (*params)(hs_layer *l, hs_param_sink *sink);
+    /* PyTorch's default initialisation of the tensors; NULL: nothing to draw. */
+    void (*init)(hs_layer *l, hs_rng *rng);
+    /* Floats and bytes of tape the layer needs for n images in training; NULL: none. */
+    void (*tape_size)(const hs_layer *l, hs_act_shape in, hs_act_shape out, int n,
+                      int64_t *floats, int64_t *bytes);
+    hs_status (*forward)(hs_layer *l, const hs_forward_args *a, hs_error *err);
+    hs_status (*backward)(hs_layer *l, const hs_backward_args *a, hs_error *err);
+} hs_layer_ops;
+
+const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind);
+
+/* The kinds (one file each). */
+extern const hs_layer_ops hs_conv_ops, hs_batchnorm_ops, hs_relu_ops, hs_relu6_ops,
+    hs_maxpool_ops, hs_avgpool_ops, hs_adaptive_avgpool_ops, hs_flatten_ops, hs_linear_ops,
+    hs_dropout_ops, hs_add_ops, hs_drop_connect_ops;
+
+/* Helpers shared by the kinds. */
+hs_status hs_layer_check_size(const hs_layer *l, hs_act_shape in, hs_act_shape out,
+                              hs_error *err);
+/* The conv's shape with TF-SAME padding resolved for an input of h x w. */
+hs_conv2d_shape hs_conv_for_input(const hs_layer *l, int h, int w);
+/* U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for count values: PyTorch's kaiming_uniform_(a=sqrt(5))
+ * for weights and its bias default. */
+void hs_fill_fan_in_uniform(float *v, int64_t count, int64_t fan_in, hs_rng *rng);
+
+#endif

@@ -1,0 +1,21 @@
+/* The one table of layer kinds. */
+#include "layer.h"
+
+static const hs_layer_ops *const table[HS_LAYER_KIND_COUNT] = {
+    [HS_LAYER_CONV] = &hs_conv_ops,
+    [HS_LAYER_RELU] = &hs_relu_ops,
+    [HS_LAYER_RELU6] = &hs_relu6_ops,
+    [HS_LAYER_MAXPOOL] = &hs_maxpool_ops,
+    [HS_LAYER_ADAPTIVE_AVGPOOL] = &hs_adaptive_avgpool_ops,
+    [HS_LAYER_FLATTEN] = &hs_flatten_ops,
+    [HS_LAYER_LINEAR] = &hs_linear_ops,
+    [HS_LAYER_DROPOUT] = &hs_dropout_ops,
+    [HS_LAYER_BATCHNORM] = &hs_batchnorm_ops,
+    [HS_LAYER_AVGPOOL] = &hs_avgpool_ops,
+    [HS_LAYER_ADD] = &hs_add_ops,
+    [HS_LAYER_DROP_CONNECT] = &hs_drop_connect_ops,
+};
+
+const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind) {
+    return (int)kind >= 0 && kind < HS_LAYER_KIND_COUNT ? table[kind] : NULL;
+}
