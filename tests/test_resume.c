@@ -464,6 +464,25 @@ static void test_checkpoint_values(void) {
           HS_ERR_DIVERGED);
     CHECK_MSG(strstr(err.message, "validation loss of epoch 2") != NULL, "%s", err.message);
     CHECK(!hs_path_exists(ROOT "/nan.safetensors"));
+
+    /* Counts and rows the loader must refuse rather than convert (atoi, (int)1e300). */
+    const char *bad[][3] = {
+        {"99999999999999999999", "1", "[[1,1,1,1,1,1]]"}, {"1", "-5", "[[1,1,1,1,1,1]]"},
+        {"1 ", "1", "[[1,1,1,1,1,1]]"}, {"1", "1", "[[1e300,1,1,1,1,1]]"},
+        {"1", "1", "[[2,1,1,1,1,1]]"}, {"1", "1", "[[1,1,1,1,1,1e999]]"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hs_state_dict empty;
+        hs_sd_init(&empty);
+        hs_kv meta[] = {{"format", "headstart-checkpoint-2"}, {"identity", "identity=1"},
+                        {"epochs_done", bad[i][0]}, {"optimizer_steps", bad[i][1]},
+                        {"metrics", bad[i][2]}};
+        CHECK(hs_safetensors_save(ROOT "/forged.safetensors", &empty, meta, 5, &err) == HS_OK);
+        hs_status st = hs_checkpoint_load(ROOT "/forged.safetensors", &t, back, &done,
+                                          "identity=1", &err);
+        CHECK_MSG(st == HS_ERR_FORMAT, "%s / %s / %s: %d (%s)", bad[i][0], bad[i][1],
+                  bad[i][2], st, err.message);
+        hs_sd_free(&empty);
+    }
     free(back);
     hs_head_trainer_free(&t);
     hs_net_free(net);
