@@ -315,6 +315,39 @@ static void test_kills(const char *optimizer) {
     check_same_run(reference, dir, "killed before epoch 1");
 }
 
+/* Ctrl-C (the stop flag) in the middle of epoch 2: the run stops after that step with
+ * HS_ERR_INTERRUPTED, run.json says so, and --resume ends where the uninterrupted run did. */
+typedef struct stopper {
+    volatile int flag;
+} stopper;
+
+static void stop_at_step(void *ctx, const char *stage, int epoch, int step) {
+    stopper *s = ctx;
+    if (strcmp(stage, "train step") == 0 && epoch == 2 && step == 2) s->flag = 1;
+}
+
+static void test_stop_flag(void) {
+    const char *dir = ROOT "/sgd_stopped";
+    hs_train_config c;
+    config_for(&c, "sgd", dir);
+    stopper s = {0};
+    hs_train_callbacks cb = {0};
+    cb.ctx = &s;
+    cb.stage = stop_at_step;
+    cb.stop = &s.flag;
+    hs_train_result r;
+    hs_error err = {0};
+    CHECK(hs_train(&c, &cb, &r, &err) == HS_ERR_INTERRUPTED);
+    CHECK(r.epochs_run == 1 && metrics_rows(dir) == 1);
+    char status[64], layer[64];
+    read_record(dir, status, layer, sizeof status);
+    CHECK_MSG(strcmp(status, "interrupted") == 0, "run.json says '%s'", status);
+    config_for(&c, "sgd", dir);
+    c.resume = 1;
+    CHECK_MSG(hs_train(&c, NULL, &r, &err) == HS_OK, "%s", err.message);
+    check_same_run(ROOT "/sgd_uninterrupted", dir, "stopped by the flag in epoch 2");
+}
+
 /* --resume of a folder that holds no run is an error; a plain run into an existing folder
  * that holds no run is fine (it is not refused for the user's other files). */
 static void test_resume_rules(void) {
@@ -431,6 +464,25 @@ static void test_checkpoint_values(void) {
           HS_ERR_DIVERGED);
     CHECK_MSG(strstr(err.message, "validation loss of epoch 2") != NULL, "%s", err.message);
     CHECK(!hs_path_exists(ROOT "/nan.safetensors"));
+
+    /* Counts and rows the loader must refuse rather than convert (atoi, (int)1e300). */
+    const char *bad[][3] = {
+        {"99999999999999999999", "1", "[[1,1,1,1,1,1]]"}, {"1", "-5", "[[1,1,1,1,1,1]]"},
+        {"1 ", "1", "[[1,1,1,1,1,1]]"}, {"1", "1", "[[1e300,1,1,1,1,1]]"},
+        {"1", "1", "[[2,1,1,1,1,1]]"}, {"1", "1", "[[1,1,1,1,1,1e999]]"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hs_state_dict empty;
+        hs_sd_init(&empty);
+        hs_kv meta[] = {{"format", "headstart-checkpoint-2"}, {"identity", "identity=1"},
+                        {"epochs_done", bad[i][0]}, {"optimizer_steps", bad[i][1]},
+                        {"metrics", bad[i][2]}};
+        CHECK(hs_safetensors_save(ROOT "/forged.safetensors", &empty, meta, 5, &err) == HS_OK);
+        hs_status st = hs_checkpoint_load(ROOT "/forged.safetensors", &t, back, &done,
+                                          "identity=1", &err);
+        CHECK_MSG(st == HS_ERR_FORMAT, "%s / %s / %s: %d (%s)", bad[i][0], bad[i][1],
+                  bad[i][2], st, err.message);
+        hs_sd_free(&empty);
+    }
     free(back);
     hs_head_trainer_free(&t);
     hs_net_free(net);
@@ -644,6 +696,7 @@ int main(int argc, char **argv) {
     test_checkpoint_values();
     test_kills("sgd");
     test_kills("adamw");
+    test_stop_flag();
     test_resume_rules();
     test_identity();
     test_validation_diverges();
