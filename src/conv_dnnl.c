@@ -40,14 +40,14 @@ struct hs_conv_plan {
     void *src_buf, *scratch_buf;    /* owned, may be NULL */
 
     float *fallback_weight, *fallback_bias; /* im2col fallback only */
+    hs_context *ctx;                /* engine and stream */
 };
 
-/* ---- the engine and stream, kept in the run context (context.h) ------------------------
- * Plans use the default context's; the context owns them and frees them on release. */
+/* ---- the engine and stream live in the run context (context.h) -------------------------
+ * A plan keeps the context it was made in (hs_conv_options.ctx, or hs_context_default()) and
+ * runs on its stream; the context owns them and frees them on release. */
 
-static dnnl_engine_t engine;
-static dnnl_stream_t stream;
-
+/* Makes the context's engine and stream on first use; 0 when oneDNN cannot. */
 static int context_dnnl(hs_context *ctx) {
     int ready;
 #pragma omp critical(hs_dnnl_init)
@@ -69,15 +69,6 @@ static int context_dnnl(hs_context *ctx) {
         ready = ctx->dnnl_state == 1;
     }
     return ready;
-}
-
-/* Points this file's engine and stream at the default context's. */
-static int dnnl_ready(void) {
-    hs_context *ctx = hs_context_default();
-    if (!context_dnnl(ctx)) return 0;
-    engine = ctx->dnnl_engine;
-    stream = ctx->dnnl_stream;
-    return 1;
 }
 
 void hs_context_dnnl_release(hs_context *ctx) {
@@ -109,7 +100,9 @@ static void *aligned_bytes(size_t bytes) {
 }
 
 /* Executes one primitive with up to four arguments. */
-static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args) {
+static dnnl_status_t execute(hs_context *ctx, dnnl_primitive_t prim, int nargs,
+                             const dnnl_exec_arg_t *args) {
+    dnnl_stream_t stream = ctx->dnnl_stream;
     dnnl_status_t st = dnnl_primitive_execute(prim, stream, nargs, args);
     if (st == dnnl_success) st = dnnl_stream_wait(stream);
     return st;
@@ -117,7 +110,8 @@ static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const dnnl_exec_a
 
 /* Copies user data (md_from, in memory `from`) into `to` (md_to), through a one-off
  * reorder. Used at plan creation only. */
-static int reorder_once(dnnl_memory_t from, dnnl_memory_t to) {
+static int reorder_once(hs_context *ctx, dnnl_memory_t from, dnnl_memory_t to) {
+    dnnl_engine_t engine = ctx->dnnl_engine;
     const dnnl_memory_desc_t *md_from, *md_to;
     dnnl_memory_get_memory_desc(from, &md_from);
     dnnl_memory_get_memory_desc(to, &md_to);
@@ -128,7 +122,7 @@ static int reorder_once(dnnl_memory_t from, dnnl_memory_t to) {
              dnnl_primitive_create(&prim, pd) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        ok = execute(prim, 2, args) == dnnl_success;
+        ok = execute(ctx, prim, 2, args) == dnnl_success;
     }
     if (prim) dnnl_primitive_destroy(prim);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -150,7 +144,8 @@ static void destroy_dnnl(hs_conv_plan *p) {
 
 /* Builds the oneDNN side of a plan; returns 0 (and leaves nothing behind) on any failure. */
 static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) {
-    if (!dnnl_ready()) return 0;
+    if (!context_dnnl(p->ctx)) return 0;
+    dnnl_engine_t engine = p->ctx->dnnl_engine;
     const hs_conv2d_shape *s = &p->s;
     int g = s->groups;
     dnnl_data_type_t compute = p->bf16 ? dnnl_bf16 : dnnl_f32;
@@ -214,7 +209,7 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
         ok = dnnl_memory_create(&w_user, &w_user_md, engine, (void *)weight) == dnnl_success &&
              dnnl_memory_create(&p->weights, w_md, engine, DNNL_MEMORY_ALLOCATE) ==
                  dnnl_success &&
-             reorder_once(w_user, p->weights);
+             reorder_once(p->ctx, w_user, p->weights);
         /* The bias is copied so the plan does not depend on the caller's array. */
         ok = ok && dnnl_memory_create(&p->bias, &b_md, engine, DNNL_MEMORY_ALLOCATE) ==
                        dnnl_success;
@@ -254,6 +249,12 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
 hs_conv_plan *hs_conv_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
                                   const float *weight, const float *bias,
                                   const hs_conv_options *opt) {
+    return hs_conv_plan_create_in(NULL, s, n, h, w, weight, bias, opt);
+}
+
+hs_conv_plan *hs_conv_plan_create_in(hs_context *ctx, const hs_conv2d_shape *s, int n, int h,
+                                     int w, const float *weight, const float *bias,
+                                     const hs_conv_options *opt) {
     static const hs_conv_options defaults = {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, HS_POST_NONE, 0};
     if (!opt) opt = &defaults;
     hs_conv_plan *p = calloc(1, sizeof *p);
@@ -270,6 +271,7 @@ hs_conv_plan *hs_conv_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
     p->dst_layout = opt->dst_layout;
     p->post = opt->post;
     p->bf16 = opt->bf16;
+    p->ctx = ctx ? ctx : hs_context_default();
     if (create_dnnl(p, weight, bias)) return p;
 
     /* Fallback: im2col + sgemm, NCHW only, float32 only. */
@@ -309,14 +311,14 @@ int hs_conv_plan_run(hs_conv_plan *p, const float *x, float *y) {
     dnnl_memory_set_data_handle(p->dst, y);
     if (p->src_convert) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->src_user}, {DNNL_ARG_TO, p->src}};
-        if (execute(p->src_convert, 2, args) != dnnl_success) return -1;
+        if (execute(p->ctx, p->src_convert, 2, args) != dnnl_success) return -1;
     }
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src_convert ? p->src : p->src_user},
                                {DNNL_ARG_WEIGHTS, p->weights},
                                {DNNL_ARG_BIAS, p->bias},
                                {DNNL_ARG_DST, p->dst},
                                {DNNL_ARG_SCRATCHPAD, p->scratch}};
-    return execute(p->conv, p->scratch ? 5 : 4, args) == dnnl_success ? 0 : -1;
+    return execute(p->ctx, p->conv, p->scratch ? 5 : 4, args) == dnnl_success ? 0 : -1;
 }
 
 int hs_conv_plan_matches(const hs_conv_plan *p, const hs_conv2d_shape *s, int n, int h, int w,
@@ -339,7 +341,14 @@ void hs_conv_plan_free(hs_conv_plan *p) {
  * success. */
 int hs_layout_convert(const float *x, hs_layout from, float *y, hs_layout to, int n, int c,
                       int h, int w) {
-    if (!dnnl_ready()) return -1;
+    return hs_layout_convert_in(NULL, x, from, y, to, n, c, h, w);
+}
+
+int hs_layout_convert_in(hs_context *ctx, const float *x, hs_layout from, float *y, hs_layout to,
+                         int n, int c, int h, int w) {
+    if (!ctx) ctx = hs_context_default();
+    if (!context_dnnl(ctx)) return -1;
+    dnnl_engine_t engine = ctx->dnnl_engine;
     dnnl_dims_t dims = {n, c, h, w};
     dnnl_memory_desc_t md_from, md_to;
     dnnl_memory_desc_init_by_tag(&md_from, 4, dims, dnnl_f32, layout_tag(from));
@@ -347,7 +356,7 @@ int hs_layout_convert(const float *x, hs_layout from, float *y, hs_layout to, in
     dnnl_memory_t m_from = NULL, m_to = NULL;
     int ok = dnnl_memory_create(&m_from, &md_from, engine, (void *)x) == dnnl_success &&
              dnnl_memory_create(&m_to, &md_to, engine, y) == dnnl_success &&
-             reorder_once(m_from, m_to);
+             reorder_once(ctx, m_from, m_to);
     if (m_from) dnnl_memory_destroy(m_from);
     if (m_to) dnnl_memory_destroy(m_to);
     return ok ? 0 : -1;

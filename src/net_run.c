@@ -180,11 +180,11 @@ static hs_status fold_conv(hs_net *net, hs_layer *l, int bn, hs_error *err) {
 }
 
 /* The layer's plan for these options, made or remade as needed; NULL when impossible. */
-static hs_conv_plan *layer_plan(hs_layer *l, const hs_conv2d_shape *s, int n, int h, int w,
-                                const hs_conv_options *opt) {
+static hs_conv_plan *layer_plan(hs_net *net, hs_layer *l, const hs_conv2d_shape *s, int n,
+                                int h, int w, const hs_conv_options *opt) {
     if (l->plan && hs_conv_plan_matches(l->plan, s, n, h, w, opt)) return l->plan;
     hs_conv_plan_free(l->plan);
-    l->plan = hs_conv_plan_create(s, n, h, w, l->fused_weight, l->fused_bias, opt);
+    l->plan = hs_conv_plan_create_in(net->ctx, s, n, h, w, l->fused_weight, l->fused_bias, opt);
     return l->plan;
 }
 
@@ -196,6 +196,7 @@ typedef struct run_state {
     int n;
     float **slot;           /* saved edge outputs */
     hs_layout *slot_layout;
+    hs_context *ctx;
 } run_state;
 
 /* The free buffer now holds the current activation. */
@@ -208,7 +209,7 @@ static void advance(run_state *r) {
 static hs_status convert(run_state *r, hs_act_shape s, hs_layout layout, hs_error *err) {
     if (r->layout == layout) return HS_OK;
     float *y = r->buf[r->current];
-    if (hs_layout_convert(r->x, r->layout, y, layout, r->n, s.c, s.h, s.w))
+    if (hs_layout_convert_in(r->ctx, r->x, r->layout, y, layout, r->n, s.c, s.h, s.w))
         return hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert an activation");
     advance(r);
     r->layout = layout;
@@ -226,17 +227,17 @@ static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_a
     hs_conv_plan *plan = NULL;
     /* oneDNN reads NCHW directly only for few input channels (a network's first layer). */
     if (r->layout == HS_LAYOUT_NCHW && s.in_channels <= 4)
-        plan = layer_plan(l, &s, r->n, in.h, in.w, &opt);
+        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
     if (!plan) {
         if ((st = convert(r, in, HS_LAYOUT_NCHW16C, err))) return st;
         opt.src_layout = HS_LAYOUT_NCHW16C;
-        plan = layer_plan(l, &s, r->n, in.h, in.w, &opt);
+        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
     }
     if (!plan) { /* oneDNN cannot: NCHW, im2col fallback */
         if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
         opt.src_layout = opt.dst_layout = HS_LAYOUT_NCHW;
         opt.bf16 = 0;
-        plan = layer_plan(l, &s, r->n, in.h, in.w, &opt);
+        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
     }
     float *y = r->buf[r->current];
     int64_t out_count = 0;
@@ -354,7 +355,8 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     float *base = net->run_buffer;
     size_t stride = bytes / sizeof(float);
     for (int k = 0; k < p.slots; k++) slot_ptr[k] = base + (2 + k) * stride;
-    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, n, slot_ptr, slot_layout};
+    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, n, slot_ptr, slot_layout,
+                   net->ctx};
 
     s = (hs_act_shape){c, h, w};
     if (p.input_slot >= 0) save_output(&r, p.input_slot, s);
@@ -376,7 +378,8 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     if (!st) {
         if (r.layout == HS_LAYOUT_NCHW)
             memcpy(out, r.x, (size_t)n * s.c * s.h * s.w * sizeof(float));
-        else if (hs_layout_convert(r.x, r.layout, out, HS_LAYOUT_NCHW, n, s.c, s.h, s.w))
+        else if (hs_layout_convert_in(net->ctx, r.x, r.layout, out, HS_LAYOUT_NCHW, n, s.c, s.h,
+                                      s.w))
             st = hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert the output");
     }
     return st;

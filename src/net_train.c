@@ -115,9 +115,10 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
     if (n < 1 || n > t->max_batch)
         return hs_fail(err, HS_ERR_ARGUMENT, "batch of %d for a tape of %d", n, t->max_batch);
     memcpy(t->acts[0], input, (size_t)n * hs_act_numel(t->shapes[0]) * sizeof(float));
-    int span = t->last - t->first;
+    int span = t->last - t->first, stats_moved = 0;
     for (int k = 0; k < span; k++) {
         hs_layer *l = &t->net->layers[t->first + k];
+        stats_moved |= training && l->kind == HS_LAYER_BATCHNORM && l->bn_mode == HS_BN_TRAIN;
         hs_forward_args a = {t->acts[k], t->shapes[k], t->acts[k + 1], t->shapes[k + 1], n,
                              training, t->saved[k], t->masks[k], rng, NULL};
         if (l->kind == HS_LAYER_ADD) a.other = t->acts[l->from - t->first + 1];
@@ -127,7 +128,7 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
         hs_status st = hs_layer_ops_of(l->kind)->forward(l, &a, err);
         if (st) return st;
     }
-    if (training) t->net->prepared = 0; /* BatchNorm's running statistics may have moved */
+    if (stats_moved) t->net->prepared = 0; /* the plan folds the running statistics */
     t->n = n;
     t->trained = training;
     return HS_OK;

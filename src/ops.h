@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "context.h"
 #include "ops_ref.h"
 
 /* Convolution, NCHW in and out. Makes a plan, runs it once and frees it: for repeated calls
@@ -24,6 +25,9 @@ int64_t hs_layout_size(hs_layout layout, int n, int c, int h, int w);
 /* Converts between layouts (oneDNN reorder); 0 on success. */
 int hs_layout_convert(const float *x, hs_layout from, float *y, hs_layout to, int n, int c,
                       int h, int w);
+/* The same on a context's engine (NULL: hs_context_default()). */
+int hs_layout_convert_in(hs_context *ctx, const float *x, hs_layout from, float *y, hs_layout to,
+                         int n, int c, int h, int w);
 
 /* ---- Convolution plans (conv_dnnl.c) ----------------------------------------------------
  * A plan is one convolution for one input shape (n, h, w): created once (kernel choice,
@@ -43,6 +47,11 @@ typedef struct hs_conv_plan hs_conv_plan;
 hs_conv_plan *hs_conv_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
                                   const float *weight, const float *bias,
                                   const hs_conv_options *opt);
+/* The same on a context's oneDNN engine and stream (NULL: hs_context_default()); the plan
+ * keeps the context, which must outlive it. */
+hs_conv_plan *hs_conv_plan_create_in(hs_context *ctx, const hs_conv2d_shape *s, int n, int h,
+                                     int w, const float *weight, const float *bias,
+                                     const hs_conv_options *opt);
 /* x and y in the plan's layouts, sized for its shape. Returns 0, or -1 if oneDNN failed. */
 int hs_conv_plan_run(hs_conv_plan *plan, const float *x, float *y);
 /* Whether the plan was made for exactly this convolution, shape and options. */
