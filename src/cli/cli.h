@@ -58,5 +58,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif
