@@ -3,11 +3,11 @@
  * program with oneDNN capped to AVX2 and SSE4.1 and OpenBLAS forced to Haswell
  * (tests/CMakeLists.txt), so CPUs other than this one stay right. */
 #include <math.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_forward.h" /* hs_dnnl_isa_name */
 #include "check.h"
 #include "gemm.h"
 
@@ -127,8 +127,8 @@ static void check_large(hs_gemm_backend backend) {
 int main(void) {
     const char *isa = getenv("DNNL_MAX_CPU_ISA");
     if (!isa) isa = getenv("ONEDNN_MAX_CPU_ISA");
-    printf("oneDNN effective ISA %d (DNNL_MAX_CPU_ISA=%s), OPENBLAS_CORETYPE=%s\n",
-           (int)dnnl_get_effective_cpu_isa(), isa ? isa : "unset",
+    printf("oneDNN runs at %s (DNNL_MAX_CPU_ISA=%s), OPENBLAS_CORETYPE=%s\n",
+           hs_dnnl_isa_name(), isa ? isa : "unset",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
     check_backend(HS_GEMM_ONEDNN);
     check_backend(HS_GEMM_OPENBLAS);
