@@ -1,7 +1,8 @@
 /* Measured peaks on N threads:
  *   fma    float32 FMA loop, 24 independent accumulators per thread (enough to hide the FMA
  *          latency), AVX-512 where the CPU has it, else AVX2 + FMA (picked at run time);
- *   sgemm  a 2048^3 float32 product through OpenBLAS and through oneDNN (dnnl_sgemm);
+ *   sgemm, onednn_sgemm  a 2048^3 float32 product through OpenBLAS (with the core it
+ *          detected) and through oneDNN's dnnl_sgemm (with the ISA it runs at);
  *   bf16   a 4096^3 bf16 oneDNN matmul (f32 result) where oneDNN has bf16 kernels (AVX-512,
  *          native with AVX512_BF16 / AMX), "not available" otherwise.
  * Usage: peak_flops [threads]. One line per figure: "NAME GFLOPS" and the ISA it ran. */
@@ -154,7 +155,7 @@ int main(int argc, char **argv) {
     }
     printf("fma %.1f (%s, %d threads)\n", best, isa, threads);
     printf("sgemm %.1f (OpenBLAS %s)\n", sgemm_peak(2048, 0), openblas_get_corename());
-    printf("sgemm_onednn %.1f (oneDNN ISA %s)\n", sgemm_peak(2048, 1), hs_dnnl_isa_name());
+    printf("onednn_sgemm %.1f (oneDNN ISA %s)\n", sgemm_peak(2048, 1), hs_dnnl_isa_name());
     char impl[128];
     const char *why = NULL;
     double bf = bf16_peak(4096, impl, sizeof impl, &why);
