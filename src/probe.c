@@ -1,11 +1,11 @@
 #include "probe.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "gemm.h"
 #include "lbfgs.h"
 #include "ops_ref.h"
 #include "rng.h"
@@ -25,12 +25,10 @@ static double objective(void *ctx, const float *params, float *grad) {
     const float *w = params, *b = params + (size_t)c * d;
     float *gw = grad, *gb = grad + (size_t)c * d;
     for (int i = 0; i < n; i++) memcpy(p->logits + (size_t)i * c, b, (size_t)c * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c, d, 1.0f, p->x, d, w, d, 1.0f,
-                p->logits, c);
+    hs_sgemm('N', 'T', n, c, d, 1.0f, p->x, d, w, d, 1.0f, p->logits, c);
     /* logits become (softmax - onehot) / n: the gradient with respect to the logits */
     double loss = hs_softmax_cross_entropy_ref(p->logits, n, c, p->labels, p->logits);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, d, n, 1.0f, p->logits, c, p->x, d,
-                0.0f, gw, d);
+    hs_sgemm('T', 'N', c, d, n, 1.0f, p->logits, c, p->x, d, 0.0f, gw, d);
     memset(gb, 0, (size_t)c * sizeof(float));
     for (int i = 0; i < n; i++)
         for (int k = 0; k < c; k++) gb[k] += p->logits[(size_t)i * c + k];

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_forward.h"
 #include "check.h"
 #include "pth.h"
 #include "terminal_text.h"
@@ -384,6 +385,59 @@ static void test_bad_seed(void) {
     CHECK_MSG(strstr(err_text, "invalid backbone seed"), "%s", err_text);
 }
 
+/* headstart bench: a csv header and one row of positive figures; bad flags exit 2 naming
+ * the flag. */
+static void test_bench(void) {
+    const char *base = "bench --backbone efficientnet_lite0 --batch-size 2 --img-size 64";
+    char args[512];
+    snprintf(args, sizeof args, "%s --format csv --runs 1", base);
+    CHECK_MSG(run(NULL, args) == 0, "%s", err_text);
+    const char *header = "backbone,img_size,batch,threads,precision,images_per_s,gflops\n";
+    CHECK_MSG(strncmp(out_text, header, strlen(header)) == 0, "%s", out_text);
+    const char *row = out_text + strlen(header);
+    char name[64] = "", precision[16] = "";
+    int img = 0, batch = 0, threads = 0, used = 0;
+    double ips = 0, gflops = 0;
+    int fields = sscanf(row, "%63[^,],%d,%d,%d,%15[^,],%lf,%lf\n%n", name, &img, &batch, &threads,
+                        precision, &ips, &gflops, &used);
+    CHECK_MSG(fields == 7, "row: %s", row);
+    CHECK(strcmp(name, "efficientnet_lite0") == 0 && img == 64 && batch == 2);
+    CHECK(threads >= 1 && strcmp(precision, "f32") == 0);
+    CHECK_MSG(ips > 0 && gflops > 0, "%g images/s, %g GFLOP/s", ips, gflops);
+    CHECK_MSG(used > 0 && row[used] == '\0', "one row only: %s", row);
+
+    snprintf(args, sizeof args, "%s --runs 1 --verbose", base);
+    CHECK_MSG(run(NULL, args) == 0, "%s", err_text);
+    CHECK_MSG(strstr(out_text, "images/s") && strstr(out_text, "conv 1x1") &&
+              strstr(out_text, "conv 3x3 depthwise"), "%s", out_text);
+
+    static const char *bad[][2] = {{"--batch-size 0", "--batch-size"},
+                                   {"--batch-size two", "--batch-size"},
+                                   {"--threads -1", "--threads"},
+                                   {"--img-size 8", "--img-size"},
+                                   {"--precision fp8", "--precision"},
+                                   {"--format xml", "--format"},
+                                   {"--runs", "--runs"},
+                                   {"--frobnicate 1", "--frobnicate"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "%s %s", base, bad[i][0]);
+        CHECK_MSG(run(NULL, args) == 2 && strstr(err_text, bad[i][1]), "%s: %s", bad[i][0],
+                  err_text);
+    }
+    CHECK(run(NULL, "bench --batch-size 2") == 2 && strstr(err_text, "--backbone"));
+    CHECK(run(NULL, "bench --backbone efficientnet_lite") == 2 &&
+          strstr(err_text, "efficientnet_lite0"));
+    /* bf16 runs where oneDNN has bf16 convolutions (AVX-512 and up); elsewhere a clear
+     * refusal instead of a float32 run labelled bf16 */
+    snprintf(args, sizeof args, "%s --runs 1 --precision bf16 --format csv", base);
+    int code = run(NULL, args);
+    if (strncmp(hs_dnnl_isa_name(), "avx512_core", 11) == 0)
+        CHECK_MSG(code == 0 && strstr(out_text, ",bf16,"), "%s", err_text);
+    else
+        CHECK_MSG(code == 2 && strstr(err_text, "bf16") && strstr(err_text, "--precision f32"),
+                  "%d %s", code, err_text);
+}
+
 int main(void) {
     test_make_dir(TMP);
     test_basics();
@@ -393,6 +447,7 @@ int main(void) {
     test_escape_function();
     test_folder_links();
     test_escaping();
+    test_bench();
     if (!test_foolbox() && getenv("CI")) {
         fprintf(stderr, "CI must check real weights: run scripts/fetch-weights.sh\n");
         return 1;

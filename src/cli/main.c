@@ -18,6 +18,7 @@ static void print_usage(FILE *out) {
             "  predict RUN_DIR IMAGE...       the trained classes of images\n"
             "  evaluate RUN_DIR DATA          accuracy and confusion matrix on DATA\n"
             "  cache list|prune|clear         what the feature cache holds; making room\n"
+            "  bench --backbone NAME          forward throughput of the frozen backbone\n"
             "\n"
             "'headstart COMMAND --help' tells more. Exit codes: 0 ok, 2 bad usage, 3 I/O,\n"
             "4 bad file, 5 unsafe pickle refused, 6 out of memory, 7 weights do not fit,\n"
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
     if (strcmp(command, "evaluate") == 0) return cmd_evaluate(argc - 1, argv + 1);
     if (strcmp(command, "cache") == 0) return cmd_cache(argc - 1, argv + 1);
+    if (strcmp(command, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "headstart: unknown command '%s'\n\n", cli_term(command));
     print_usage(stderr);
     return HS_ERR_ARGUMENT;
