@@ -130,11 +130,14 @@ static void build(const uint8_t *data, size_t size) {
             if (symlink(target, path) == 0) add_node(parent, name, 0); /* not walked into */
             break;
         }
-        case 4: { /* a hard link to a file */
+        case 4: { /* a hard link to a regular file (never to a symbolic link: its relative
+                   * target, moved to another depth, could point out of the tree) */
             const node *to = &nodes[b % node_count];
             if (to->is_dir) break;
             char from[640];
+            struct stat sb;
             disk_path(to, from, sizeof from);
+            if (lstat(from, &sb) != 0 || !S_ISREG(sb.st_mode)) break;
             snprintf(path, sizeof path, "%s/h%s", where, file_names[b % 10]);
             if (link(from, path) == 0) add_node(parent, strrchr(path, '/') + 1, 0);
             break;

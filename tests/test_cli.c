@@ -305,13 +305,15 @@ static void test_escape_function(void) {
     static const struct {
         const char *in, *out;
     } cases[] = {
-        {"plain/path with spaces \\ and \xc3\xbc.jpg", "plain/path with spaces \\ and \xc3\xbc.jpg"},
+        {"plain/path with spaces \\ and \xc3\xbc.jpg",
+         "plain/path with spaces \\ and \xc3\xbc.jpg"},
         {"\033[31mred\n\r\t", "\\x1B[31mred\\n\\r\\t"},
         {"a\x7f\x01", "a\\x7F\\x01"},
         {"\x9b" "2J \xc3(", "\\x9B2J \\xC3("},            /* lone bytes that are not UTF-8 */
         {"\xc2\x9b" "2J", "\\u{009B}2J"},                  /* C1 CSI */
         {"\xe2\x80\xae" "gpj.exe", "\\u{202E}gpj.exe"},   /* right-to-left override */
-        {"\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80", "\\xC0\\xAF \\xED\\xA0\\x80 \\xF4\\x90\\x80\\x80"},
+        {"\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80", /* overlong, surrogate, past U+10FFFF */
+         "\\xC0\\xAF \\xED\\xA0\\x80 \\xF4\\x90\\x80\\x80"},
         {"\xf0\x9f\x90\x88", "\xf0\x9f\x90\x88"},        /* a cat: kept */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -321,7 +323,8 @@ static void test_escape_function(void) {
                   "case %zu: '%s' (%zu)", i, out, need);
     }
     char small[8];
-    CHECK(hs_escape_for_terminal("ab\033\033", small, sizeof small) == 10 && !strcmp(small, "ab\\x1B"));
+    CHECK(hs_escape_for_terminal("ab\033\033", small, sizeof small) == 10 &&
+          !strcmp(small, "ab\\x1B")); /* the second escape does not fit: left out whole */
     CHECK(hs_escape_for_terminal("abc\033", small, 6) == 7 && !strcmp(small, "abc"));
     CHECK(hs_escape_for_terminal("x", NULL, 0) == 1);
 }
