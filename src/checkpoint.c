@@ -175,6 +175,16 @@ hs_status hs_checkpoint_save_net(const char *path, const hs_net *net, int begin,
             st = hs_sd_add_copy(&sd, key, 1, shape, p->v, err);
         }
     }
+    /* BatchNorm's batch counts (PyTorch's num_batches_tracked) of the trained range, so a
+     * resumed fine-tune saves the same network as one never stopped. */
+    for (int i = begin; !st && i < net->count; i++) {
+        const hs_layer *l = &net->layers[i];
+        if (l->kind != HS_LAYER_BATCHNORM) continue;
+        char key[256];
+        float tracked = (float)l->bn_batches_tracked;
+        snprintf(key, sizeof key, "%s.num_batches_tracked", l->name);
+        st = hs_sd_add_copy(&sd, key, 0, NULL, &tracked, err);
+    }
     char epochs[32], steps[32];
     snprintf(epochs, sizeof epochs, "%d", epochs_done);
     snprintf(steps, sizeof steps, "%lld", (long long)opt->steps);
@@ -335,6 +345,17 @@ hs_status hs_checkpoint_load_net(const char *path, hs_net *net, int begin, hs_op
         }
         memcpy(p->m, m->data, (size_t)p->count * sizeof(float));
         if (p->v) memcpy(p->v, v->data, (size_t)p->count * sizeof(float));
+    }
+    for (int i = begin; !st && i < net->count; i++) {
+        hs_layer *l = &net->layers[i];
+        if (l->kind != HS_LAYER_BATCHNORM) continue;
+        char key[256];
+        snprintf(key, sizeof key, "%s.num_batches_tracked", l->name);
+        const hs_sd_entry *e = hs_sd_find(&sd, key);
+        /* Absent in head checkpoints written before it was saved: 0, as before. */
+        if (e && (e->numel != 1 || !(e->data[0] >= 0.0f && e->data[0] < 9e15f)))
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: invalid %s", path, key);
+        else l->bn_batches_tracked = e ? (int64_t)e->data[0] : 0;
     }
     if (!st) {
         opt->steps = step_count;
