@@ -162,7 +162,7 @@ typedef struct hs_train_config {
     const char *unfreeze;      /* "all" or "N": the top N backbone blocks [all] */
     const char *bn;            /* "frozen" (running statistics, left alone) or "train" [frozen] */
     float finetune_lr;         /* stage 2 base rate; 0: lr / 5 */
-    float layer_decay;         /* per-depth lr decay in (0, 1] [0.9] */
+    float layer_decay;         /* per-depth lr decay in (0, 1] [0.8] */
     int warmup_epochs;         /* linear warmup of stage 2 [1] */
     const char *schedule;      /* "cosine" or "constant" [cosine] */
     float mixup;               /* Beta(a, a) mixup; 0: off [0] */

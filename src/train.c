@@ -55,7 +55,7 @@ void hs_train_config_defaults(hs_train_config *c) {
     c->unfreeze = "all";
     c->bn = "frozen";
     c->finetune_lr = 0.0f;
-    c->layer_decay = 0.9f; /* 18 Lite blocks: the stem learns at 0.9^18 = 15 % */
+    c->layer_decay = 0.8f;
     c->warmup_epochs = 1;
     c->schedule = "cosine";
     c->mixup = 0.0f;

@@ -36,7 +36,7 @@ static void print_help(void) {
         "  --unfreeze all|N       train every layer [all] or the top N backbone blocks\n"
         "  --bn frozen|train      BatchNorm: running statistics kept [frozen], or batch ones\n"
         "  --finetune-lr X        stage 2 base learning rate [--lr / 5]\n"
-        "  --layer-decay X        lr x X per block below the head, in (0, 1] [0.9]\n"
+        "  --layer-decay X        lr x X per block below the head, in (0, 1] [0.8]\n"
         "  --warmup-epochs N      linear warmup [1]\n"
         "  --schedule cosine|constant  [cosine], per step\n"
         "  --mixup A              mixup with Beta(A, A); 0: off [0]\n"
