@@ -141,7 +141,7 @@ typedef struct hs_train_config {
     const char *optimizer;     /* "adamw" (default), "sgd" or "lbfgs" (the linear probe) */
     int img_size;              /* 0: the backbone's input size */
     const char *train_layers;  /* "head" (the last layer) or "classifier" (VGG16's whole block) */
-    const char *strategy;      /* "probe" (frozen backbone) or "finetune" (not yet available) */
+    const char *strategy;      /* "probe" (frozen backbone) or "finetune" (probe, then unfreeze) */
     uint64_t seed;
     int threads;               /* 0: every core */
     const char *out_dir;       /* NULL: a new numbered folder under runs/ */
@@ -156,6 +156,18 @@ typedef struct hs_train_config {
     int no_cache;              /* compute features in memory; read and write no cache */
     const char *feature_precision; /* "f16" (default: half the disk) or "f32" */
     int bf16;                  /* backbone convolutions in bfloat16 (float32 accumulation) */
+    /* --strategy finetune: stage 1 trains the head for probe_epochs on cached features (with
+     * lr), stage 2 trains layers from the unfreeze boundary for `epochs` on augmented images. */
+    int probe_epochs;          /* stage 1 epochs [5] */
+    const char *unfreeze;      /* "all" or "N": the top N backbone blocks [all] */
+    const char *bn;            /* "frozen" (running statistics, left alone) or "train" [frozen] */
+    float finetune_lr;         /* stage 2 base rate; 0: lr / 5 */
+    float layer_decay;         /* per-depth lr decay in (0, 1] [0.8] */
+    int warmup_epochs;         /* linear warmup of stage 2 [1] */
+    const char *schedule;      /* "cosine" or "constant" [cosine] */
+    float mixup;               /* Beta(a, a) mixup; 0: off [0] */
+    float label_smoothing;     /* [0.1] */
+    float crop_scale;          /* smallest area fraction of the random resized crop [0.25] */
 } hs_train_config;
 
 void hs_train_config_defaults(hs_train_config *config);
@@ -193,6 +205,12 @@ typedef struct hs_train_result {
     double feature_seconds, train_seconds, total_seconds;
     double feature_images_per_second;
     int cached_sides;          /* 0..2: train and validation features read from the cache */
+    /* --strategy finetune */
+    int probe_epochs_run;      /* stage 1 epochs this call ran (0 when resumed past it) */
+    hs_epoch_metrics probe;    /* stage 1's last epoch */
+    int unfreeze_boundary;     /* first fine-tuned layer */
+    char finetune_first_layer[64]; /* its name */
+    double finetune_images_per_second;
 } hs_train_result;
 
 hs_status hs_train(const hs_train_config *config, const hs_train_callbacks *callbacks,

@@ -145,20 +145,27 @@ static char *history_json(const hs_epoch_metrics *history, int count) {
 hs_status hs_checkpoint_save(const char *path, const hs_head_trainer *t,
                              const hs_epoch_metrics *history, int epochs_done,
                              const char *identity, hs_error *err) {
+    return hs_checkpoint_save_net(path, t->net, t->begin, &t->optimizer, history, epochs_done,
+                                  identity, err);
+}
+
+hs_status hs_checkpoint_save_net(const char *path, const hs_net *net, int begin,
+                                 const hs_optimizer *opt, const hs_epoch_metrics *history,
+                                 int epochs_done, const char *identity, hs_error *err) {
     if (epochs_done < 0 || epochs_done > HS_MAX_EPOCHS)
         return hs_fail(err, HS_ERR_INTERNAL, "cannot save %s: %d epochs", path, epochs_done);
     hs_status st = check_history(history, epochs_done, path, err);
     if (st) return st;
     hs_param_ref *refs = NULL;
     int count = 0;
-    st = head_params(t->net, t->begin, &refs, &count, err);
+    st = head_params(net, begin, &refs, &count, err);
     if (st) return st;
     hs_state_dict sd;
     hs_sd_init(&sd);
     st = add_params(&sd, refs, count, err);
     /* The optimizer's buffers, under "optimizer.<key>.m" and ".v". */
-    for (int i = 0; !st && i < t->optimizer.count; i++) {
-        const hs_opt_param *p = &t->optimizer.params[i];
+    for (int i = 0; !st && i < opt->count; i++) {
+        const hs_opt_param *p = &opt->params[i];
         char key[256];
         int64_t shape[1] = {p->count};
         snprintf(key, sizeof key, "optimizer.%s.m", p->key);
@@ -168,9 +175,19 @@ hs_status hs_checkpoint_save(const char *path, const hs_head_trainer *t,
             st = hs_sd_add_copy(&sd, key, 1, shape, p->v, err);
         }
     }
+    /* BatchNorm's batch counts (PyTorch's num_batches_tracked) of the trained range, so a
+     * resumed fine-tune saves the same network as one never stopped. */
+    for (int i = begin; !st && i < net->count; i++) {
+        const hs_layer *l = &net->layers[i];
+        if (l->kind != HS_LAYER_BATCHNORM) continue;
+        char key[256];
+        float tracked = (float)l->bn_batches_tracked;
+        snprintf(key, sizeof key, "%s.num_batches_tracked", l->name);
+        st = hs_sd_add_copy(&sd, key, 0, NULL, &tracked, err);
+    }
     char epochs[32], steps[32];
     snprintf(epochs, sizeof epochs, "%d", epochs_done);
-    snprintf(steps, sizeof steps, "%lld", (long long)t->optimizer.steps);
+    snprintf(steps, sizeof steps, "%lld", (long long)opt->steps);
     char *metrics = history_json(history, epochs_done);
     if (!st && !metrics) st = hs_fail(err, HS_ERR_NOMEM, "out of memory saving %s", path);
     hs_kv meta[] = {{"format", CHECKPOINT_FORMAT}, {"identity", identity},
@@ -277,6 +294,13 @@ static void identity_difference(const char *saved, const char *now, char *out, s
 
 hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metrics *history,
                              int *epochs_done, const char *identity, hs_error *err) {
+    return hs_checkpoint_load_net(path, t->net, t->begin, &t->optimizer, history, epochs_done,
+                                  identity, err);
+}
+
+hs_status hs_checkpoint_load_net(const char *path, hs_net *net, int begin, hs_optimizer *opt,
+                                 hs_epoch_metrics *history, int *epochs_done,
+                                 const char *identity, hs_error *err) {
     cJSON *meta = NULL;
     hs_status st = read_metadata(path, &meta, err);
     if (st) return st;
@@ -305,10 +329,10 @@ hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metr
     if (!st) st = hs_safetensors_load(path, &sd, err);
     hs_param_ref *refs = NULL;
     int count = 0;
-    if (!st) st = head_params(t->net, t->begin, &refs, &count, err);
+    if (!st) st = head_params(net, begin, &refs, &count, err);
     if (!st) st = take_params(&sd, refs, count, path, err);
-    for (int i = 0; !st && i < t->optimizer.count; i++) {
-        hs_opt_param *p = &t->optimizer.params[i];
+    for (int i = 0; !st && i < opt->count; i++) {
+        hs_opt_param *p = &opt->params[i];
         char key[256];
         snprintf(key, sizeof key, "optimizer.%s.m", p->key);
         const hs_sd_entry *m = hs_sd_find(&sd, key);
@@ -322,10 +346,21 @@ hs_status hs_checkpoint_load(const char *path, hs_head_trainer *t, hs_epoch_metr
         memcpy(p->m, m->data, (size_t)p->count * sizeof(float));
         if (p->v) memcpy(p->v, v->data, (size_t)p->count * sizeof(float));
     }
+    for (int i = begin; !st && i < net->count; i++) {
+        hs_layer *l = &net->layers[i];
+        if (l->kind != HS_LAYER_BATCHNORM) continue;
+        char key[256];
+        snprintf(key, sizeof key, "%s.num_batches_tracked", l->name);
+        const hs_sd_entry *e = hs_sd_find(&sd, key);
+        /* Absent in head checkpoints written before it was saved: 0, as before. */
+        if (e && (e->numel != 1 || !(e->data[0] >= 0.0f && e->data[0] < 9e15f)))
+            st = hs_fail(err, HS_ERR_FORMAT, "%s: invalid %s", path, key);
+        else l->bn_batches_tracked = e ? (int64_t)e->data[0] : 0;
+    }
     if (!st) {
-        t->optimizer.steps = step_count;
+        opt->steps = step_count;
         *epochs_done = done;
-        t->net->prepared = 0;
+        net->prepared = 0;
     }
     free(refs);
     hs_sd_free(&sd);

@@ -30,6 +30,15 @@ hs_status hs_checkpoint_load(const char *path, hs_head_trainer *trainer,
                              hs_epoch_metrics *history, int *epochs_done,
                              const char *identity, hs_error *err);
 
+/* The same for any trained range: the parameters and buffers of layers [begin, count) and
+ * the state of opt (a fine-tune saves the whole network with begin 0). */
+hs_status hs_checkpoint_save_net(const char *path, const hs_net *net, int begin,
+                                 const hs_optimizer *opt, const hs_epoch_metrics *history,
+                                 int epochs_done, const char *identity, hs_error *err);
+hs_status hs_checkpoint_load_net(const char *path, hs_net *net, int begin, hs_optimizer *opt,
+                                 hs_epoch_metrics *history, int *epochs_done,
+                                 const char *identity, hs_error *err);
+
 hs_status hs_write_metrics_csv(const char *path, const hs_epoch_metrics *history, int count,
                                hs_error *err);
 

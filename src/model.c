@@ -57,12 +57,15 @@ hs_status hs_model_open(const char *run_dir, const char *weights, hs_model **out
                                                                           : HS_HEAD_LAST_LAYER;
     if (!st)
         st = hs_net_replace_head(m->net, m->record.class_count, kind, 0, err);
-    if (!st) st = load_backbone(m, weights, err);
+    int finetuned = !st && strcmp(m->record.strategy, "finetune") == 0;
+    /* A fine-tuned run's model.safetensors is the whole network: no backbone file needed. */
+    if (!st && !finetuned) st = load_backbone(m, weights, err);
     if (!st) {
         char path[4200];
         m->begin = m->net->head_begin;
         snprintf(path, sizeof path, "%s/model.safetensors", run_dir);
-        st = hs_load_head(path, m->net, m->begin, err);
+        st = finetuned ? hs_net_load_weights(m->net, path, err)
+                       : hs_load_head(path, m->net, m->begin, err);
     }
     if (st) {
         hs_model_free(m);

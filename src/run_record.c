@@ -51,6 +51,18 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
     cJSON_AddBoolToObject(o, "cache", !c->no_cache);
     cJSON_AddStringToObject(o, "feature_precision", c->feature_precision);
     cJSON_AddBoolToObject(o, "resume", c->resume);
+    if (strcmp(c->strategy, "finetune") == 0) {
+        cJSON_AddNumberToObject(o, "probe_epochs", c->probe_epochs);
+        cJSON_AddStringToObject(o, "unfreeze", c->unfreeze);
+        cJSON_AddStringToObject(o, "bn", c->bn);
+        cJSON_AddNumberToObject(o, "finetune_lr", c->finetune_lr > 0 ? c->finetune_lr : c->lr / 5);
+        cJSON_AddNumberToObject(o, "layer_decay", c->layer_decay);
+        cJSON_AddNumberToObject(o, "warmup_epochs", c->warmup_epochs);
+        cJSON_AddStringToObject(o, "schedule", c->schedule);
+        cJSON_AddNumberToObject(o, "mixup", c->mixup);
+        cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
+        cJSON_AddNumberToObject(o, "crop_scale", c->crop_scale);
+    }
     return o;
 }
 
@@ -156,6 +168,17 @@ hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
         cJSON_AddItemToObject(metrics, "best", metrics_json(&r->best));
     }
     replace(root, "metrics", metrics);
+    if (r->finetune_first_layer[0]) {
+        /* model.safetensors holds the whole network; stage 1's probe is reported here (its
+         * epochs are not in metrics.csv, which covers the fine-tune epochs). */
+        cJSON *ft = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ft, "first_trained_layer_index", r->unfreeze_boundary);
+        cJSON_AddStringToObject(ft, "first_trained_layer", r->finetune_first_layer);
+        cJSON_AddNumberToObject(ft, "images_per_second", r->finetune_images_per_second);
+        cJSON_AddNumberToObject(ft, "probe_epochs_run", r->probe_epochs_run);
+        if (r->probe_epochs_run > 0) cJSON_AddItemToObject(ft, "probe", metrics_json(&r->probe));
+        replace(root, "finetune", ft);
+    }
     cJSON *timings = cJSON_CreateObject();
     cJSON_AddNumberToObject(timings, "feature_seconds", r->feature_seconds);
     cJSON_AddNumberToObject(timings, "feature_images_per_second", r->feature_images_per_second);
@@ -229,6 +252,13 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
         /* Absent in runs written before the flag existed: float32. */
         const cJSON *bf16 = cJSON_GetObjectItemCaseSensitive(options, "bf16");
         out->bf16 = cJSON_IsTrue(bf16);
+        if (!copy_string(options, "strategy", out->strategy, sizeof out->strategy))
+            snprintf(out->strategy, sizeof out->strategy, "probe");
+        if (strcmp(out->strategy, "probe") != 0 && strcmp(out->strategy, "finetune") != 0)
+            st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: unknown strategy '%s'", dir,
+                         out->strategy);
+    }
+    if (!st) {
         out->seed = (uint64_t)seed->valuedouble;
         int n = cJSON_GetArraySize(classes);
         out->classes = calloc((size_t)(n ? n : 1), sizeof *out->classes);

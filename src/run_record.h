@@ -16,6 +16,8 @@ typedef struct hs_run_record {
     int img_size;
     float mean[3], std[3];
     char train_layers[16];    /* "head" or "classifier" */
+    char strategy[16];        /* "probe" (model.safetensors: the head) or "finetune" (the
+                               * whole network); "probe" when absent */
     uint64_t seed;            /* seeds the random backbone of --weights none */
     int bf16;                 /* the backbone ran in bfloat16: predict the same way */
     char **classes;           /* owned */

@@ -24,6 +24,8 @@
 #include "feature_cache.h"
 #include "feature_set.h"
 #include "fileutil.h"
+#include "finetune.h"
+#include "lr_schedule.h"
 #include "hash.h"
 #include "plot.h"
 #include "probe.h"
@@ -47,6 +49,18 @@ void hs_train_config_defaults(hs_train_config *c) {
     c->strategy = "probe";
     c->val_fraction = 0.2;
     c->feature_precision = "f16";
+    /* --strategy finetune (not yet tuned by measurement: see the README). BatchNorm frozen
+     * by default: small batches and a few hundred photos give noisy batch statistics. */
+    c->probe_epochs = 5;
+    c->unfreeze = "all";
+    c->bn = "frozen";
+    c->finetune_lr = 0.0f;
+    c->layer_decay = 0.8f;
+    c->warmup_epochs = 1;
+    c->schedule = "cosine";
+    c->mixup = 0.0f;
+    c->label_smoothing = 0.1f;
+    c->crop_scale = 0.25f;
 }
 
 static double now_seconds(void) {
@@ -65,6 +79,45 @@ static void note(const hs_train_callbacks *cb, const char *fmt, ...) {
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     cb->note(cb->ctx, text);
+}
+
+/* The options of --strategy finetune. */
+static hs_status validate_finetune(const hs_train_config *c, hs_error *err) {
+    if (strcmp(c->optimizer, "lbfgs") == 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--strategy finetune trains with sgd or adamw, "
+                       "not --optimizer lbfgs");
+    if (c->probe_epochs < 0 || c->probe_epochs > HS_MAX_EPOCHS)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--probe-epochs must be 0..%d, not %d",
+                       HS_MAX_EPOCHS, c->probe_epochs);
+    const char *u = c->unfreeze ? c->unfreeze : "";
+    if (strcmp(u, "all") != 0 && (!*u || strspn(u, "0123456789") != strlen(u) ||
+                                  strlen(u) > 6))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--unfreeze must be all or a block count, not '%s'",
+                       u);
+    if (!c->bn || (strcmp(c->bn, "train") != 0 && strcmp(c->bn, "frozen") != 0))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--bn must be train or frozen, not '%s'",
+                       c->bn ? c->bn : "");
+    if (!(c->finetune_lr >= 0.0f) || !isfinite(c->finetune_lr))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--finetune-lr must be > 0, not %g", c->finetune_lr);
+    if (!(c->layer_decay > 0.0f && c->layer_decay <= 1.0f))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--layer-decay must be in (0, 1], not %g",
+                       c->layer_decay);
+    if (c->warmup_epochs < 0 || c->warmup_epochs > HS_MAX_EPOCHS)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--warmup-epochs must be >= 0, not %d",
+                       c->warmup_epochs);
+    hs_lr_shape shape;
+    if (!c->schedule || hs_lr_shape_parse(c->schedule, &shape, err))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--schedule must be cosine or constant, not '%s'",
+                       c->schedule ? c->schedule : "");
+    if (!(c->mixup >= 0.0f && c->mixup <= 10.0f))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--mixup must be in [0, 10], not %g", c->mixup);
+    if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--label-smoothing must be in [0, 1), not %g",
+                       c->label_smoothing);
+    if (!(c->crop_scale > 0.0f && c->crop_scale <= 1.0f))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--crop-scale must be in (0, 1], not %g",
+                       c->crop_scale);
+    return HS_OK;
 }
 
 /* Checks every option before any work, naming the flag. */
@@ -96,11 +149,10 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
     if (strcmp(c->train_layers, "head") != 0 && strcmp(c->train_layers, "classifier") != 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "--train-layers must be head or classifier, not '%s'",
                        c->train_layers);
-    if (strcmp(c->strategy, "finetune") == 0)
-        return hs_fail(err, HS_ERR_ARGUMENT,
-                       "--strategy finetune is not available yet; --strategy probe trains the "
-                       "head on the frozen backbone");
-    if (strcmp(c->strategy, "probe") != 0)
+    if (strcmp(c->strategy, "finetune") == 0) {
+        hs_status st = validate_finetune(c, err);
+        if (st) return st;
+    } else if (strcmp(c->strategy, "probe") != 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "--strategy must be probe or finetune, not '%s'",
                        c->strategy);
     if (c->img_size != 0 && (c->img_size < 32 || c->img_size > 1024))
@@ -129,7 +181,7 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
 /* The files a run writes; --overwrite removes exactly these, nothing else of the user's. */
 static const char *const run_files[] = {
     "run.json", "metrics.csv", "model.safetensors", "checkpoint.safetensors", "accuracy.png",
-    "loss.png", "confusion.csv", "confusion.png"};
+    "loss.png", "confusion.csv", "confusion.png", "best.safetensors"};
 
 static void run_path(char *out, size_t size, const char *dir, const char *file) {
     snprintf(out, size, "%s/%s", dir, file);
@@ -251,6 +303,20 @@ static hs_status run_identity(const hs_train_config *c, const char *weights_sha,
             c->batch_size, (unsigned long long)c->seed, fraction, c->limit_train, c->limit_val,
             c->no_cache ? "f32" : c->feature_precision, c->bf16, train->class_count, classes,
             train->count, train_files, val->count, val_files);
+    if (strcmp(c->strategy, "finetune") == 0) {
+        /* The schedule spans every epoch, so a fine-tune resumes only to the same count. */
+        char ftlr[32], decay[32], mixup[32], smoothing[32], crop[32];
+        float_text(ftlr, sizeof ftlr, c->finetune_lr, 9);
+        float_text(decay, sizeof decay, c->layer_decay, 9);
+        float_text(mixup, sizeof mixup, c->mixup, 9);
+        float_text(smoothing, sizeof smoothing, c->label_smoothing, 9);
+        float_text(crop, sizeof crop, c->crop_scale, 9);
+        fprintf(f, "\nstrategy=finetune\nepochs=%d\nprobe epochs=%d\nunfreeze=%s\nbn=%s\n"
+                "finetune lr=%s\nlayer decay=%s\nwarmup=%d\nschedule=%s\nmixup=%s\n"
+                "smoothing=%s\ncrop=%s",
+                c->epochs, c->probe_epochs, c->unfreeze, c->bn, ftlr, decay, c->warmup_epochs,
+                c->schedule, mixup, smoothing, crop);
+    }
     int bad = ferror(f);
     if (fclose(f) || bad) {
         free(*out);
@@ -278,6 +344,7 @@ typedef struct train_state {
     int epochs_done;
     int fresh;             /* no checkpoint to resume from: the run starts at epoch 1 */
     int *confusion;
+    int finetune_train_images, finetune_val_images; /* images stage 2 used */
 } train_state;
 
 static void stage(const train_state *s, const char *name, int epoch, int step) {
@@ -609,6 +676,108 @@ done:
     return st;
 }
 
+/* Both sides' features: from the cache when it holds them, else computed (and cached). */
+static hs_status extract_features(train_state *s, hs_train_result *result, hs_error *err) {
+    const hs_train_config *c = s->config;
+    hs_status st = HS_OK;
+    if (!realpath(c->data, s->data_path)) snprintf(s->data_path, sizeof s->data_path, "%s", c->data);
+    if (!c->no_cache) {
+        hs_error cache_err = {0};
+        if (hs_cache_dir_resolve(c->cache_dir, s->cache_dir, sizeof s->cache_dir, &cache_err)) {
+            if (c->cache_dir) {
+                st = hs_fail(err, cache_err.code, "--cache-dir: %s", cache_err.message);
+                return st;
+            }
+            note(s->cb, "no feature cache: %s", cache_err.message);
+            s->cache_dir[0] = '\0';
+        }
+    }
+    double f0 = now_seconds();
+    int train_cached = 0, val_cached = 0;
+    if ((st = extract(s, &s->train, "train", &s->train_features, &train_cached, err))) return st;
+    if ((st = extract(s, &s->val, "val", &s->val_features, &val_cached, err))) return st;
+    result->cached_sides = train_cached + val_cached;
+    result->feature_seconds = now_seconds() - f0;
+    result->feature_images_per_second =
+        (s->train.count + s->val.count) / (result->feature_seconds > 0 ? result->feature_seconds : 1);
+
+    return HS_OK;
+}
+
+static hs_status write_outputs_cb(void *ctx, hs_error *err) {
+    return write_epoch_outputs(ctx, err);
+}
+
+/* --strategy finetune: stage 1, the head probe on cached features exactly as --strategy
+ * probe trains it (no checkpoint: it is cheap to repeat); stage 2, finetune.c. A resumed
+ * fine-tune restores the whole network from its checkpoint and skips stage 1. */
+static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error *err) {
+    const hs_train_config *c = s->config;
+    int boundary = 0;
+    char *identity = NULL;
+    hs_status st = hs_unfreeze_boundary(s->net, c->unfreeze, &boundary, err);
+    if (!st) st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val, &identity,
+                               err);
+    if (st) return st;
+    int resume = c->resume && !s->fresh;
+    if (!resume && c->probe_epochs > 0) {
+        if ((st = extract_features(s, result, err))) goto done;
+        hs_optimizer_kind kind = strcmp(c->optimizer, "adamw") == 0 ? HS_OPTIMIZER_ADAMW
+                                                                    : HS_OPTIMIZER_SGD;
+        if ((st = hs_head_trainer_init(&s->trainer, s->net, s->begin, c->batch_size, kind,
+                                       c->lr, c->momentum, c->weight_decay, err)))
+            goto done;
+        for (int epoch = 1; epoch <= c->probe_epochs; epoch++) {
+            double start = now_seconds();
+            hs_epoch_metrics m = {epoch, 0, 0, 0, 0, 0};
+            if ((st = train_epoch(s, epoch, &m.train_loss, &m.train_acc, err))) goto done;
+            if ((st = validate_epoch(s, epoch, &m.val_loss, &m.val_acc, err))) goto done;
+            m.seconds = now_seconds() - start;
+            result->probe = m;
+            result->probe_epochs_run = epoch;
+            note(s->cb, "probe epoch %d/%d on cached features: train acc %.2f %%, val loss "
+                 "%.4f, val acc %.2f %%", epoch, c->probe_epochs, m.train_acc, m.val_loss,
+                 m.val_acc);
+        }
+        hs_head_trainer_free(&s->trainer);
+        memset(&s->trainer, 0, sizeof s->trainer);
+    }
+    hs_finetune_job job = {0};
+    job.config = c;
+    job.cb = s->cb;
+    job.dir = s->dir;
+    job.train = &s->train;
+    job.val = &s->val;
+    job.net = s->net;
+    job.img_size = s->img_size;
+    job.boundary = boundary;
+    job.identity = identity;
+    job.resume = resume;
+    job.history = s->history;
+    job.epochs_done = &s->epochs_done;
+    job.confusion = s->confusion;
+    job.write_outputs = write_outputs_cb;
+    job.outputs_ctx = s;
+    result->unfreeze_boundary = boundary;
+    snprintf(result->finetune_first_layer, sizeof result->finetune_first_layer, "%s",
+             s->net->layers[boundary].name);
+    double e0 = now_seconds();
+    st = hs_finetune_run(&job, err);
+    result->train_seconds = now_seconds() - e0;
+    result->finetune_images_per_second = job.images_per_second;
+    s->finetune_train_images = job.train_images;
+    s->finetune_val_images = job.val_images;
+    if (!st && s->epochs_done > 0) st = write_confusion(s, err);
+    if (!st) {
+        char path[4200];
+        run_path(path, sizeof path, s->dir, "model.safetensors");
+        st = hs_save_network(path, s->net, c->backbone, err);
+    }
+done:
+    free(identity);
+    return st;
+}
+
 /* --optimizer lbfgs: the linear probe, fitted once on all training features; reported as
  * one epoch. */
 static hs_status run_probe(train_state *s, hs_error *err) {
@@ -653,6 +822,10 @@ static void fill_result(const train_state *s, hs_train_result *r) {
     r->train_images = s->train_features.count;
     r->val_images = s->val_features.count;
     r->skipped_images = s->train_features.failed_count + s->val_features.failed_count;
+    if (s->finetune_train_images) {
+        r->train_images = s->finetune_train_images;
+        r->val_images = s->finetune_val_images;
+    }
     if (s->epochs_done > 0) {
         r->last = s->history[s->epochs_done - 1];
         r->best = s->history[0];
@@ -699,26 +872,11 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
                                         s.weights_path, s.weights_sha, err)))
         goto done;
 
-    if (!realpath(c->data, s.data_path)) snprintf(s.data_path, sizeof s.data_path, "%s", c->data);
-    if (!c->no_cache) {
-        hs_error cache_err = {0};
-        if (hs_cache_dir_resolve(c->cache_dir, s.cache_dir, sizeof s.cache_dir, &cache_err)) {
-            if (c->cache_dir) {
-                st = hs_fail(err, cache_err.code, "--cache-dir: %s", cache_err.message);
-                goto done;
-            }
-            note(cb, "no feature cache: %s", cache_err.message);
-            s.cache_dir[0] = '\0';
-        }
+    if (strcmp(c->strategy, "finetune") == 0) {
+        st = run_finetune(&s, result, err);
+        goto done;
     }
-    double f0 = now_seconds();
-    int train_cached = 0, val_cached = 0;
-    if ((st = extract(&s, &s.train, "train", &s.train_features, &train_cached, err))) goto done;
-    if ((st = extract(&s, &s.val, "val", &s.val_features, &val_cached, err))) goto done;
-    result->cached_sides = train_cached + val_cached;
-    result->feature_seconds = now_seconds() - f0;
-    result->feature_images_per_second =
-        (s.train.count + s.val.count) / (result->feature_seconds > 0 ? result->feature_seconds : 1);
+    if ((st = extract_features(&s, result, err))) goto done;
 
     double e0 = now_seconds();
     if (strcmp(c->optimizer, "lbfgs") == 0) {

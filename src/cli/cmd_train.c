@@ -10,7 +10,8 @@ static void print_help(void) {
     printf(
         "usage: headstart train DATA [options]\n"
         "\n"
-        "Trains a new classifier head on a frozen, ImageNet-pretrained backbone. DATA is a\n"
+        "Trains a new classifier head on a frozen, ImageNet-pretrained backbone (or fine-tunes\n"
+        "it, --strategy finetune). DATA is a\n"
         "folder of class folders (root/<class>/<image>), a folder with train/ and val/ (or\n"
         "test/) inside (each a folder or a .tar/.tar.gz), a .tar or .tar.gz of either, or the\n"
         "CIFAR-10 binary folder (cifar-10-batches-bin). Classes are the sorted folder names.\n"
@@ -27,7 +28,20 @@ static void print_help(void) {
         "  --img-size N           images are resized to N x N [the backbone's input size]\n"
         "  --train-layers head|classifier  the last layer only [head], or the whole classifier\n"
         "                         block (VGG16: three linear layers; Lite: dropout and _fc)\n"
-        "  --strategy probe|finetune  probe: frozen backbone [probe]; finetune: not yet\n"
+        "  --strategy probe|finetune  probe: frozen backbone [probe]; finetune: the probe on\n"
+        "                         cached features, then --epochs epochs training the backbone\n"
+        "                         too on augmented images (random resized crop and flip)\n"
+        "fine-tuning (--strategy finetune):\n"
+        "  --probe-epochs N       stage 1 epochs on cached features, with --lr [5]\n"
+        "  --unfreeze all|N       train every layer [all] or the top N backbone blocks\n"
+        "  --bn frozen|train      BatchNorm: running statistics kept [frozen], or batch ones\n"
+        "  --finetune-lr X        stage 2 base learning rate [--lr / 5]\n"
+        "  --layer-decay X        lr x X per block below the head, in (0, 1] [0.8]\n"
+        "  --warmup-epochs N      linear warmup [1]\n"
+        "  --schedule cosine|constant  [cosine], per step\n"
+        "  --mixup A              mixup with Beta(A, A); 0: off [0]\n"
+        "  --label-smoothing E    [0.1]\n"
+        "  --crop-scale MIN       smallest area fraction of the random crop [0.25]\n"
         "  --val-fraction X       validation share of class folders without a split [0.2]\n"
         "  --limit-train N        train on a stratified, seeded subset of N images [all]\n"
         "  --limit-val N          validate on a stratified subset of N images [all]\n"
@@ -59,7 +73,9 @@ static const char *const flags[] = {
     "--weight-decay", "--optimizer", "--img-size", "--train-layers", "--strategy",
     "--val-fraction", "--limit-train", "--limit-val", "--seed", "--threads", "--out",
     "--resume", "--overwrite", "--strict", "--cache-dir", "--no-cache",
-    "--feature-precision", "--bf16", "--help"};
+    "--feature-precision", "--bf16", "--probe-epochs", "--unfreeze", "--bn", "--finetune-lr",
+    "--layer-decay", "--warmup-epochs", "--schedule", "--mixup", "--label-smoothing",
+    "--crop-scale", "--help"};
 
 static int unknown_flag(const char *flag) {
     const char *best = NULL;
@@ -106,6 +122,22 @@ static int parse(int argc, char **argv, hs_train_config *c) {
         else if (!strcmp(a, "--train-layers")) c->train_layers = v;
         else if (!strcmp(a, "--strategy")) c->strategy = v;
         else if (!strcmp(a, "--out")) c->out_dir = v;
+        else if (!strcmp(a, "--unfreeze")) c->unfreeze = v;
+        else if (!strcmp(a, "--bn")) c->bn = v;
+        else if (!strcmp(a, "--schedule")) c->schedule = v;
+        else if (!strcmp(a, "--probe-epochs"))
+            code = cli_parse_int("train", a, v, &c->probe_epochs);
+        else if (!strcmp(a, "--warmup-epochs"))
+            code = cli_parse_int("train", a, v, &c->warmup_epochs);
+        else if (!strcmp(a, "--finetune-lr"))
+            code = cli_parse_float("train", a, v, &c->finetune_lr);
+        else if (!strcmp(a, "--layer-decay"))
+            code = cli_parse_float("train", a, v, &c->layer_decay);
+        else if (!strcmp(a, "--mixup")) code = cli_parse_float("train", a, v, &c->mixup);
+        else if (!strcmp(a, "--label-smoothing"))
+            code = cli_parse_float("train", a, v, &c->label_smoothing);
+        else if (!strcmp(a, "--crop-scale"))
+            code = cli_parse_float("train", a, v, &c->crop_scale);
         else if (!strcmp(a, "--epochs")) code = cli_parse_int("train", a, v, &c->epochs);
         else if (!strcmp(a, "--batch-size")) code = cli_parse_int("train", a, v, &c->batch_size);
         else if (!strcmp(a, "--cache-dir")) c->cache_dir = v;
@@ -183,6 +215,12 @@ int cmd_train(int argc, char **argv) {
         printf("features %.1f s (%.1f images/s), training %.1f s, total %.1f s\n",
                result.feature_seconds, result.feature_images_per_second, result.train_seconds,
                result.total_seconds);
+    if (result.probe_epochs_run > 0)
+        printf("stage 1 probe (%d epochs on cached features): validation accuracy %.2f %%\n",
+               result.probe_epochs_run, result.probe.val_acc);
+    if (result.finetune_first_layer[0])
+        printf("fine-tuned from layer %d (%s): %.1f images/s\n", result.unfreeze_boundary,
+               cli_term(result.finetune_first_layer), result.finetune_images_per_second);
     if (result.skipped_images)
         printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
     printf("run written to %s\n", cli_term(result.out_dir));

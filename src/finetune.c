@@ -1,0 +1,488 @@
+/* Stage 2 of --strategy finetune (finetune.h). */
+#include "finetune.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch_loader.h"
+#include "checkpoint.h"
+#include "error.h"
+#include "image_store.h"
+#include "loss.h"
+#include "lr_schedule.h"
+#include "net_train.h"
+#include "optim.h"
+#include "safetensors.h"
+
+#define MAX_BLOCKS 256
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int has_params(const hs_layer *l) {
+    return l->kind == HS_LAYER_CONV || l->kind == HS_LAYER_LINEAR ||
+           l->kind == HS_LAYER_BATCHNORM;
+}
+
+/* The block a parametrised layer belongs to, as a name prefix: "_blocks.3" for an
+ * EfficientNet block, the stem and the head convolution with their BatchNorms, else the
+ * layer itself (VGG's convolutions and classifier layers). */
+static void block_key(const hs_layer *l, char *out, size_t size) {
+    const char *n = l->name;
+    if (strncmp(n, "_blocks.", 8) == 0) {
+        size_t len = 8 + strspn(n + 8, "0123456789");
+        snprintf(out, size, "%.*s", (int)len, n);
+    } else if (!strcmp(n, "_conv_stem") || !strcmp(n, "_bn0")) {
+        snprintf(out, size, "stem");
+    } else if (!strcmp(n, "_conv_head") || !strcmp(n, "_bn1")) {
+        snprintf(out, size, "conv_head");
+    } else {
+        snprintf(out, size, "%s", n);
+    }
+}
+
+int hs_backbone_blocks(const hs_net *net, int *starts, int max) {
+    int count = 0;
+    char last[HS_LAYER_NAME_SIZE] = "", key[HS_LAYER_NAME_SIZE];
+    for (int i = 0; i < net->head_begin && i < net->count; i++) {
+        if (!has_params(&net->layers[i])) continue;
+        block_key(&net->layers[i], key, sizeof key);
+        if (count > 0 && strcmp(key, last) == 0) continue;
+        /* A new block starts at its first parametrised layer; the parameterless layers
+         * before it (activations, pools, residual adds) end the previous one. */
+        if (count < max) starts[count] = i;
+        count++;
+        snprintf(last, sizeof last, "%s", key);
+    }
+    return count < max ? count : max;
+}
+
+hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *boundary,
+                               hs_error *err) {
+    int starts[MAX_BLOCKS];
+    int blocks = hs_backbone_blocks(net, starts, MAX_BLOCKS);
+    if (!unfreeze || !strcmp(unfreeze, "all")) {
+        *boundary = 0;
+        return HS_OK;
+    }
+    char *end = NULL;
+    long n = strtol(unfreeze, &end, 10);
+    if (end == unfreeze || *end || n < 0 || n > 100000)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--unfreeze must be all or a block count >= 0, "
+                       "not '%s'", unfreeze);
+    *boundary = n >= blocks ? 0 : n == 0 ? net->head_begin : starts[blocks - n];
+    return HS_OK;
+}
+
+int hs_layer_depth(const hs_net *net, int layer) {
+    int starts[MAX_BLOCKS];
+    int blocks = hs_backbone_blocks(net, starts, MAX_BLOCKS);
+    if (layer >= net->head_begin) return blocks;
+    int depth = 0;
+    for (int k = 0; k < blocks; k++)
+        if (starts[k] <= layer) depth = k;
+    return depth;
+}
+
+hs_status hs_save_network(const char *path, const hs_net *net, const char *backbone,
+                          hs_error *err) {
+    hs_state_dict sd;
+    hs_sd_init(&sd);
+    hs_status st = hs_net_state_dict(net, &sd, err);
+    /* PyTorch's BatchNorm has a num_batches_tracked buffer: strict loading wants it. */
+    for (int i = 0; !st && i < net->count; i++) {
+        const hs_layer *l = &net->layers[i];
+        if (l->kind != HS_LAYER_BATCHNORM) continue;
+        char key[2 * HS_LAYER_NAME_SIZE + 24];
+        snprintf(key, sizeof key, "%s.num_batches_tracked", l->name);
+        float tracked = (float)l->bn_batches_tracked;
+        st = hs_sd_add_copy(&sd, key, 0, NULL, &tracked, err);
+    }
+    char classes[16];
+    snprintf(classes, sizeof classes, "%d", net->num_classes);
+    hs_kv meta[] = {{"format", "pt"}, {"headstart", "finetuned-network"},
+                    {"backbone", backbone}, {"num_classes", classes}};
+    if (!st) st = hs_safetensors_save(path, &sd, meta, 4, err);
+    hs_sd_free(&sd);
+    return st;
+}
+
+/* ---- The stage ---------------------------------------------------------------------------- */
+
+typedef struct finetune {
+    hs_finetune_job *job;
+    const hs_train_config *c;
+    hs_net *net;
+    int boundary, classes, size;
+    int prefix_c, prefix_h, prefix_w; /* the tape's input: the frozen prefix's output */
+    hs_image_store train_store, val_store;
+    hs_batch_loader *train_loader, *val_loader;
+    hs_loader_options train_opt, val_opt;
+    hs_tape tape;
+    hs_optimizer opt;
+    hs_lr_schedule schedule;
+    int64_t total_steps;
+    int batches_per_epoch;
+    float *prefix_out;                /* batch x prefix output */
+    float *logits, *dlogits;
+    int *train_order, *val_order;
+    int train_count, val_count;
+} finetune;
+
+static void note(const finetune *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const finetune *f, const char *fmt, ...) {
+    const hs_train_callbacks *cb = f->job->cb;
+    if (!cb || !cb->note) return;
+    char text[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    cb->note(cb->ctx, text);
+}
+
+static int stopped(const finetune *f) {
+    const hs_train_callbacks *cb = f->job->cb;
+    return cb && cb->stop && *cb->stop;
+}
+
+static void stage(const finetune *f, const char *name, int epoch, int step) {
+    const hs_train_callbacks *cb = f->job->cb;
+    if (cb && cb->stage) cb->stage(cb->ctx, name, epoch, step);
+}
+
+static void progress(const finetune *f, const char *phase, long done, long total, double t) {
+    const hs_train_callbacks *cb = f->job->cb;
+    if (cb && cb->progress) cb->progress(cb->ctx, phase, done, total, t);
+}
+
+/* The optimizer over every trainable tensor of layers [boundary, count): lr scale by depth,
+ * no weight decay for norms and biases. */
+static hs_status build_optimizer(finetune *f, float lr, hs_error *err) {
+    const hs_train_config *c = f->c;
+    hs_optimizer_kind kind = !strcmp(c->optimizer, "sgd") ? HS_OPTIMIZER_SGD : HS_OPTIMIZER_ADAMW;
+    hs_status st = hs_optimizer_init(&f->opt, kind, lr, c->momentum, c->weight_decay, err);
+    if (st) return st;
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    if ((st = hs_net_params(f->net, &refs, &count, err))) return st;
+    int starts[MAX_BLOCKS];
+    int depths = hs_backbone_blocks(f->net, starts, MAX_BLOCKS);
+    for (int i = 0; !st && i < count; i++) {
+        const hs_param_ref *r = &refs[i];
+        if (r->buffer || r->layer < f->boundary) continue;
+        float scale = hs_layer_decay_scale(c->layer_decay, hs_layer_depth(f->net, r->layer),
+                                           depths);
+        st = hs_optimizer_add_scaled(&f->opt, r->key, *r->data, *r->grad, hs_param_numel(r),
+                                     scale, hs_param_uses_weight_decay(r->key, r->ndim), err);
+    }
+    free(refs);
+    return st;
+}
+
+static hs_status open_data(finetune *f, hs_error *err) {
+    const hs_train_config *c = f->c;
+    const hs_backbone_info *info = f->net->info;
+    int threads = c->threads > 0 ? c->threads : omp_get_max_threads();
+    hs_image_store_options so = {0};
+    so.memory_budget = (size_t)4 << 30;
+    so.max_short_side = 2 * f->size;
+    so.progress = f->job->cb ? f->job->cb->progress : NULL;
+    so.progress_ctx = f->job->cb ? f->job->cb->ctx : NULL;
+    so.phase = "decoding train images";
+    so.stop = f->job->cb ? f->job->cb->stop : NULL;
+    hs_status st = hs_image_store_open(f->job->train, &so, &f->train_store, err);
+    if (st) return st;
+    so.max_short_side = 0;
+    so.phase = "decoding val images";
+    if ((st = hs_image_store_open(f->job->val, &so, &f->val_store, err))) return st;
+    for (int i = 0; i < f->train_store.failed_count; i++)
+        note(f, "skipped %s", f->train_store.failed[i]);
+    for (int i = 0; i < f->val_store.failed_count; i++)
+        note(f, "skipped %s", f->val_store.failed[i]);
+    if (c->strict && f->train_store.failed_count + f->val_store.failed_count)
+        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s",
+                       f->train_store.failed_count ? f->train_store.failed[0]
+                                                   : f->val_store.failed[0]);
+
+    hs_loader_options *o = &f->train_opt;
+    hs_loader_defaults(o);
+    o->image_size = f->size;
+    o->batch_size = c->batch_size;
+    memcpy(o->mean, info->preprocess.mean, sizeof o->mean);
+    memcpy(o->std, info->preprocess.std, sizeof o->std);
+    o->augment = 1;
+    o->crop.scale[0] = c->crop_scale;
+    o->mixup_alpha = c->mixup;
+    o->label_smoothing = c->label_smoothing;
+    o->seed = c->seed;
+    o->threads = threads;
+    f->val_opt = *o;
+    f->val_opt.augment = 0;
+    f->val_opt.mixup_alpha = 0;
+    f->val_opt.label_smoothing = 0;
+    if ((st = hs_batch_loader_create(&f->train_store, &f->train_opt, &f->train_loader, err)))
+        return st;
+    if ((st = hs_batch_loader_create(&f->val_store, &f->val_opt, &f->val_loader, err)))
+        return st;
+    f->train_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
+                            sizeof(int));
+    f->val_order = malloc((size_t)(f->val_store.count ? f->val_store.count : 1) * sizeof(int));
+    if (!f->train_order || !f->val_order) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    f->val_count = 0;
+    for (int i = 0; i < f->val_store.count; i++)
+        if (hs_image_store_usable(&f->val_store, i)) f->val_order[f->val_count++] = i;
+    f->train_count = hs_loader_epoch_order(&f->train_store, c->seed, 1, f->train_order);
+    if (f->train_count == 0 || f->val_count == 0)
+        return hs_fail(err, HS_ERR_IMAGE, "no readable image in the %s set",
+                       f->train_count ? "val" : "train");
+    f->batches_per_epoch = (f->train_count + c->batch_size - 1) / c->batch_size;
+    return HS_OK;
+}
+
+static hs_status open_stage(finetune *f, hs_error *err) {
+    const hs_train_config *c = f->c;
+    hs_net *net = f->net;
+    f->classes = net->num_classes;
+    hs_net_freeze_below(net, f->boundary);
+    hs_net_set_bn_mode(net, 0, f->boundary, HS_BN_FROZEN);
+    hs_net_set_bn_mode(net, f->boundary, net->count,
+                       !strcmp(c->bn, "train") ? HS_BN_TRAIN : HS_BN_FROZEN);
+    hs_status st = hs_net_shape(net, 0, f->boundary, 3, f->size, f->size, &f->prefix_c,
+                                &f->prefix_h, &f->prefix_w, err);
+    if (st) return st;
+    int B = c->batch_size;
+    if ((st = hs_tape_init(&f->tape, net, f->boundary, net->count, B, f->prefix_c,
+                           f->prefix_h, f->prefix_w, 0, err)))
+        return st;
+    size_t prefix_floats = (size_t)f->prefix_c * f->prefix_h * f->prefix_w;
+    if (f->boundary > 0 && !(f->prefix_out = malloc((size_t)B * prefix_floats * sizeof(float))))
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for a batch");
+    f->logits = malloc((size_t)B * f->classes * sizeof(float));
+    f->dlogits = malloc((size_t)B * f->classes * sizeof(float));
+    if (!f->logits || !f->dlogits) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    float lr = c->finetune_lr > 0 ? c->finetune_lr : c->lr / 5;
+    if ((st = build_optimizer(f, lr, err))) return st;
+    f->schedule = hs_lr_schedule_constant();
+    hs_lr_shape_parse(c->schedule, &f->schedule.shape, err);
+    f->schedule.warmup_steps = (int64_t)c->warmup_epochs * f->batches_per_epoch;
+    f->schedule.start_factor = 0.01;
+    f->schedule.floor = 0.0;
+    f->total_steps = (int64_t)c->epochs * f->batches_per_epoch;
+    if (f->schedule.warmup_steps >= f->total_steps) f->schedule.warmup_steps = f->total_steps - 1;
+    return hs_lr_schedule_check(&f->schedule, f->total_steps, err);
+}
+
+static int argmax(const float *row, int n) {
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (row[k] > row[best]) best = k;
+    return best;
+}
+
+/* One optimizer step on a batch. */
+static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double *loss_sum,
+                            long *correct, hs_error *err) {
+    hs_net *net = f->net;
+    const float *input = b->images;
+    hs_status st;
+    if (f->boundary > 0) {
+        /* The frozen prefix in eval mode, through the plan (its weights never change). */
+        if ((st = hs_net_run(net, 0, f->boundary, b->images, b->n, 3, f->size, f->size,
+                             f->prefix_out, err)))
+            return st;
+        input = f->prefix_out;
+    }
+    if ((st = hs_tape_forward(&f->tape, input, b->n, 1, rng, err))) return st;
+    const float *logits = hs_tape_output(&f->tape);
+    float loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes,
+                                       hs_tape_output_grad(&f->tape));
+    if (!isfinite(loss))
+        return hs_fail(err, HS_ERR_DIVERGED, "the training loss is %g; lower --finetune-lr",
+                       loss);
+    for (int i = 0; i < b->n; i++)
+        *correct += argmax(logits + (size_t)i * f->classes, f->classes) == b->labels[i];
+    *loss_sum += (double)loss * b->n;
+    hs_net_zero_grad(net);
+    if ((st = hs_tape_backward(&f->tape, err))) return st;
+    f->opt.lr = (float)((f->c->finetune_lr > 0 ? f->c->finetune_lr : f->c->lr / 5) *
+                        hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
+    hs_optimizer_step(&f->opt);
+    return HS_OK;
+}
+
+static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_error *err) {
+    const hs_train_config *c = f->c;
+    f->train_count = hs_loader_epoch_order(&f->train_store, c->seed, epoch, f->train_order);
+    hs_status st = hs_batch_loader_start(f->train_loader, epoch, f->train_order,
+                                         f->train_count, 0, err);
+    if (st) return st;
+    hs_rng rng;
+    hs_rng_seed_stream(&rng, c->seed, 0xf17e, (uint64_t)epoch);
+    double loss_sum = 0, t0 = now_seconds();
+    long correct = 0, seen = 0;
+    for (int step = 1;; step++) {
+        if (stopped(f)) return hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
+        hs_batch *b = NULL;
+        hs_error batch_err = {0};
+        if (hs_batch_loader_next(f->train_loader, &b, &batch_err)) {
+            if (c->strict) return hs_fail(err, batch_err.code, "%s", batch_err.message);
+            note(f, "skipped a batch: %s", batch_err.message);
+            continue;
+        }
+        if (!b) break;
+        stage(f, "train step", epoch, step);
+        st = train_step(f, b, &rng, &loss_sum, &correct, err);
+        seen += b->n;
+        hs_batch_loader_release(f->train_loader, b);
+        if (st) {
+            if (st == HS_ERR_DIVERGED) hs_fail_context(err, st, "epoch %d, step %d", epoch, step);
+            return st;
+        }
+        char phase[48];
+        snprintf(phase, sizeof phase, "fine-tune epoch %d", epoch);
+        progress(f, phase, seen, f->train_count, now_seconds() - t0);
+    }
+    double seconds = now_seconds() - t0;
+    f->job->images_per_second = seen / (seconds > 0 ? seconds : 1);
+    m->train_loss = seen ? loss_sum / seen : 0;
+    m->train_acc = seen ? 100.0 * correct / seen : 0;
+    /* The plan refolds the updated weights before validation runs through it. */
+    f->net->prepared = 0;
+    return HS_OK;
+}
+
+/* Validation through the inference plan over the whole network. */
+static hs_status validate_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_error *err) {
+    int *confusion = f->job->confusion;
+    memset(confusion, 0, (size_t)f->classes * f->classes * sizeof(int));
+    hs_status st = hs_batch_loader_start(f->val_loader, epoch, f->val_order, f->val_count, 0,
+                                         err);
+    if (st) return st;
+    double loss_sum = 0;
+    long correct = 0, seen = 0;
+    for (;;) {
+        hs_batch *b = NULL;
+        hs_error batch_err = {0};
+        if (hs_batch_loader_next(f->val_loader, &b, &batch_err)) {
+            note(f, "skipped a validation batch: %s", batch_err.message);
+            continue;
+        }
+        if (!b) break;
+        st = hs_net_run(f->net, 0, f->net->count, b->images, b->n, 3, f->size, f->size,
+                        f->logits, err);
+        if (!st) {
+            loss_sum += (double)hs_soft_cross_entropy(f->logits, b->targets, b->n, f->classes,
+                                                      NULL) * b->n;
+            for (int i = 0; i < b->n; i++) {
+                int p = argmax(f->logits + (size_t)i * f->classes, f->classes);
+                correct += p == b->labels[i];
+                confusion[b->labels[i] * f->classes + p]++;
+            }
+            seen += b->n;
+        }
+        hs_batch_loader_release(f->val_loader, b);
+        if (st) return st;
+    }
+    m->val_loss = seen ? loss_sum / seen : 0;
+    m->val_acc = seen ? 100.0 * correct / seen : 0;
+    if (!isfinite(m->val_loss))
+        return hs_fail(err, HS_ERR_DIVERGED, "the validation loss after epoch %d is not finite",
+                       epoch);
+    return HS_OK;
+}
+
+static double best_val(const hs_epoch_metrics *h, int n, int skip_last) {
+    double best = -1;
+    for (int i = 0; i < n - skip_last; i++)
+        if (h[i].val_acc > best) best = h[i].val_acc;
+    return best;
+}
+
+static hs_status run_epochs(finetune *f, hs_error *err) {
+    hs_finetune_job *job = f->job;
+    const hs_train_config *c = f->c;
+    char path[4200], best_path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", job->dir);
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", job->dir);
+    hs_status st = HS_OK;
+    if (job->resume) {
+        if ((st = hs_checkpoint_load_net(path, f->net, 0, &f->opt, job->history,
+                                         job->epochs_done, job->identity, err)))
+            return st;
+        note(f, "resuming the fine-tune in %s after epoch %d", job->dir, *job->epochs_done);
+        if ((st = job->write_outputs(job->outputs_ctx, err))) return st;
+    }
+    int trained = 0;
+    for (int epoch = *job->epochs_done + 1; epoch <= c->epochs; epoch++) {
+        double start = now_seconds();
+        hs_epoch_metrics m = {epoch, 0, 0, 0, 0, 0};
+        if ((st = train_epoch(f, epoch, &m, err))) return st;
+        stage(f, "validation", epoch, 0);
+        if ((st = validate_epoch(f, epoch, &m, err))) return st;
+        m.seconds = now_seconds() - start;
+        job->history[*job->epochs_done] = m;
+        /* best.safetensors first: a checkpoint never names a best epoch whose file is
+         * missing. */
+        if (m.val_acc > best_val(job->history, *job->epochs_done, 0) &&
+            (st = hs_save_network(best_path, f->net, c->backbone, err)))
+            return st;
+        if ((st = hs_checkpoint_save_net(path, f->net, 0, &f->opt, job->history,
+                                         *job->epochs_done + 1, job->identity, err)))
+            return st;
+        (*job->epochs_done)++;
+        stage(f, "checkpoint written", epoch, 0);
+        if ((st = job->write_outputs(job->outputs_ctx, err))) return st;
+        stage(f, "outputs written", epoch, 0);
+        if (job->cb && job->cb->epoch_done) job->cb->epoch_done(job->cb->ctx, &m, c->epochs);
+        trained = 1;
+    }
+    if (!trained && *job->epochs_done > 0) {
+        hs_epoch_metrics m = {*job->epochs_done, 0, 0, 0, 0, 0};
+        st = validate_epoch(f, m.epoch, &m, err);
+    }
+    return st;
+}
+
+hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
+    finetune f;
+    memset(&f, 0, sizeof f);
+    f.job = job;
+    f.c = job->config;
+    f.net = job->net;
+    f.boundary = job->boundary;
+    f.size = job->img_size;
+    hs_status st = open_data(&f, err);
+    if (!st) st = open_stage(&f, err);
+    if (!st) {
+        note(&f, "fine-tuning layers %d..%d of %d (from %s) on %d images, BatchNorm %s",
+             f.boundary, f.net->count - 1, f.net->count, f.net->layers[f.boundary].name,
+             f.train_count, f.c->bn);
+        st = run_epochs(&f, err);
+    }
+    job->train_images = f.train_count;
+    job->val_images = f.val_count;
+    hs_batch_loader_free(f.train_loader);
+    hs_batch_loader_free(f.val_loader);
+    hs_image_store_free(&f.train_store);
+    hs_image_store_free(&f.val_store);
+    hs_tape_free(&f.tape);
+    hs_optimizer_free(&f.opt);
+    free(f.prefix_out);
+    free(f.logits);
+    free(f.dlogits);
+    free(f.train_order);
+    free(f.val_order);
+    /* Back to inference: the trained layers' BatchNorms are left in the policy's mode, which
+     * only the training forward reads. */
+    f.net->prepared = 0;
+    return st;
+}

@@ -1,0 +1,65 @@
+/* --strategy finetune, stage 2: training layers [boundary, count) of the whole network on
+ * augmented images (train.c runs stage 1, the head probe on cached features, before it).
+ *
+ * images (image store) -> loader threads: random resized crop, flip, mixup, smoothing
+ *   -> frozen prefix [0, boundary) through the inference plan (eval mode)
+ *   -> tape over [boundary, count): training forward, soft cross-entropy, backward
+ *   -> optimizer (per-depth lr scales, no weight decay on norms and biases), lr per step
+ *   -> validation through the inference plan over the whole net, checkpoint, outputs.
+ *
+ * Exact resume: the loader's batches depend on (seed, epoch, sample) alone, the dropout and
+ * drop-connect masks on (seed, epoch), the learning rate on the step count; the checkpoint
+ * holds the whole network (parameters and BatchNorm buffers), the optimizer's state and the
+ * metrics, so a resumed run repeats what a run never stopped computes. */
+#ifndef HS_FINETUNE_H
+#define HS_FINETUNE_H
+
+#include "dataset.h"
+#include "headstart.h"
+#include "net.h"
+
+/* The blocks of a network's backbone (layers [0, head_begin)), in order: the stem, each
+ * EfficientNet block "_blocks.N", the head convolution; for VGG each convolution and each
+ * classifier layer below the head. starts[k] is block k's first layer. Returns the count
+ * (at most max). */
+int hs_backbone_blocks(const hs_net *net, int *starts, int max);
+
+/* The first trained layer for --unfreeze: "all" -> 0, "N" -> the start of the top N blocks
+ * (N of at least the block count: 0). Refuses anything else, naming the flag. */
+hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *boundary,
+                               hs_error *err);
+
+/* The depth (0 .. block count) of layer `layer` for per-depth lr decay: its block's index,
+ * or the block count for the head. */
+int hs_layer_depth(const hs_net *net, int layer);
+
+/* What stage 2 needs from the job (train.c owns all of it). */
+typedef struct hs_finetune_job {
+    const hs_train_config *config;
+    const hs_train_callbacks *cb;
+    const char *dir;             /* the run folder */
+    const hs_dataset *train, *val;
+    hs_net *net;                 /* its head trained by stage 1 (or restored by resume) */
+    int img_size;
+    int boundary;                /* first trained layer */
+    const char *identity;        /* the checkpoint's identity lines */
+    int resume;                  /* 1: restore the checkpoint in dir first */
+    hs_epoch_metrics *history;   /* room for HS_MAX_EPOCHS */
+    int *epochs_done;
+    int *confusion;              /* classes x classes, the last validation's */
+    /* metrics.csv and plots from the history (train.c's), called after each checkpoint */
+    hs_status (*write_outputs)(void *ctx, hs_error *err);
+    void *outputs_ctx;
+    /* out */
+    double images_per_second;    /* training images per second of the last epoch */
+    int train_images, val_images;
+} hs_finetune_job;
+
+hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err);
+
+/* Saves the whole network (parameters, BatchNorm buffers and num_batches_tracked) under
+ * PyTorch's keys: what torch's load_state_dict(strict=True) takes. */
+hs_status hs_save_network(const char *path, const hs_net *net, const char *backbone,
+                          hs_error *err);
+
+#endif
