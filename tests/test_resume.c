@@ -27,6 +27,7 @@
 #include "head_train.h"
 #include "rng.h"
 #include "run_record.h"
+#include "colour_images.h"
 #include "test_util.h"
 
 #define ROOT HS_TEST_TMP_DIR "/resume"
@@ -34,37 +35,8 @@
 #define EPOCHS 3
 
 static const char *const class_names[] = {"blue", "green", "red"};
-static const double colours[][3] = {{0.1, 0.2, 0.9}, {0.1, 0.8, 0.2}, {0.9, 0.1, 0.1}};
-
-static void write_image(const char *path, int cls, hs_rng *rng) {
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 24, 24);
-    cairo_t *cr = cairo_create(s);
-    for (int y = 0; y < 24; y += 4)
-        for (int x = 0; x < 24; x += 4) {
-            double jitter = hs_rng_range(rng, -0.25f, 0.25f);
-            cairo_set_source_rgb(cr, colours[cls][0] + jitter, colours[cls][1] + jitter,
-                                 colours[cls][2] + jitter);
-            cairo_rectangle(cr, x, y, 4, 4);
-            cairo_fill(cr);
-        }
-    cairo_surface_write_to_png(s, path);
-    cairo_destroy(cr);
-    cairo_surface_destroy(s);
-}
-
 static void make_data(void) {
-    hs_rng rng;
-    hs_rng_seed(&rng, 11);
-    char path[512];
-    CHECK(system("rm -rf " ROOT) == 0);
-    for (int c = 0; c < 3; c++) {
-        snprintf(path, sizeof path, DATA "/%s", class_names[c]);
-        CHECK(hs_make_dirs(path, NULL) == HS_OK);
-        for (int i = 0; i < 12; i++) {
-            snprintf(path, sizeof path, DATA "/%s/%02d.png", class_names[c], i);
-            write_image(path, c, &rng);
-        }
-    }
+    test_make_colour_classes(ROOT, DATA, class_names, 12, 11);
 }
 
 /* SGD with momentum on the last layer, or AdamW with weight decay on Lite0's whole
@@ -510,7 +482,7 @@ static void test_validation_diverges(void) {
 static uint8_t *png_bytes(int cls, size_t *size) {
     hs_rng rng;
     hs_rng_seed(&rng, (uint64_t)cls);
-    write_image(ROOT "/one.png", cls % 3, &rng);
+    test_write_colour_image(ROOT "/one.png", cls % 3, &rng);
     char *data = NULL;
     CHECK(hs_read_file(ROOT "/one.png", 1 << 20, &data, size, NULL) == HS_OK);
     return (uint8_t *)data;

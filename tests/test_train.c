@@ -16,44 +16,15 @@
 #include "fileutil.h"
 #include "head_train.h"
 #include "rng.h"
+#include "colour_images.h"
 #include "test_util.h"
 
 #define ROOT HS_TEST_TMP_DIR "/train"
 #define DATA ROOT "/colours"
 
 static const char *const class_names[] = {"blue sky", "green", "red 1"};
-static const double colours[][3] = {{0.1, 0.2, 0.9}, {0.1, 0.8, 0.2}, {0.9, 0.1, 0.1}};
-
-/* A noisy image of one colour class. */
-static void write_image(const char *path, int cls, hs_rng *rng) {
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 24, 24);
-    cairo_t *cr = cairo_create(s);
-    for (int y = 0; y < 24; y += 4)
-        for (int x = 0; x < 24; x += 4) {
-            double jitter = hs_rng_range(rng, -0.25f, 0.25f);
-            cairo_set_source_rgb(cr, colours[cls][0] + jitter, colours[cls][1] + jitter,
-                                 colours[cls][2] + jitter);
-            cairo_rectangle(cr, x, y, 4, 4);
-            cairo_fill(cr);
-        }
-    cairo_surface_write_to_png(s, path);
-    cairo_destroy(cr);
-    cairo_surface_destroy(s);
-}
-
 static void make_data(void) {
-    hs_rng rng;
-    hs_rng_seed(&rng, 5);
-    char path[512];
-    CHECK(system("rm -rf " ROOT) == 0);
-    for (int c = 0; c < 3; c++) {
-        snprintf(path, sizeof path, DATA "/%s", class_names[c]);
-        CHECK(hs_make_dirs(path, NULL) == HS_OK);
-        for (int i = 0; i < 20; i++) {
-            snprintf(path, sizeof path, DATA "/%s/%02d.png", class_names[c], i);
-            write_image(path, c, &rng);
-        }
-    }
+    test_make_colour_classes(ROOT, DATA, class_names, 20, 5);
     /* Things that are not images must not disturb the run. */
     CHECK(system("echo notes > '" DATA "/green/notes.txt' && mkdir -p " DATA
                  "/.ipynb_checkpoints") == 0);
