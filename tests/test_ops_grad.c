@@ -37,23 +37,8 @@
 
 static hs_rng rng;
 
-static float *alloc_floats(int64_t count) {
-    float *p = calloc((size_t)(count > 0 ? count : 1), sizeof(float));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static float *random_floats(int64_t count, float lo, float hi) {
-    float *p = alloc_floats(count);
-    for (int64_t i = 0; i < count; i++) p[i] = hs_rng_range(&rng, lo, hi);
-    return p;
-}
-
 static float *nan_floats(int64_t count) {
-    float *p = alloc_floats(count);
+    float *p = test_alloc_floats(count);
     for (int64_t i = 0; i < count; i++) p[i] = NAN;
     return p;
 }
@@ -168,13 +153,13 @@ static void fd_conv(const conv_case *cc) {
     int64_t x_count = (int64_t)cc->n * cc->in_c * cc->h * cc->w;
     int64_t w_count = (int64_t)cc->out_c * (cc->in_c / cc->groups) * cc->kh * cc->kw;
     int64_t y_count = (int64_t)cc->n * cc->out_c * oh * ow;
-    float *x = random_floats(x_count, -1, 1), *weight = random_floats(w_count, -1, 1);
-    float *bias = random_floats(cc->out_c, -1, 1), *dy = random_floats(y_count, -1, 1);
-    float *dx = nan_floats(x_count), *dw = alloc_floats(w_count), *db = alloc_floats(cc->out_c);
+    float *x = test_random_floats(&rng, x_count, -1, 1), *weight = test_random_floats(&rng, w_count, -1, 1);
+    float *bias = test_random_floats(&rng, cc->out_c, -1, 1), *dy = test_random_floats(&rng, y_count, -1, 1);
+    float *dx = nan_floats(x_count), *dw = test_alloc_floats(w_count), *db = test_alloc_floats(cc->out_c);
     hs_conv2d_backward_ref(x, cc->n, cc->h, cc->w, weight, &s, dy, dx, dw, db);
 
     conv_ctx ctx = {x, weight, cc->bias ? bias : NULL, dy, cc->n, cc->h, cc->w, s,
-                    alloc_floats(y_count), y_count};
+                    test_alloc_floats(y_count), y_count};
     char what[96];
     snprintf(what, sizeof what, "%s fd dx", cc->name);
     check_fd(what, conv_loss, &ctx, x, x_count, dx, FD_STEP_LINEAR, FD_RTOL, FD_ATOL);
@@ -186,8 +171,8 @@ static void fd_conv(const conv_case *cc) {
 
     /* contract: parameter gradients accumulate (a second call adds the same again, onto
      * random starting values), NULL skips each output */
-    float *dw2 = random_floats(w_count, -1, 1), *db2 = random_floats(cc->out_c, -1, 1);
-    float *dw_expect = alloc_floats(w_count), *db_expect = alloc_floats(cc->out_c);
+    float *dw2 = test_random_floats(&rng, w_count, -1, 1), *db2 = test_random_floats(&rng, cc->out_c, -1, 1);
+    float *dw_expect = test_alloc_floats(w_count), *db_expect = test_alloc_floats(cc->out_c);
     for (int64_t i = 0; i < w_count; i++) dw_expect[i] = dw2[i] + dw[i];
     for (int i = 0; i < cc->out_c; i++) db_expect[i] = db2[i] + db[i];
     hs_conv2d_backward_ref(x, cc->n, cc->h, cc->w, weight, &s, dy, NULL, dw2, NULL);
@@ -247,11 +232,11 @@ static void fd_batchnorm(int frozen) {
     const int n = 3, c = 4, hw = 10;
     const int64_t count = (int64_t)n * c * hw;
     const float eps = 1e-3f;
-    float *x = random_floats(count, -2, 3), *dy = random_floats(count, -1, 1);
-    float *gamma = random_floats(c, 0.5f, 1.5f), *beta = random_floats(c, -0.5f, 0.5f);
-    float *mean = random_floats(c, -0.5f, 0.5f), *var = random_floats(c, 0.2f, 2.0f);
-    float *save_mean = alloc_floats(c), *save_rstd = alloc_floats(c), *y = alloc_floats(count);
-    float *dx = nan_floats(count), *dgamma = alloc_floats(c), *dbeta = alloc_floats(c);
+    float *x = test_random_floats(&rng, count, -2, 3), *dy = test_random_floats(&rng, count, -1, 1);
+    float *gamma = test_random_floats(&rng, c, 0.5f, 1.5f), *beta = test_random_floats(&rng, c, -0.5f, 0.5f);
+    float *mean = test_random_floats(&rng, c, -0.5f, 0.5f), *var = test_random_floats(&rng, c, 0.2f, 2.0f);
+    float *save_mean = test_alloc_floats(c), *save_rstd = test_alloc_floats(c), *y = test_alloc_floats(count);
+    float *dx = nan_floats(count), *dgamma = test_alloc_floats(c), *dbeta = test_alloc_floats(c);
     const char *mode = frozen ? "bn frozen" : "bn train";
     if (frozen) {
         hs_batchnorm_frozen_backward_ref(x, dy, n, c, hw, gamma, mean, var, eps, dx, dgamma,
@@ -290,8 +275,8 @@ static void fd_batchnorm(int frozen) {
     }
 
     /* accumulation and NULL skips */
-    float *dg2 = random_floats(c, -1, 1), *db2 = random_floats(c, -1, 1);
-    float *dg_expect = alloc_floats(c), *db_expect = alloc_floats(c), *dx2 = nan_floats(count);
+    float *dg2 = test_random_floats(&rng, c, -1, 1), *db2 = test_random_floats(&rng, c, -1, 1);
+    float *dg_expect = test_alloc_floats(c), *db_expect = test_alloc_floats(c), *dx2 = nan_floats(count);
     for (int i = 0; i < c; i++) {
         dg_expect[i] = dg2[i] + dgamma[i];
         db_expect[i] = db2[i] + dbeta[i];
@@ -375,7 +360,7 @@ static double eltwise_loss(void *v) {
 
 static void fd_relu6(void) {
     const int64_t count = 400;
-    float *x = alloc_floats(count), *dy = random_floats(count, -1, 1), *y = alloc_floats(count);
+    float *x = test_alloc_floats(count), *dy = test_random_floats(&rng, count, -1, 1), *y = test_alloc_floats(count);
     /* values in (-2, 8), none within 2 steps of the kinks at 0 and 6 */
     for (int64_t i = 0; i < count; i++) {
         float v;
@@ -405,8 +390,8 @@ static void fd_drop_connect(void) {
     const int64_t per = 30, count = n * per;
     const uint8_t keep[4] = {1, 0, 1, 1};
     const float p = 0.2f;
-    float *x = random_floats(count, -2, 2), *dy = random_floats(count, -1, 1);
-    float *y = alloc_floats(count), *dx = nan_floats(count);
+    float *x = test_random_floats(&rng, count, -2, 2), *dy = test_random_floats(&rng, count, -1, 1);
+    float *y = test_alloc_floats(count), *dx = nan_floats(count);
     hs_drop_connect_backward_ref(dy, keep, n, per, p, dx);
     eltwise_ctx ctx = {dy, count, y, keep, n, p, 1, x};
     check_fd("drop connect fd dx", eltwise_loss, &ctx, x, count, dx, FD_STEP_LINEAR, FD_RTOL,
@@ -459,7 +444,7 @@ static void fd_pool(int kind, int n, int c, int h, int w, int a, int b, int pad)
     int oh = kind == 2 ? a : hs_conv_out_size(h, a, b, pad, pad, 1);
     int ow = kind == 2 ? b : hs_conv_out_size(w, a, b, pad, pad, 1);
     int64_t x_count = (int64_t)n * c * h * w, y_count = (int64_t)n * c * oh * ow;
-    float *x = alloc_floats(x_count);
+    float *x = test_alloc_floats(x_count);
     /* distinct values 0.01 apart (a shuffled ramp): no ties, no argmax changes within a step */
     for (int64_t i = 0; i < x_count; i++) x[i] = (float)i * 0.01f - 1.0f;
     for (int64_t i = x_count - 1; i > 0; i--) {
@@ -468,13 +453,13 @@ static void fd_pool(int kind, int n, int c, int h, int w, int a, int b, int pad)
         x[i] = x[j];
         x[j] = t;
     }
-    float *dy = random_floats(y_count, -1, 1), *dx = nan_floats(x_count);
+    float *dy = test_random_floats(&rng, y_count, -1, 1), *dx = nan_floats(x_count);
     if (kind == 0) hs_maxpool2d_backward_ref(x, n, c, h, w, a, b, pad, dy, dx);
     if (kind == 1) hs_avgpool2d_backward_ref(n, c, h, w, a, b, pad, dy, dx);
     if (kind == 2) hs_adaptive_avgpool2d_backward_ref(n, c, h, w, a, b, dy, dx);
     ctx.x = x;
     ctx.dy = dy;
-    ctx.y = alloc_floats(y_count);
+    ctx.y = test_alloc_floats(y_count);
     ctx.y_count = y_count;
     char what[96];
     static const char *names[] = {"maxpool", "avgpool", "adaptive avgpool"};
@@ -532,11 +517,11 @@ static double linear_loss(void *v) {
 
 static void fd_linear(void) {
     const int n = 3, in = 7, out = 4;
-    float *x = random_floats(n * in, -1, 1), *weight = random_floats(out * in, -1, 1);
-    float *bias = random_floats(out, -1, 1), *dy = random_floats(n * out, -1, 1);
-    float *dx = nan_floats(n * in), *dw = alloc_floats(out * in), *db = alloc_floats(out);
+    float *x = test_random_floats(&rng, n * in, -1, 1), *weight = test_random_floats(&rng, out * in, -1, 1);
+    float *bias = test_random_floats(&rng, out, -1, 1), *dy = test_random_floats(&rng, n * out, -1, 1);
+    float *dx = nan_floats(n * in), *dw = test_alloc_floats(out * in), *db = test_alloc_floats(out);
     hs_linear_backward_ref(x, n, in, weight, out, dy, dx, dw, db);
-    linear_ctx ctx = {x, weight, bias, dy, n, in, out, alloc_floats(n * out)};
+    linear_ctx ctx = {x, weight, bias, dy, n, in, out, test_alloc_floats(n * out)};
     check_fd("linear fd dx", linear_loss, &ctx, x, n * in, dx, FD_STEP_LINEAR, FD_RTOL, FD_ATOL);
     check_fd("linear fd dweight", linear_loss, &ctx, weight, out * in, dw, FD_STEP_LINEAR,
              FD_RTOL, FD_ATOL);
@@ -566,7 +551,7 @@ static double xent_loss(void *v) {
 static void fd_cross_entropy(void) {
     const int n = 4, classes = 6;
     const int labels[4] = {0, 5, 2, 2};
-    float *logits = random_floats(n * classes, -3, 3), *grad = nan_floats(n * classes);
+    float *logits = test_random_floats(&rng, n * classes, -3, 3), *grad = nan_floats(n * classes);
     hs_softmax_cross_entropy_ref(logits, n, classes, labels, grad);
     xent_ctx ctx = {logits, n, classes, labels};
     /* the loss is a float: its rounding (~3e-8) over 2h = 2^-6 gives ~2e-6 of noise */
@@ -653,7 +638,7 @@ static const float *data(const char *case_name, const char *name) {
 
 static float *copy_of(const char *case_name, const char *name) {
     const hs_sd_entry *e = get(case_name, name);
-    float *p = alloc_floats(e->numel);
+    float *p = test_alloc_floats(e->numel);
     memcpy(p, e->data, (size_t)e->numel * sizeof(float));
     return p;
 }
@@ -675,8 +660,8 @@ static void torch_conv(const char *case_name) {
     CHECK_MSG(x->shape[1] == s.in_channels && dy->shape[1] == s.out_channels &&
               dy->shape[2] == oh && dy->shape[3] == ow, "%s: fixture shapes", case_name);
     if (dy->shape[2] != oh || dy->shape[3] != ow) return;
-    float *dx = nan_floats(x->numel), *dw = alloc_floats(w->numel);
-    float *db = alloc_floats(s.out_channels);
+    float *dx = nan_floats(x->numel), *dw = test_alloc_floats(w->numel);
+    float *db = test_alloc_floats(s.out_channels);
     hs_conv2d_backward_ref(x->data, n, h, wd, w->data, &s, dy->data, dx, dw,
                            has_bias ? db : NULL);
     close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
@@ -696,7 +681,7 @@ static void torch_bn_train(const char *case_name) {
     const float *gamma = data(case_name, "gamma");
     float eps = data(case_name, "eps")[0], momentum = data(case_name, "momentum")[0];
     float *rm = copy_of(case_name, "running_mean_in"), *rv = copy_of(case_name, "running_var_in");
-    float *save_mean = alloc_floats(c), *save_rstd = alloc_floats(c);
+    float *save_mean = test_alloc_floats(c), *save_rstd = test_alloc_floats(c);
     float *y = nan_floats(x->numel);
     hs_batchnorm_train_forward_ref(x->data, n, c, hw, gamma, data(case_name, "beta"), eps,
                                    momentum, rm, rv, save_mean, save_rstd, y);
@@ -709,7 +694,7 @@ static void torch_bn_train(const char *case_name) {
                    TORCH_RTOL, TORCH_ATOL);
     close_to_torch(case_name, "running_var", rv, data(case_name, "running_var_out"), c,
                    TORCH_RTOL, TORCH_ATOL);
-    float *dx = nan_floats(x->numel), *dgamma = alloc_floats(c), *dbeta = alloc_floats(c);
+    float *dx = nan_floats(x->numel), *dgamma = test_alloc_floats(c), *dbeta = test_alloc_floats(c);
     hs_batchnorm_train_backward_ref(x->data, data(case_name, "dy"), n, c, hw, gamma, save_mean,
                                     save_rstd, dx, dgamma, dbeta);
     close_to_torch(case_name, "dx", dx, data(case_name, "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
@@ -731,7 +716,7 @@ static void torch_bn_frozen(void) {
     const char *cs = "bn_frozen";
     const hs_sd_entry *x = get(cs, "x");
     int n = (int)x->shape[0], c = (int)x->shape[1], hw = (int)(x->shape[2] * x->shape[3]);
-    float *dx = nan_floats(x->numel), *dgamma = alloc_floats(c), *dbeta = alloc_floats(c);
+    float *dx = nan_floats(x->numel), *dgamma = test_alloc_floats(c), *dbeta = test_alloc_floats(c);
     hs_batchnorm_frozen_backward_ref(x->data, data(cs, "dy"), n, c, hw, data(cs, "gamma"),
                                      data(cs, "mean"), data(cs, "var"), data(cs, "eps")[0], dx,
                                      dgamma, dbeta);
@@ -796,7 +781,7 @@ static void torch_adaptive(const char *case_name) {
 static void torch_linear(void) {
     const hs_sd_entry *x = get("linear", "x"), *w = get("linear", "w");
     int n = (int)x->shape[0], in = (int)x->shape[1], out = (int)w->shape[0];
-    float *dx = nan_floats(x->numel), *dw = alloc_floats(w->numel), *db = alloc_floats(out);
+    float *dx = nan_floats(x->numel), *dw = test_alloc_floats(w->numel), *db = test_alloc_floats(out);
     hs_linear_backward_ref(x->data, n, in, w->data, out, data("linear", "dy"), dx, dw, db);
     close_to_torch("linear", "dx", dx, data("linear", "dx"), x->numel, TORCH_RTOL, TORCH_ATOL);
     close_to_torch("linear", "dweight", dw, data("linear", "dw"), w->numel, TORCH_RTOL,

@@ -20,29 +20,15 @@
 #include "check.h"
 #include "ops_grad.h"
 #include "rng.h"
+#include "test_util.h"
 
 #define RTOL 1e-4f
 #define ATOL 1e-5f
 
 static hs_rng rng;
 
-static float *alloc_floats(int64_t count) {
-    float *p = calloc((size_t)(count > 0 ? count : 1), sizeof(float));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static float *random_floats(int64_t count, float lo, float hi) {
-    float *p = alloc_floats(count);
-    for (int64_t i = 0; i < count; i++) p[i] = hs_rng_range(&rng, lo, hi);
-    return p;
-}
-
 static float *copy_floats(const float *src, int64_t count) {
-    float *p = alloc_floats(count);
+    float *p = test_alloc_floats(count);
     memcpy(p, src, (size_t)count * sizeof(float));
     return p;
 }
@@ -94,11 +80,11 @@ static void check_conv(const conv_case *c) {
     const int64_t w_count = (int64_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
     const int64_t y_count = (int64_t)c->n * c->out_c * oh * ow;
     const float dy_scale = 1.0f / sqrtf((float)c->n * oh * ow);
-    float *x = random_floats(x_count, -1, 1), *weight = random_floats(w_count, -1, 1);
-    float *dy = random_floats(y_count, -dy_scale, dy_scale);
-    float *dw0 = random_floats(w_count, -1, 1), *db0 = random_floats(c->out_c, -1, 1);
+    float *x = test_random_floats(&rng, x_count, -1, 1), *weight = test_random_floats(&rng, w_count, -1, 1);
+    float *dy = test_random_floats(&rng, y_count, -dy_scale, dy_scale);
+    float *dw0 = test_random_floats(&rng, w_count, -1, 1), *db0 = test_random_floats(&rng, c->out_c, -1, 1);
 
-    float *dx_ref = alloc_floats(x_count), *dw_ref = copy_floats(dw0, w_count);
+    float *dx_ref = test_alloc_floats(x_count), *dw_ref = copy_floats(dw0, w_count);
     float *db_ref = copy_floats(db0, c->out_c);
     hs_conv2d_backward_ref(x, c->n, c->h, c->w, weight, &s, dy, dx_ref, dw_ref, db_ref);
 
@@ -108,11 +94,11 @@ static void check_conv(const conv_case *c) {
     CHECK(hs_conv_grad_plan_matches(plan, &s, c->n, c->h, c->w));
     printf("  conv %-34s %s%s\n", c->name, hs_conv_grad_plan_impl(plan),
            hs_conv_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
-    float *dx = alloc_floats(x_count), *dw = copy_floats(dw0, w_count);
+    float *dx = test_alloc_floats(x_count), *dw = copy_floats(dw0, w_count);
     float *db = copy_floats(db0, c->out_c);
     char what[128];
     /* forward with the current weights, with and without bias; a changed weight is seen */
-    float *y_ref = alloc_floats(y_count), *y = alloc_floats(y_count);
+    float *y_ref = test_alloc_floats(y_count), *y = test_alloc_floats(y_count);
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, with_bias ? db0 : NULL, &s, y_ref);
         fill_nan(y, y_count);
@@ -173,15 +159,15 @@ static void check_conv(const conv_case *c) {
 static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
     const int64_t count = (int64_t)n * c * hw;
     const float dy_scale = 1.0f / sqrtf((float)n * hw);
-    float *x = random_floats(count, -2, 3), *gamma = random_floats(c, 0.5f, 1.5f);
-    float *beta = random_floats(c, -0.5f, 0.5f);
-    float *dy = random_floats(count, -dy_scale, dy_scale);
-    float *rm0 = random_floats(c, -0.5f, 0.5f), *rv0 = random_floats(c, 0.2f, 2.0f);
-    float *dg0 = random_floats(c, -1, 1), *db0 = random_floats(c, -1, 1);
+    float *x = test_random_floats(&rng, count, -2, 3), *gamma = test_random_floats(&rng, c, 0.5f, 1.5f);
+    float *beta = test_random_floats(&rng, c, -0.5f, 0.5f);
+    float *dy = test_random_floats(&rng, count, -dy_scale, dy_scale);
+    float *rm0 = test_random_floats(&rng, c, -0.5f, 0.5f), *rv0 = test_random_floats(&rng, c, 0.2f, 2.0f);
+    float *dg0 = test_random_floats(&rng, c, -1, 1), *db0 = test_random_floats(&rng, c, -1, 1);
 
-    float *y_ref = alloc_floats(count), *mean_ref = alloc_floats(c), *rstd_ref = alloc_floats(c);
+    float *y_ref = test_alloc_floats(count), *mean_ref = test_alloc_floats(c), *rstd_ref = test_alloc_floats(c);
     float *rm_ref = copy_floats(rm0, c), *rv_ref = copy_floats(rv0, c);
-    float *dx_ref = alloc_floats(count), *dg_ref = copy_floats(dg0, c), *db_ref = copy_floats(db0, c);
+    float *dx_ref = test_alloc_floats(count), *dg_ref = copy_floats(dg0, c), *db_ref = copy_floats(db0, c);
     hs_batchnorm_train_forward_ref(x, n, c, hw, gamma, beta, eps, momentum, rm_ref, rv_ref,
                                    mean_ref, rstd_ref, y_ref);
     hs_batchnorm_train_backward_ref(x, dy, n, c, hw, gamma, mean_ref, rstd_ref, dx_ref, dg_ref,
@@ -195,9 +181,9 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
     snprintf(what, sizeof what, "bn %dx%dx%d", n, c, hw);
     printf("  %-39s %s%s\n", what, hs_bn_grad_plan_impl(plan),
            hs_bn_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
-    float *y = alloc_floats(count), *mean = alloc_floats(c), *rstd = alloc_floats(c);
-    float *rm = alloc_floats(c), *rv = alloc_floats(c);
-    float *dx = alloc_floats(count), *dg = alloc_floats(c), *db = alloc_floats(c);
+    float *y = test_alloc_floats(count), *mean = test_alloc_floats(c), *rstd = test_alloc_floats(c);
+    float *rm = test_alloc_floats(c), *rv = test_alloc_floats(c);
+    float *dx = test_alloc_floats(count), *dg = test_alloc_floats(c), *db = test_alloc_floats(c);
     for (int rep = 0; rep < 2; rep++) {
         fill_nan(y, count);
         fill_nan(dx, count);
@@ -241,7 +227,7 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
     hs_bn_grad_plan_free(plan);
 
     /* frozen statistics: the threaded kernel against its reference */
-    float *var = random_floats(c, 0.2f, 2.0f);
+    float *var = test_random_floats(&rng, c, 0.2f, 2.0f);
     memcpy(dg_ref, dg0, (size_t)c * sizeof(float));
     memcpy(db_ref, db0, (size_t)c * sizeof(float));
     memcpy(dg, dg0, (size_t)c * sizeof(float));
@@ -272,10 +258,10 @@ static void check_pool(hs_pool_kind kind, int n, int c, int h, int w, int k, int
     const int oh = hs_conv_out_size(h, k, stride, pad, pad, 1);
     const int ow = hs_conv_out_size(w, k, stride, pad, pad, 1);
     const int64_t x_count = (int64_t)n * c * h * w, y_count = (int64_t)n * c * oh * ow;
-    float *x = random_floats(x_count, -1, 1), *dy = random_floats(y_count, -1, 1);
+    float *x = test_random_floats(&rng, x_count, -1, 1), *dy = test_random_floats(&rng, y_count, -1, 1);
     if (ties) /* three values only: most windows hold equal maxima */
         for (int64_t i = 0; i < x_count; i++) x[i] = (float)hs_rng_below(&rng, 3);
-    float *y_ref = alloc_floats(y_count), *dx_ref = alloc_floats(x_count);
+    float *y_ref = test_alloc_floats(y_count), *dx_ref = test_alloc_floats(x_count);
     if (kind == HS_POOL_MAX) {
         hs_maxpool2d_forward_ref(x, n, c, h, w, k, stride, pad, y_ref);
         hs_maxpool2d_backward_ref(x, n, c, h, w, k, stride, pad, dy, dx_ref);
@@ -291,7 +277,7 @@ static void check_pool(hs_pool_kind kind, int n, int c, int h, int w, int k, int
              n, c, h, w, k, stride, pad, ties ? " ties" : "");
     printf("  %-39s %s%s\n", what, hs_pool_grad_plan_impl(plan),
            hs_pool_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
-    float *y = alloc_floats(y_count), *dx = alloc_floats(x_count);
+    float *y = test_alloc_floats(y_count), *dx = test_alloc_floats(x_count);
     char label[160];
     for (int rep = 0; rep < 2; rep++) {
         fill_nan(y, y_count);
@@ -326,8 +312,8 @@ static void check_pool(hs_pool_kind kind, int n, int c, int h, int w, int k, int
 
 static void check_adaptive(int n, int c, int h, int w, int oh, int ow) {
     const int64_t x_count = (int64_t)n * c * h * w, y_count = (int64_t)n * c * oh * ow;
-    float *dy = random_floats(y_count, -1, 1);
-    float *ref = alloc_floats(x_count), *fast = alloc_floats(x_count);
+    float *dy = test_random_floats(&rng, y_count, -1, 1);
+    float *ref = test_alloc_floats(x_count), *fast = test_alloc_floats(x_count);
     hs_adaptive_avgpool2d_backward_ref(n, c, h, w, oh, ow, dy, ref);
     fill_nan(fast, x_count);
     hs_adaptive_avgpool2d_backward(n, c, h, w, oh, ow, dy, fast);
@@ -340,10 +326,10 @@ static void check_adaptive(int n, int c, int h, int w, int oh, int ow) {
 /* ---- ReLU and ReLU6 ------------------------------------------------------------------------------ */
 
 static void check_activation(hs_act_kind kind, int64_t count) {
-    float *x = random_floats(count, -2, 8), *dy = random_floats(count, -1, 1);
+    float *x = test_random_floats(&rng, count, -2, 8), *dy = test_random_floats(&rng, count, -1, 1);
     /* exact kinks: 0, -0 and 6 (hardtanh passes nothing there) */
     for (int64_t i = 0; i < count; i += 5) x[i] = (i / 5) % 3 == 0 ? 0.0f : (i / 5) % 3 == 1 ? 6.0f : -0.0f;
-    float *ref = alloc_floats(count), *fast = alloc_floats(count);
+    float *ref = test_alloc_floats(count), *fast = test_alloc_floats(count);
     if (kind == HS_ACT_RELU) hs_relu_backward_ref(x, dy, count, ref);
     else hs_relu6_backward_ref(x, dy, count, ref);
     hs_act_grad_plan *plan = hs_act_grad_plan_create(kind, count);

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "ops_ref.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 #define TOL_RTOL 1e-5f
 #define TOL_ATOL 1e-6f
@@ -67,15 +68,6 @@ static const hs_sd_entry *get(const char *case_name, const char *name) {
 
 static const float *data(const char *case_name, const char *name) {
     return get(case_name, name)->data;
-}
-
-static float *alloc_floats(int64_t count) {
-    float *p = calloc((size_t)(count > 0 ? count : 1), sizeof(float));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
 }
 
 /* ---- sizes and padding ----------------------------------------------------------------- */
@@ -161,7 +153,7 @@ static void test_conv(const char *case_name) {
               case_name, oh, ow, (int)y->shape[2], (int)y->shape[3]);
     if (oh != y->shape[2] || ow != y->shape[3]) return;
 
-    float *out = alloc_floats(y->numel);
+    float *out = test_alloc_floats(y->numel);
     hs_conv2d_forward_ref(x->data, n, h, w, data(case_name, "w"),
                           has_bias ? data(case_name, "b") : NULL, &s, out);
     close_to_torch(case_name, out, y->data, y->numel);
@@ -173,7 +165,7 @@ static void test_conv(const char *case_name) {
 static void test_batchnorm(void) {
     const hs_sd_entry *x = get("bn", "x");
     const hs_sd_entry *y = get("bn", "y");
-    float *out = alloc_floats(y->numel);
+    float *out = test_alloc_floats(y->numel);
     hs_batchnorm_forward_ref(x->data, (int)x->shape[0], (int)x->shape[1],
                              (int)(x->shape[2] * x->shape[3]), data("bn", "gamma"),
                              data("bn", "beta"), data("bn", "mean"), data("bn", "var"),
@@ -195,26 +187,26 @@ static void test_fold(void) {
     float eps = data("convbn", "eps")[0];
 
     /* unfolded: batchnorm(conv(x)) */
-    float *conv = alloc_floats(y->numel), *unfolded = alloc_floats(y->numel);
+    float *conv = test_alloc_floats(y->numel), *unfolded = test_alloc_floats(y->numel);
     hs_conv2d_forward_ref(x->data, n, h, wd, w->data, data("convbn", "b"), &s, conv);
     hs_batchnorm_forward_ref(conv, n, s.out_channels, (int)hw, gamma, beta, mean, var, eps,
                              unfolded);
     close_to_torch("convbn unfolded", unfolded, y->data, y->numel);
 
     /* folded: conv with w', b' */
-    float *fw = alloc_floats(w->numel), *fb = alloc_floats(s.out_channels);
+    float *fw = test_alloc_floats(w->numel), *fb = test_alloc_floats(s.out_channels);
     memcpy(fw, w->data, (size_t)w->numel * sizeof(float));
     memcpy(fb, data("convbn", "b"), (size_t)s.out_channels * sizeof(float));
     hs_fold_batchnorm(fw, fb, s.out_channels, (int)(w->numel / s.out_channels), gamma, beta,
                       mean, var, eps);
-    float *folded = alloc_floats(y->numel);
+    float *folded = test_alloc_floats(y->numel);
     hs_conv2d_forward_ref(x->data, n, h, wd, fw, fb, &s, folded);
     /* folding only reorders float roundings: within 1e-5 relative of the unfolded result */
     CHECK_CLOSE("fold vs batchnorm(conv)", folded, unfolded, y->numel, 1e-5f, 1e-6f);
     close_to_torch("convbn folded", folded, y->data, y->numel);
 
     /* a conv without bias folds with a zero bias */
-    float *zb = alloc_floats(s.out_channels);
+    float *zb = test_alloc_floats(s.out_channels);
     memcpy(fw, w->data, (size_t)w->numel * sizeof(float));
     hs_conv2d_forward_ref(x->data, n, h, wd, w->data, NULL, &s, conv);
     hs_batchnorm_forward_ref(conv, n, s.out_channels, (int)hw, gamma, beta, mean, var, eps,
@@ -237,7 +229,7 @@ static void test_fold(void) {
 static void test_activations(void) {
     const hs_sd_entry *x = get("relu", "x");
     int64_t count = x->numel;
-    float *out = alloc_floats(count);
+    float *out = test_alloc_floats(count);
     hs_relu_forward_ref(x->data, count, out);
     exact("relu", out, data("relu", "y"), count);
     hs_relu6_forward_ref(x->data, count, out);
@@ -257,7 +249,7 @@ static void test_pool(const char *case_name, int is_max) {
     int n = (int)x->shape[0], c = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
     CHECK(hs_conv_out_size(h, k, stride, pad, pad, 1) == y->shape[2]);
     CHECK(hs_conv_out_size(w, k, stride, pad, pad, 1) == y->shape[3]);
-    float *out = alloc_floats(y->numel);
+    float *out = test_alloc_floats(y->numel);
     if (is_max) {
         hs_maxpool2d_forward_ref(x->data, n, c, h, w, k, stride, pad, out);
         exact(case_name, out, y->data, y->numel);
@@ -274,7 +266,7 @@ static void test_adaptive(const char *case_name) {
     const float *p = data(case_name, "params"); /* out_h, out_w */
     int oh = (int)p[0], ow = (int)p[1];
     CHECK(y->shape[2] == oh && y->shape[3] == ow);
-    float *out = alloc_floats(y->numel);
+    float *out = test_alloc_floats(y->numel);
     hs_adaptive_avgpool2d_forward_ref(x->data, (int)x->shape[0], (int)x->shape[1],
                                       (int)x->shape[2], (int)x->shape[3], oh, ow, out);
     close_to_torch(case_name, out, y->data, y->numel);
@@ -289,20 +281,20 @@ static void test_linear(void) {
     int n = (int)x->shape[0], in = (int)x->shape[1], out = (int)w->shape[0];
     const float *b = data("linear", "b"), *dy = data("linear", "dy");
 
-    float *y = alloc_floats((int64_t)n * out);
+    float *y = test_alloc_floats((int64_t)n * out);
     hs_linear_forward_ref(x->data, n, in, w->data, b, out, y);
     close_to_torch("linear forward", y, data("linear", "y"), (int64_t)n * out);
 
     /* without bias: y - b */
-    float *y_nobias = alloc_floats((int64_t)n * out), *expect = alloc_floats((int64_t)n * out);
+    float *y_nobias = test_alloc_floats((int64_t)n * out), *expect = test_alloc_floats((int64_t)n * out);
     hs_linear_forward_ref(x->data, n, in, w->data, NULL, out, y_nobias);
     for (int i = 0; i < n; i++)
         for (int o = 0; o < out; o++) expect[i * out + o] = y[i * out + o] - b[o];
     CHECK_CLOSE("linear forward without bias", y_nobias, expect, (int64_t)n * out, 1e-6f,
                 1e-6f);
 
-    float *dx = alloc_floats((int64_t)n * in), *dw = alloc_floats(w->numel);
-    float *db = alloc_floats(out);
+    float *dx = test_alloc_floats((int64_t)n * in), *dw = test_alloc_floats(w->numel);
+    float *db = test_alloc_floats(out);
     hs_linear_backward_ref(x->data, n, in, w->data, out, dy, dx, dw, db);
     close_to_torch("linear dx", dx, data("linear", "dx"), (int64_t)n * in);
     close_to_torch("linear dW", dw, data("linear", "dw"), w->numel);
@@ -310,7 +302,7 @@ static void test_linear(void) {
 
     /* gradients accumulate; dx and dbias may be skipped with NULL */
     hs_linear_backward_ref(x->data, n, in, w->data, out, dy, NULL, dw, NULL);
-    float *twice = alloc_floats(w->numel);
+    float *twice = test_alloc_floats(w->numel);
     for (int64_t i = 0; i < w->numel; i++) twice[i] = 2.0f * data("linear", "dw")[i];
     close_to_torch("linear dW accumulated twice", dw, twice, w->numel);
     close_to_torch("linear db untouched by NULL", db, data("linear", "db"), out);
@@ -332,7 +324,7 @@ static void test_dropout(void) {
     float p = data("dropout", "p")[0];
     int64_t count = x->numel;
     uint8_t *mask = malloc((size_t)count);
-    float *out = alloc_floats(count);
+    float *out = test_alloc_floats(count);
     if (!mask) exit(1);
     int64_t dropped = 0;
     for (int64_t i = 0; i < count; i++) {
@@ -359,7 +351,7 @@ static void test_dropout(void) {
 static void test_softmax(void) {
     const hs_sd_entry *x = get("softmax", "x");
     int n = (int)x->shape[0], classes = (int)x->shape[1];
-    float *out = alloc_floats(x->numel);
+    float *out = test_alloc_floats(x->numel);
     hs_softmax_forward_ref(x->data, n, classes, out);
     close_to_torch("softmax", out, data("softmax", "y"), x->numel);
     for (int i = 0; i < n; i++) {
@@ -377,7 +369,7 @@ static void test_cross_entropy(void) {
     int labels[64];
     CHECK(n <= 64);
     for (int i = 0; i < n && i < 64; i++) labels[i] = (int)labelsf[i];
-    float *grad = alloc_floats(logits->numel);
+    float *grad = test_alloc_floats(logits->numel);
     float loss = hs_softmax_cross_entropy_ref(logits->data, n, classes, labels, grad);
     close_to_torch("cross-entropy loss", &loss, data("xent", "loss"), 1);
     CHECK(isfinite(loss));

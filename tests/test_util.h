@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rng.h"
 #include "safetensors.h"
 
 /* tools/fixture_io.py's deterministic_input: x[i] = sin(0.37 i) * 1.7 in double, as float. */
@@ -15,6 +16,23 @@ static inline float *test_deterministic_input(long count) {
     float *x = malloc((size_t)count * sizeof(float));
     for (long i = 0; i < count; i++) x[i] = (float)(sin(0.37 * (double)i) * 1.7);
     return x;
+}
+
+/* count zeroed floats (at least one), or exits: tests treat out of memory as a failure. */
+static inline float *test_alloc_floats(int64_t count) {
+    float *p = calloc((size_t)(count > 0 ? count : 1), sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* count floats drawn uniformly from [lo, hi) by rng. */
+static inline float *test_random_floats(hs_rng *rng, int64_t count, float lo, float hi) {
+    float *p = test_alloc_floats(count);
+    for (int64_t i = 0; i < count; i++) p[i] = hs_rng_range(rng, lo, hi);
+    return p;
 }
 
 static inline int test_file_exists(const char *path) {
