@@ -234,12 +234,13 @@ static hs_status parse_history(const char *text, hs_epoch_metrics *history, int 
                        "epochs have)", path, expected);
     cJSON *rows = cJSON_ParseWithLength(text ? text : "", len);
     int ok = cJSON_IsArray(rows) && cJSON_GetArraySize(rows) == expected;
-    for (int i = 0; ok && i < expected; i++) {
-        cJSON *row = cJSON_GetArrayItem(rows, i);
+    /* Walked as lists: cJSON_GetArrayItem(i) walks from the start, O(epochs^2) in all. */
+    cJSON *row = ok ? rows->child : NULL;
+    for (int i = 0; ok && i < expected; i++, row = row->next) {
         double v[6];
         ok = cJSON_IsArray(row) && cJSON_GetArraySize(row) == 6;
-        for (int k = 0; ok && k < 6; k++) {
-            cJSON *x = cJSON_GetArrayItem(row, k);
+        cJSON *x = ok ? row->child : NULL;
+        for (int k = 0; ok && k < 6; k++, x = x->next) {
             ok = cJSON_IsNumber(x);
             if (ok) v[k] = x->valuedouble;
         }
