@@ -101,7 +101,16 @@ int hs_net_feature_dim(const hs_net *net);
 hs_status hs_net_load_weights(hs_net *net, const char *path, hs_error *err);
 hs_status hs_net_save_weights(const hs_net *net, const char *path, hs_error *err);
 
-/* Replaces the head with a freshly initialised one of num_classes outputs. */
+/* The most classes a head may have. Memory grows with the class count faster than with
+ * anything else a run holds: the head is classes x 1280 floats (x 4096 for VGG16's
+ * classifier, three times that with AdamW's moments) and the confusion matrix and
+ * confusion.csv hold classes^2 counts (1 GiB at this limit). 16,384 covers the large label
+ * sets transfer learning meets (iNaturalist 2021: 10,000; ImageNet-21k-P: 10,450), while a
+ * small file (an archive of empty class folders, a run.json) can no longer ask for more. */
+#define HS_MAX_CLASSES 16384
+
+/* Replaces the head with a freshly initialised one of num_classes outputs, 1 to
+ * HS_MAX_CLASSES (more is an HS_ERR_ARGUMENT). */
 hs_status hs_net_replace_head(hs_net *net, int num_classes, hs_head_kind kind, uint64_t seed,
                               hs_error *err);
 

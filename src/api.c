@@ -92,6 +92,9 @@ hs_status hs_net_replace_head(hs_net *net, int num_classes, hs_head_kind kind, u
     if (num_classes < 1)
         return hs_fail(err, HS_ERR_ARGUMENT, "a head needs at least one class, got %d",
                        num_classes);
+    if (num_classes > HS_MAX_CLASSES)
+        return hs_fail(err, HS_ERR_ARGUMENT, "%d classes is over the limit of %d a head may have",
+                       num_classes, HS_MAX_CLASSES);
     int last = last_linear(net);
     if (last < 0) return hs_fail(err, HS_ERR_INTERNAL, "%s has no head", net->info->name);
     /* The classifier block is everything after the features, its dropout included

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "json_bound.h"
 #include "safetensors.h"
 
 /* ---- Head weights ------------------------------------------------------------------------ */
@@ -209,7 +210,7 @@ static hs_status read_metadata(const char *path, cJSON **out, hs_error *err) {
     uint64_t len = 0;
     if (fread(len_bytes, 1, 8, f) == 8)
         for (int i = 7; i >= 0; i--) len = (len << 8) | len_bytes[i];
-    char *header = len > 0 && len < (100u << 20) ? malloc(len + 1) : NULL;
+    char *header = len > 0 && len <= HS_ST_MAX_HEADER ? malloc(len + 1) : NULL;
     int ok = header && fread(header, 1, len, f) == len;
     fclose(f);
     if (!ok) {
@@ -217,7 +218,13 @@ static hs_status read_metadata(const char *path, cJSON **out, hs_error *err) {
         return hs_fail(err, HS_ERR_FORMAT, "%s: unreadable safetensors header", path);
     }
     header[len] = '\0';
-    cJSON *root = cJSON_Parse(header);
+    /* The bound the safetensors reader applies: cJSON must not spend 40 times the header. */
+    if (hs_json_value_bound(header, len) > HS_ST_MAX_JSON_VALUES) {
+        free(header);
+        return hs_fail(err, HS_ERR_NOMEM, "%s: the header holds more JSON values than %d "
+                       "tensors can need", path, HS_SD_MAX_TENSORS);
+    }
+    cJSON *root = cJSON_ParseWithLength(header, len);
     free(header);
     cJSON *meta = cJSON_DetachItemFromObject(root, "__metadata__");
     cJSON_Delete(root);
@@ -237,14 +244,20 @@ static const char *meta_string(const cJSON *meta, const char *key) {
 
 static hs_status parse_history(const char *text, hs_epoch_metrics *history, int expected,
                                const char *path, hs_error *err) {
-    cJSON *rows = cJSON_Parse(text ? text : "");
+    /* The history of `expected` epochs is one array of rows of 6 numbers: 7 values a row. */
+    size_t len = text ? strlen(text) : 0;
+    if (text && hs_json_value_bound(text, len) > 1 + 7 * (size_t)expected)
+        return hs_fail(err, HS_ERR_FORMAT, "%s: damaged metrics history (more values than %d "
+                       "epochs have)", path, expected);
+    cJSON *rows = cJSON_ParseWithLength(text ? text : "", len);
     int ok = cJSON_IsArray(rows) && cJSON_GetArraySize(rows) == expected;
-    for (int i = 0; ok && i < expected; i++) {
-        cJSON *row = cJSON_GetArrayItem(rows, i);
+    /* Walked as lists: cJSON_GetArrayItem(i) walks from the start, O(epochs^2) in all. */
+    cJSON *row = ok ? rows->child : NULL;
+    for (int i = 0; ok && i < expected; i++, row = row->next) {
         double v[6];
         ok = cJSON_IsArray(row) && cJSON_GetArraySize(row) == 6;
-        for (int k = 0; ok && k < 6; k++) {
-            cJSON *x = cJSON_GetArrayItem(row, k);
+        cJSON *x = ok ? row->child : NULL;
+        for (int k = 0; ok && k < 6; k++, x = x->next) {
             ok = cJSON_IsNumber(x);
             if (ok) v[k] = x->valuedouble;
         }

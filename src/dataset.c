@@ -397,6 +397,9 @@ typedef struct ctx {
 } ctx;
 
 static hs_status check_class_count(ctx *c, int n, const char *where) {
+    if (n > HS_MAX_CLASSES)
+        return hs_fail(c->err, HS_ERR_ARGUMENT, "%s has %d classes, over the limit of %d",
+                       where, n, HS_MAX_CLASSES);
     if (n >= 2 || (c->eval && n >= 1)) return HS_OK;
     return hs_fail(c->err, HS_ERR_ARGUMENT,
                    "%s has %d class%s; a classifier needs at least two class folders (%s/<class>/"

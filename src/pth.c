@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "error.h"
 #include "pickle.h"
@@ -177,6 +178,7 @@ typedef struct zip_entry {
     const char *name;
     size_t name_len;
     unsigned method, flags;
+    uint32_t crc; /* the central directory's CRC-32 of the entry's bytes */
     uint64_t comp_size, size, local_offset;
 } zip_entry;
 
@@ -257,7 +259,7 @@ static hs_status zip_open(zip_archive *z, const uint8_t *d, size_t n, const char
             return hs_fail(err, HS_ERR_FORMAT, "%s: zip directory entry %zu is truncated", name,
                            z->count);
         *e = (zip_entry){(const char *)p + 46, nlen, (unsigned)le(p + 10, 2), (unsigned)le(p + 8, 2),
-                         le(p + 20, 4), le(p + 24, 4), le(p + 42, 4)};
+                         (uint32_t)le(p + 16, 4), le(p + 20, 4), le(p + 24, 4), le(p + 42, 4)};
         if (!zip_read_extra(p + 46 + nlen, xlen, e))
             return hs_fail(err, HS_ERR_FORMAT, "%s: zip entry %zu has a damaged extra field", name,
                            z->count);
@@ -293,6 +295,9 @@ static hs_status zip_entry_bytes(const zip_archive *z, const zip_entry *e, const
                          le(z->data + e->local_offset + 28, 2);
         if (start > z->size || e->size > z->size - start) {
             what = "runs past the end of the file";
+        } else if (crc32_z(0, z->data + start, (z_size_t)e->size) != e->crc) {
+            /* Without this a flipped byte of tensor data loads as a different weight. */
+            what = "is damaged (its CRC-32 does not match the zip directory's)";
         } else {
             *out = (byte_range){z->data + start, (size_t)e->size, 1};
             return HS_OK;

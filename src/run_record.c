@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "error.h"
 #include "fileutil.h"
+#include "json_bound.h"
 
 static hs_status write_json(const char *dir, cJSON *root, hs_error *err) {
     char path[4200];
@@ -136,7 +137,15 @@ static cJSON *load_json(const char *dir, hs_error *err) {
     size_t size = 0;
     snprintf(path, sizeof path, "%s/run.json", dir);
     if (hs_read_file(path, 64u << 20, &text, &size, err)) return NULL;
-    cJSON *root = cJSON_Parse(text);
+    /* A run record is its class names and a few hundred other values; cJSON spends about 80
+     * bytes a value, so more is refused before parsing (a 64 MB file could cost 2.5 GB). */
+    if (hs_json_value_bound(text, size) > HS_MAX_CLASSES + 4096u) {
+        free(text);
+        hs_fail(err, HS_ERR_FORMAT, "%s holds more JSON values than a run record of %d classes "
+                "can", path, HS_MAX_CLASSES);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(text, size);
     free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -260,11 +269,16 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
     }
     if (!st) {
         out->seed = (uint64_t)seed->valuedouble;
+        /* Checked before the names are copied: the count sizes the head hs_model_open builds. */
         int n = cJSON_GetArraySize(classes);
-        out->classes = calloc((size_t)(n ? n : 1), sizeof *out->classes);
-        if (!out->classes) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
-        for (int i = 0; !st && i < n; i++) {
-            const cJSON *name = cJSON_GetArrayItem(classes, i);
+        if (n > HS_MAX_CLASSES)
+            st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json names %d classes, over the limit of %d",
+                         dir, n, HS_MAX_CLASSES);
+        if (!st && !(out->classes = calloc((size_t)(n ? n : 1), sizeof *out->classes)))
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        /* Walked as a list: cJSON_GetArrayItem(i) walks from the start each time. */
+        const cJSON *name = classes->child;
+        for (int i = 0; !st && i < n; i++, name = name->next) {
             if (!cJSON_IsString(name) || strlen(name->valuestring) > HS_CLASS_NAME_MAX)
                 st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: class %d is not a name of at "
                              "most %d bytes", dir, i, HS_CLASS_NAME_MAX);

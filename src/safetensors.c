@@ -12,34 +12,7 @@
 
 #include "error.h"
 #include "fileutil.h"
-
-/* Headers above this size are refused before anything is allocated. */
-#define HS_ST_MAX_HEADER (100u * 1024u * 1024u)
-
-/* JSON values a header may hold: an entry of a tensor is at most 14 (its object, dtype, shape
- * and up to 8 dims, data_offsets and its 2 numbers), and __metadata__ a few thousand strings.
- * cJSON takes about 80 bytes per value, so without this bound a header of "shape": [1, 1, 1,
- * ...] would make the parse cost 40 times the header's size. */
-#define HS_ST_MAX_JSON_VALUES (16u * HS_SD_MAX_TENSORS + 4096u)
-
-/* An upper bound on the values in JSON text, without parsing it: every value but the first
- * of each container follows a comma, and every container opens with a bracket. */
-static size_t json_value_bound(const char *text, size_t len) {
-    size_t n = 1;
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
-        } else if (c == ',' || c == '[' || c == '{') {
-            n++;
-        }
-    }
-    return n;
-}
+#include "json_bound.h"
 
 static int parse_dtype(const char *s, hs_dtype *out) {
     static const struct {
@@ -157,7 +130,7 @@ hs_status hs_safetensors_load_memory(const uint8_t *data, size_t size, const cha
     if (hlen < 2)
         return hs_fail(err, HS_ERR_FORMAT, "%s: header is too short", name);
     const char *text = (const char *)data + 8;
-    if (json_value_bound(text, (size_t)hlen) > HS_ST_MAX_JSON_VALUES)
+    if (hs_json_value_bound(text, (size_t)hlen) > HS_ST_MAX_JSON_VALUES)
         return hs_fail(err, HS_ERR_NOMEM,
                        "%s: the header holds more JSON values than %d tensors can need", name,
                        HS_SD_MAX_TENSORS);

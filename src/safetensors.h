@@ -9,6 +9,14 @@
 
 #include "statedict.h"
 
+/* Headers above this size are refused before anything is allocated. */
+#define HS_ST_MAX_HEADER (100u * 1024u * 1024u)
+
+/* JSON values a header may hold (checked with hs_json_value_bound before cJSON parses it): an
+ * entry of a tensor is at most 14 (its object, dtype, shape and up to 8 dims, data_offsets and
+ * its 2 numbers), and __metadata__ a few thousand strings. */
+#define HS_ST_MAX_JSON_VALUES (16u * HS_SD_MAX_TENSORS + 4096u)
+
 /* String metadata stored in "__metadata__". */
 typedef struct hs_kv {
     const char *key;

@@ -201,6 +201,49 @@ static void test_errors(void) {
     hs_sd_free(&sd);
 }
 
+/* A flipped byte of tensor data in a zip-layout file: every byte there is a valid float, so
+ * only the entry's CRC-32 (in the zip directory) tells it from the real one. The bytes of
+ * each file's first float32 tensor are found in the file and one is flipped. */
+static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const void *needle, size_t len) {
+    for (size_t i = 0; len <= n && i <= n - len; i++)
+        if (memcmp(hay + i, needle, len) == 0) return hay + i;
+    return NULL;
+}
+
+static void test_zip_crc(void) {
+    const char *files[] = {"tiny_zip.pth", "shared_zip.pth", "nested_zip.pth"};
+    for (size_t f = 0; f < COUNT(files); f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s%s", PTH_DIR, files[f]);
+        size_t size;
+        uint8_t *buf = read_file(path, &size);
+        CHECK(buf != NULL);
+        if (!buf) continue;
+        hs_state_dict sd;
+        hs_error err = {0};
+        hs_sd_init(&sd);
+        CHECK_MSG(hs_pth_load_memory(buf, size, files[f], &sd, &err) == HS_OK, "%s", err.message);
+        const uint8_t *at = NULL;
+        for (size_t i = 0; !at && i < sd.count; i++) {
+            const hs_sd_entry *e = &sd.entries[i];
+            if (e->source_dtype == HS_DTYPE_F32 && e->numel >= 4)
+                at = find_bytes(buf, size, e->data, (size_t)e->numel * sizeof(float));
+        }
+        hs_sd_free(&sd);
+        CHECK_MSG(at != NULL, "%s: no float32 tensor's bytes found in the file", files[f]);
+        if (at) {
+            buf[at - buf + 1] ^= 0x10;
+            hs_status st = hs_pth_load_memory(buf, size, files[f], &sd, &err);
+            CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "CRC-32") &&
+                      strstr(err.message, "/data/") && strstr(err.message, files[f]),
+                      "%s: status %d: %s", files[f], st, err.message);
+            CHECK(sd.count == 0);
+            hs_sd_free(&sd);
+        }
+        free(buf);
+    }
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t next_random(void) {
     rng_state ^= rng_state << 13;
@@ -242,8 +285,10 @@ static int consistent(const hs_state_dict *sd) {
 /* Every proper prefix of every fixture is an error (never a crash: run under ASan), and
  * random byte flips give either a load or a refusal as a bad file, nothing else. Each attempt
  * gets an exactly sized copy so ASan sees any read past the end. Flips in tensor data keep the
- * layout, flips in opcodes and lengths are refused, so both kinds must be seen in every file;
- * flips in a name or a size can still load, with another layout. */
+ * layout (legacy; a zip entry's CRC-32 refuses them, see test_zip_crc), flips in opcodes and
+ * lengths are refused, so both kinds must be seen in every file (in a zip, flips in fields no
+ * reader checks, such as times, keep the layout); flips in a name or a size can still load,
+ * with another layout. */
 static void test_damage(void) {
     long truncations = 0, flips = 0, same = 0, changed = 0, refused = 0;
     const char *files[COUNT(good) + COUNT(evil)];
@@ -474,6 +519,7 @@ int main(void) {
     test_dtypes();
     test_evil();
     test_errors();
+    test_zip_crc();
     test_memo_bounds();
     test_stack_budget();
     test_legacy_extent();

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -28,6 +29,7 @@
 #include "rng.h"
 #include "run_record.h"
 #include "colour_images.h"
+#include "safetensors.h"
 #include "test_util.h"
 
 #define ROOT HS_TEST_TMP_DIR "/resume"
@@ -455,9 +457,142 @@ static void test_checkpoint_values(void) {
                   bad[i][2], st, err.message);
         hs_sd_free(&empty);
     }
+
+    /* JSON values are bounded before cJSON parses them (about 80 bytes a value). A header of
+     * a million numbers, under an identity of another run: once parsed whole (85 MB) and
+     * refused as that mismatch. */
+    size_t values = HS_ST_MAX_JSON_VALUES + 1, len = 0;
+    char *header = malloc(2 * values + 256);
+    len += (size_t)sprintf(header, "{\"__metadata__\":{\"format\":\"headstart-checkpoint-2\","
+                           "\"identity\":\"other\"},\"pad\":[0");
+    for (size_t i = 1; i < values; i++) len += (size_t)sprintf(header + len, ",0");
+    len += (size_t)sprintf(header + len, "]}");
+    FILE *f = fopen(ROOT "/many_values.safetensors", "wb");
+    uint8_t size_bytes[8];
+    for (int i = 0; i < 8; i++) size_bytes[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    CHECK(f && fwrite(size_bytes, 1, 8, f) == 8 && fwrite(header, 1, len, f) == len &&
+          fclose(f) == 0);
+    free(header);
+    hs_status st = hs_checkpoint_load(ROOT "/many_values.safetensors", &t, back, &done,
+                                      "identity=1", &err);
+    CHECK_MSG(st == HS_ERR_NOMEM && strstr(err.message, "more JSON values"), "%d (%s)", st,
+              err.message);
+    /* The metrics history of one epoch holds 7 values; a thousand more are not parsed. */
+    char metrics[4096] = "[[1,1,1,1,1,1]";
+    for (int i = 0; i < 1000; i++) strcat(metrics, ",0");
+    strcat(metrics, "]");
+    hs_state_dict empty;
+    hs_sd_init(&empty);
+    hs_kv meta[] = {{"format", "headstart-checkpoint-2"}, {"identity", "identity=1"},
+                    {"epochs_done", "1"}, {"optimizer_steps", "1"}, {"metrics", metrics}};
+    CHECK(hs_safetensors_save(ROOT "/long_history.safetensors", &empty, meta, 5, &err) == HS_OK);
+    st = hs_checkpoint_load(ROOT "/long_history.safetensors", &t, back, &done, "identity=1", &err);
+    CHECK_MSG(st == HS_ERR_FORMAT && strstr(err.message, "more values than 1 epochs have"),
+              "%d (%s)", st, err.message);
+    /* The longest history (HS_MAX_EPOCHS rows) is read in one pass: walked by index it took
+     * 5e9 list steps (82 s here), before the load went on. Only the tensors are missing. */
+    char *rows = malloc((size_t)HS_MAX_EPOCHS * 40 + 4);
+    size_t at = (size_t)sprintf(rows, "[");
+    for (int i = 1; i <= HS_MAX_EPOCHS; i++)
+        at += (size_t)sprintf(rows + at, "%s[%d,1,1,1,1,1]", i > 1 ? "," : "", i);
+    strcpy(rows + at, "]");
+    char epochs[16];
+    snprintf(epochs, sizeof epochs, "%d", HS_MAX_EPOCHS);
+    meta[2].value = epochs;
+    meta[4].value = rows;
+    CHECK(hs_safetensors_save(ROOT "/longest_history.safetensors", &empty, meta, 5, &err) ==
+          HS_OK);
+    free(rows);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    st = hs_checkpoint_load(ROOT "/longest_history.safetensors", &t, back, &done, "identity=1",
+                            &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("test_resume: a checkpoint of %d epochs' history read in %.3f s\n", HS_MAX_EPOCHS,
+           seconds);
+    CHECK_MSG(st == HS_ERR_MISMATCH && strstr(err.message, "has no "), "%d (%s)", st,
+              err.message);
+    CHECK_MSG(seconds < 10.0, "%.1f s to read %d epochs' history", seconds, HS_MAX_EPOCHS);
     free(back);
     hs_head_trainer_free(&t);
     hs_net_free(net);
+}
+
+/* ---- The class count, bounded where it enters ---------------------------------------------- */
+
+/* A run.json of `classes` names "c<i>", with `padding` more numbers in an extra array. */
+static void write_run_json(const char *dir, int classes, int padding) {
+    CHECK(hs_make_dirs(dir, NULL) == HS_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "{\"format_version\": %d, \"backbone\": {\"name\": \"efficientnet_lite0\", "
+            "\"weights\": \"w.pth\", \"weights_sha256\": \"00\", \"seed\": 1}, "
+            "\"preprocessing\": {\"img_size\": 32, \"mean\": [0.5, 0.5, 0.5], "
+            "\"std\": [0.5, 0.5, 0.5]}, \"options\": {\"train_layers\": \"head\"}, "
+            "\"padding\": [0", HS_RUN_FORMAT_VERSION);
+    for (int i = 0; i < padding; i++) fputs(",0", f);
+    fputs("], \"classes\": [", f);
+    for (int i = 0; i < classes; i++) fprintf(f, "%s\"c%d\"", i ? "," : "", i);
+    fputs("]}\n", f);
+    CHECK(fclose(f) == 0);
+}
+
+/* The head is classes x 1280 floats and the confusion matrix classes^2 counts: the count is
+ * checked where it enters (the data set, run.json, the head itself), with an error naming it
+ * and the limit. */
+static void test_class_limit(void) {
+    hs_error err = {0};
+    hs_run_record record;
+    write_run_json(ROOT "/limit_ok", HS_MAX_CLASSES, 0);
+    CHECK_MSG(hs_run_record_load(ROOT "/limit_ok", &record, &err) == HS_OK, "%s", err.message);
+    CHECK(record.class_count == HS_MAX_CLASSES && strcmp(record.classes[HS_MAX_CLASSES - 1],
+                                                         "c16383") == 0);
+    hs_run_record_free(&record);
+    write_run_json(ROOT "/limit_over", HS_MAX_CLASSES + 1, 0);
+    CHECK(hs_run_record_load(ROOT "/limit_over", &record, &err) == HS_ERR_FORMAT);
+    CHECK_MSG(strstr(err.message, "names 16385 classes, over the limit of 16384"), "%s",
+              err.message);
+    /* Values beyond what a run record of HS_MAX_CLASSES names holds: refused before parsing. */
+    write_run_json(ROOT "/limit_values", 2, HS_MAX_CLASSES + 5000);
+    CHECK(hs_run_record_load(ROOT "/limit_values", &record, &err) == HS_ERR_FORMAT);
+    CHECK_MSG(strstr(err.message, "more JSON values than a run record"), "%s", err.message);
+
+    hs_net *net = NULL;
+    CHECK(hs_net_create("efficientnet_lite0", 1, &net, &err) == HS_OK);
+    CHECK(hs_net_replace_head(net, HS_MAX_CLASSES + 1, HS_HEAD_LAST_LAYER, 1, &err) ==
+          HS_ERR_ARGUMENT);
+    CHECK_MSG(strstr(err.message, "16385 classes is over the limit of 16384"), "%s", err.message);
+    hs_net_free(net);
+
+    /* A 17 MB .tar of 16,385 class folders holding one empty .png each. */
+    struct archive *a = archive_write_new();
+    archive_write_set_format_ustar(a);
+    CHECK(archive_write_open_filename(a, ROOT "/many_classes.tar") == ARCHIVE_OK);
+    for (int c = 0; c <= HS_MAX_CLASSES; c++) {
+        char member[64];
+        snprintf(member, sizeof member, "c%05d/0.png", c);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, member);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, 0);
+        CHECK(archive_write_header(a, e) == ARCHIVE_OK);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    hs_dataset train, val;
+    hs_dataset_options o = {0.5, 0, 0, 0};
+    hs_status st = hs_dataset_open(ROOT "/many_classes.tar", &o, &train, &val, &err);
+    CHECK_MSG(st == HS_ERR_ARGUMENT && strstr(err.message, "has 16385 classes, over the limit "
+              "of 16384"), "%d (%s)", st, err.message);
+    hs_dataset_free(&train); /* on failure too, as hs_dataset_open asks */
+    hs_dataset_free(&val);
+    unlink(ROOT "/many_classes.tar");
 }
 
 /* One step per epoch at an absurd rate: the step's loss is finite, the head it leaves is
@@ -666,6 +801,7 @@ int main(int argc, char **argv) {
     test_streams();
     test_metrics_text();
     test_checkpoint_values();
+    test_class_limit();
     test_kills("sgd");
     test_kills("adamw");
     test_stop_flag();
