@@ -21,7 +21,8 @@ if command -v darknet >/dev/null && [ -n "$cfg" ]; then
     darknet_ips=$(cd "$tmp" && darknet speed "$cfg" 3 2>&1 | awk '/Hz/ {print $2}')
 fi
 fma=$(awk '/^fma/ {print $2}' "$tmp/peak"); sgemm=$(awk '/^sgemm/ {print $2}' "$tmp/peak")
-echo "peak FP32 on $threads threads: AVX-512 FMA loop $fma GFLOP/s, OpenBLAS sgemm $sgemm GFLOP/s"
+fma_isa=$(awk '/^fma/ {$1 = $2 = ""; sub(/^ +/, ""); print}' "$tmp/peak")
+echo "peak FP32 on $threads threads: FMA loop $fma GFLOP/s $fma_isa, OpenBLAS sgemm $sgemm GFLOP/s"
 echo "(% of peak uses the larger of the two)"
 awk -v fma="$fma" -v sgemm="$sgemm" -v dn="$darknet_ips" '
     FNR == 1 { file++ }
