@@ -8,7 +8,9 @@
 #include <stddef.h>
 
 typedef enum hs_backend {
-    HS_BACKEND_CPU = 0 /* reference kernels + oneDNN / OpenBLAS fast paths */
+    HS_BACKEND_CPU = 0,      /* oneDNN / OpenBLAS fast paths (training included) */
+    HS_BACKEND_REFERENCE = 1 /* training passes on the reference kernels (plain loops,
+                              * double accumulation): slow, for tests */
 } hs_backend;
 
 typedef struct hs_context {

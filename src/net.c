@@ -216,6 +216,7 @@ void hs_net_freeze_below(hs_net *net, int boundary) {
 void hs_net_release(hs_net *net) {
     if (!net) return;
     hs_net_release_fast(net);
+    hs_net_release_train_plans(net);
     for (int i = 0; i < net->count; i++) {
         free(net->layers[i].fused_weight);
         free(net->layers[i].fused_bias);

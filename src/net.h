@@ -92,6 +92,8 @@ typedef struct hs_layer {
     float *fused_weight, *fused_bias;
     int fused_bn;
     struct hs_conv_plan *plan;
+    /* Training plans of the fast backend (layers/fast.c) for the last shape trained on. */
+    struct hs_train_plan *train_plan;
 } hs_layer;
 
 /* One tensor of a layer, under the key PyTorch gives it. */
@@ -147,6 +149,10 @@ int64_t hs_param_numel(const hs_param_ref *ref);
 
 /* Frees what the inference plan keeps between runs; hs_net_release calls it. */
 void hs_net_release_fast(hs_net *net);
+
+/* Frees the training plans (layers/fast.c) the interpreter keeps per layer; hs_net_release
+ * calls it. They hold no weights: nothing else needs to call it. */
+void hs_net_release_train_plans(hs_net *net);
 
 /* Frees every layer and arena; the struct itself belongs to the caller. */
 void hs_net_release(hs_net *net);

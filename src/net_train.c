@@ -15,6 +15,14 @@ int hs_net_freeze_boundary(const hs_net *net, int first, int last) {
     return last;
 }
 
+void hs_net_release_train_plans(hs_net *net) {
+    for (int i = 0; i < net->count; i++) hs_layer_train_plan_free(&net->layers[i]);
+}
+
+static hs_backend backend_of(const hs_net *net) {
+    return (net->ctx ? net->ctx : hs_context_default())->backend;
+}
+
 void hs_net_zero_grad(hs_net *net) {
     if (net->grads) memset(net->grads, 0, (size_t)net->param_floats * sizeof(float));
 }
@@ -116,6 +124,7 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
         return hs_fail(err, HS_ERR_ARGUMENT, "batch of %d for a tape of %d", n, t->max_batch);
     memcpy(t->acts[0], input, (size_t)n * hs_act_numel(t->shapes[0]) * sizeof(float));
     int span = t->last - t->first, stats_moved = 0;
+    hs_backend backend = backend_of(t->net);
     for (int k = 0; k < span; k++) {
         hs_layer *l = &t->net->layers[t->first + k];
         stats_moved |= training && l->kind == HS_LAYER_BATCHNORM && l->bn_mode == HS_BN_TRAIN;
@@ -125,7 +134,7 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
         if (training && !rng && (l->kind == HS_LAYER_DROPOUT ||
                                  (l->kind == HS_LAYER_DROP_CONNECT && l->dropout_p > 0)))
             return hs_fail(err, HS_ERR_INTERNAL, "training forward without a random stream");
-        hs_status st = hs_layer_ops_of(l->kind)->forward(l, &a, err);
+        hs_status st = hs_layer_pass_of(l->kind, backend).forward(l, &a, err);
         if (st) return st;
     }
     if (stats_moved) t->net->prepared = 0; /* the plan folds the running statistics */
@@ -148,6 +157,7 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
     if (!t->trained)
         return hs_fail(err, HS_ERR_INTERNAL, "backward needs a training forward first");
     int span = t->last - t->first, n = t->n;
+    hs_backend backend = backend_of(t->net);
     int boundary = t->input_grad ? 0 : hs_net_freeze_boundary(t->net, t->first, t->last) - t->first;
     memset(t->pending, 0, ((size_t)span + 1) * sizeof *t->pending);
     for (int k = span - 1; k >= 0 && k >= boundary; k--) {
@@ -161,7 +171,7 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
                                   t->first + k);
         if (l->kind == HS_LAYER_ADD) {
             /* dx first (it may be the same activation as the edge's), then the edge. */
-            hs_status st = hs_layer_ops_of(l->kind)->backward(l, &a, err);
+            hs_status st = hs_layer_pass_of(l->kind, backend).backward(l, &a, err);
             if (st) return st;
             if (add_into) hs_add_inplace(dx, t->scratch, (int64_t)n * hs_act_numel(t->shapes[k]));
             if (dx) t->pending[k] = 1;
@@ -171,7 +181,7 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
                                        (int64_t)n * hs_act_numel(t->shapes[f]));
             continue;
         }
-        hs_status st = hs_layer_ops_of(l->kind)->backward(l, &a, err);
+        hs_status st = hs_layer_pass_of(l->kind, backend).backward(l, &a, err);
         if (st) return st;
         if (add_into) hs_add_inplace(dx, t->scratch, (int64_t)n * hs_act_numel(t->shapes[k]));
         if (dx) t->pending[k] = 1;

@@ -32,10 +32,11 @@ static void conv_init(hs_layer *l, hs_rng *rng) {
     if (l->bias) hs_fill_fan_in_uniform(l->bias, s->out_channels, fan_in, rng);
 }
 
-/* The reference kernel (double accumulation): in training, BatchNorm with batch statistics
- * divides by small per-channel deviations and so amplifies float32 accumulation error; with
- * im2col + sgemm a Lite0 step's deep gradients were 1 % off PyTorch's, with this 1e-6. The
- * inference plan (net_run.c) has its own fast convolutions. */
+/* The reference kernels (double accumulation), run on HS_BACKEND_REFERENCE; the default
+ * backend trains through oneDNN plans instead (fast.c, chosen in registry.c). In training,
+ * BatchNorm with batch statistics over tiny maps amplifies float32 rounding: a 2 x 64 x 64
+ * Lite0 step's deep gradients are ~1 % off PyTorch's with float32 kernels, 1e-6 with these.
+ * The inference plan (net_run.c) has its own fast convolutions. */
 static hs_status conv_forward(hs_layer *l, const hs_forward_args *a, hs_error *err) {
     hs_conv2d_shape s = hs_conv_for_input(l, a->in.h, a->in.w);
     hs_conv2d_forward_ref(a->x, a->n, a->in.h, a->in.w, l->weight, l->bias, &s, a->y);

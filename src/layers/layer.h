@@ -72,6 +72,20 @@ typedef struct hs_layer_ops {
 
 const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind);
 
+/* The forward and backward the interpreter (net_train.c) runs for a layer. */
+typedef struct hs_layer_pass {
+    hs_status (*forward)(hs_layer *l, const hs_forward_args *a, hs_error *err);
+    hs_status (*backward)(hs_layer *l, const hs_backward_args *a, hs_error *err);
+} hs_layer_pass;
+
+/* The one place that picks fast or reference per kind (registry.c): on HS_BACKEND_CPU the
+ * oneDNN training plans (fast.c) where the kind has them, otherwise the kind's own ops. */
+hs_layer_pass hs_layer_pass_of(hs_layer_kind kind, hs_backend backend);
+/* fast.c: per kind, NULL members where the kind's own operation is used. */
+extern const hs_layer_pass hs_fast_passes[HS_LAYER_KIND_COUNT];
+/* Frees the layer's training plans (fast.c). */
+void hs_layer_train_plan_free(hs_layer *l);
+
 /* The kinds (one file each). */
 extern const hs_layer_ops hs_conv_ops, hs_batchnorm_ops, hs_relu_ops, hs_relu6_ops,
     hs_maxpool_ops, hs_avgpool_ops, hs_adaptive_avgpool_ops, hs_flatten_ops, hs_linear_ops,

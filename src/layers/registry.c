@@ -19,3 +19,14 @@ static const hs_layer_ops *const table[HS_LAYER_KIND_COUNT] = {
 const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind) {
     return (int)kind >= 0 && kind < HS_LAYER_KIND_COUNT ? table[kind] : NULL;
 }
+
+hs_layer_pass hs_layer_pass_of(hs_layer_kind kind, hs_backend backend) {
+    const hs_layer_ops *ops = hs_layer_ops_of(kind);
+    hs_layer_pass pass = {ops->forward, ops->backward};
+    if (backend == HS_BACKEND_CPU) {
+        const hs_layer_pass *fast = &hs_fast_passes[kind];
+        if (fast->forward) pass.forward = fast->forward;
+        if (fast->backward) pass.backward = fast->backward;
+    }
+    return pass;
+}

@@ -1,0 +1,283 @@
+/* The fast training path (layers/fast.c: oneDNN plans for convolution, BatchNorm, pooling
+ * and activations) against the reference path (HS_BACKEND_REFERENCE: plain loops, double
+ * accumulation): one whole training step (forward in training mode with dropout, drop
+ * connect and batch-statistics BatchNorm, softmax cross-entropy, backward) of the small net
+ * with every layer kind and of EfficientNet-Lite0, on inputs where BatchNorm is well
+ * conditioned (batch 8, deepest maps >= 4 x 4).
+ *
+ * Tolerances: loss 1e-4 relative; BatchNorm running statistics 1e-4 relative + 1e-5
+ * absolute; gradients, "exact": every value of every parameter gradient within 1e-3
+ * relative + 1e-3 x scale, where scale is the RMS of the reference gradient of the tensor
+ * or, if larger, of its layer's weight (a bias's exact gradient can be zero, see
+ * test_engine.c). Seen: mixed net 1.7e-6.
+ *
+ * Lite0's whole fast step does NOT meet "exact" even at this size: the forward differs from
+ * the reference by float32 rounding only (loss 1e-7), but ~1e-6 changes of pre-activations
+ * flip some ReLU6 masks and BatchNorm's backward spreads each flip over its channel, so
+ * single deep gradient values move by up to ~90 % of scale (seen 0.92) while each tensor
+ * keeps its direction (cosine seen >= 0.9992, checked >= 0.995) and norm (seen 1.5 %,
+ * checked 5 %). Turning on one fast forward kind at a time (convolution alone, BatchNorm
+ * alone) shows the same; the fast backwards alone do not. So the backward is checked
+ * "exact" on its own: the fast backward of the reference forward's tape (seen 3.1e-4). */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "net.h"
+#include "net_train.h"
+#include "test_util.h"
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct step_result {
+    float loss;
+    float *grads;   /* copy of the gradient arena */
+    float *buffers; /* copy of the buffer arena after the step (running statistics) */
+    int64_t tracked; /* sum of bn_batches_tracked */
+    char impl[32];
+} step_result;
+
+static void free_result(step_result *r) {
+    free(r->grads);
+    free(r->buffers);
+}
+
+/* One step from the given parameters and buffers on backend `backend`; when again is not
+ * NULL, a second backward of the same tape on the fast backend (gradients only). */
+static void train_step(hs_net *net, hs_backend backend, step_result *again,
+                       const float *params0,
+                       const float *buffers0, const float *x, int n, int c, int h, int w,
+                       const int *labels, step_result *out) {
+    hs_context ctx;
+    hs_context_init(&ctx);
+    ctx.backend = backend;
+    net->ctx = &ctx;
+    memcpy(net->params, params0, (size_t)net->param_floats * sizeof(float));
+    memcpy(net->buffers, buffers0, (size_t)net->buffer_floats * sizeof(float));
+    for (int i = 0; i < net->count; i++) net->layers[i].bn_batches_tracked = 0;
+
+    hs_error err = {0};
+    hs_tape t;
+    CHECK(hs_tape_init(&t, net, 0, net->count, n, c, h, w, 0, &err) == HS_OK);
+    hs_rng rng;
+    hs_rng_seed(&rng, 7); /* the same dropout and drop connect masks on both backends */
+    hs_status st = hs_tape_forward(&t, x, n, 1, &rng, &err);
+    CHECK_MSG(st == HS_OK, "%s", err.message);
+    out->loss = hs_softmax_cross_entropy_ref(hs_tape_output(&t), n, net->num_classes, labels,
+                                             hs_tape_output_grad(&t));
+    hs_net_zero_grad(net);
+    st = hs_tape_backward(&t, &err);
+    CHECK_MSG(st == HS_OK, "%s", err.message);
+    out->grads = malloc((size_t)net->param_floats * sizeof(float));
+    out->buffers = malloc((size_t)net->buffer_floats * sizeof(float));
+    memcpy(out->grads, net->grads, (size_t)net->param_floats * sizeof(float));
+    memcpy(out->buffers, net->buffers, (size_t)net->buffer_floats * sizeof(float));
+    out->tracked = 0;
+    for (int i = 0; i < net->count; i++) out->tracked += net->layers[i].bn_batches_tracked;
+    if (again) {
+        /* The backend is read by every pass; the tape (activations, saved batch statistics)
+         * is left as the forward wrote it. Not for max pooling, whose fast backward needs its
+         * own forward's argmax (Lite0 has none). */
+        ctx.backend = HS_BACKEND_CPU;
+        hs_net_zero_grad(net);
+        st = hs_tape_backward(&t, &err);
+        CHECK_MSG(st == HS_OK, "%s", err.message);
+        again->grads = malloc((size_t)net->param_floats * sizeof(float));
+        again->buffers = NULL;
+        memcpy(again->grads, net->grads, (size_t)net->param_floats * sizeof(float));
+    }
+    hs_tape_free(&t);
+    /* The plans stay valid, but they were made for this context's run: free them with it. */
+    hs_net_release_train_plans(net);
+    hs_net_release_fast(net);
+    hs_context_release(&ctx);
+    net->ctx = NULL;
+}
+
+/* Runs both backends and compares everything the step produced. */
+/* exact_grads: every gradient value is compared (see the top); otherwise only each tensor's
+ * direction (cosine >= min_cosine) and norm (within norm_rtol). */
+typedef struct grad_check {
+    int exact;
+    double min_cosine, norm_rtol;
+} grad_check;
+
+static void compare_grads(const char *what, hs_net *net, const step_result *fast,
+                          const step_result *ref, grad_check gc) {
+    hs_param_ref *refs = NULL;
+    int count = 0, grads = 0;
+    hs_error err = {0};
+    char key[200];
+    CHECK(hs_net_params(net, &refs, &count, &err) == HS_OK);
+    double worst = 0, worst_cos = 1, worst_norm = 0;
+    float layer_rms = 0;
+    for (int i = 0; i < count; i++) {
+        if (refs[i].buffer) continue;
+        int64_t numel = hs_param_numel(&refs[i]);
+        int64_t at = *refs[i].grad - net->grads;
+        const float *g = fast->grads + at, *want = ref->grads + at;
+        double sq = 0, gsq = 0, dot = 0;
+        for (int64_t j = 0; j < numel; j++) {
+            sq += (double)want[j] * want[j];
+            gsq += (double)g[j] * g[j];
+            dot += (double)g[j] * want[j];
+        }
+        float rms = (float)sqrt(sq / (double)numel);
+        if (strcmp(strrchr(refs[i].key, '.'), ".weight") == 0) layer_rms = rms;
+        float scale = rms > layer_rms ? rms : layer_rms;
+        CHECK(scale > 0);
+        snprintf(key, sizeof key, "%s: grad.%s", what, refs[i].key);
+        if (gc.exact) {
+            CHECK_CLOSE(key, g, want, numel, 1e-3f, 1e-3f * scale);
+        } else if (rms == layer_rms) { /* weights (and biases of real size) */
+            double cosine = dot / (sqrt(sq * gsq) + 1e-30);
+            double norm_err = fabs(sqrt(gsq) - sqrt(sq)) / sqrt(sq);
+            CHECK_MSG(cosine >= gc.min_cosine && norm_err <= gc.norm_rtol,
+                      "%s: cosine %.5f, norm error %.2e", key, cosine, norm_err);
+            if (cosine < worst_cos) worst_cos = cosine;
+            if (norm_err > worst_norm) worst_norm = norm_err;
+        }
+        for (int64_t j = 0; j < numel; j++) {
+            double e = fabs((double)g[j] - want[j]) / (scale + fabs((double)want[j]));
+            if (e > worst) worst = e;
+        }
+        grads++;
+    }
+    CHECK(grads > 0);
+    printf("%s: %d gradients, worst error %.2e of scale + |value|", what, grads, worst);
+    if (!gc.exact) printf(", worst cosine %.6f, worst norm error %.2e", worst_cos, worst_norm);
+    printf("\n");
+    free(refs);
+}
+
+static void compare_backends(const char *what, hs_net *net, const float *x, int n, int c,
+                             int h, int w, const int *labels, grad_check gc,
+                             int check_fast_backward) {
+    float *params0 = malloc((size_t)net->param_floats * sizeof(float));
+    float *buffers0 = malloc((size_t)net->buffer_floats * sizeof(float));
+    memcpy(params0, net->params, (size_t)net->param_floats * sizeof(float));
+    memcpy(buffers0, net->buffers, (size_t)net->buffer_floats * sizeof(float));
+    step_result ref, fast, mixed = {0};
+    double t0 = seconds();
+    train_step(net, HS_BACKEND_REFERENCE, check_fast_backward ? &mixed : NULL, params0,
+               buffers0, x, n, c, h, w, labels, &ref);
+    double t1 = seconds();
+    train_step(net, HS_BACKEND_CPU, NULL, params0, buffers0, x, n, c, h, w, labels, &fast);
+    double t2 = seconds();
+
+    char key[200];
+    snprintf(key, sizeof key, "%s: loss", what);
+    CHECK_CLOSE(key, &fast.loss, &ref.loss, 1, 1e-4f, 0);
+    CHECK(fast.tracked == ref.tracked && ref.tracked > 0);
+
+    hs_param_ref *refs = NULL;
+    int count = 0, stats = 0;
+    hs_error err = {0};
+    CHECK(hs_net_params(net, &refs, &count, &err) == HS_OK);
+    for (int i = 0; i < count; i++) {
+        if (!refs[i].buffer) continue;
+        int64_t at = *refs[i].data - net->buffers;
+        snprintf(key, sizeof key, "%s: after.%s", what, refs[i].key);
+        CHECK_CLOSE(key, fast.buffers + at, ref.buffers + at, hs_param_numel(&refs[i]), 1e-4f,
+                    1e-5f);
+        stats++;
+    }
+    CHECK(stats > 0);
+    free(refs);
+    printf("%s: loss %.6f (reference %.6f), %d statistics; reference %.2f s, fast %.2f s\n",
+           what, fast.loss, ref.loss, stats, t1 - t0, t2 - t1);
+    compare_grads(what, net, &fast, &ref, gc);
+    if (check_fast_backward) {
+        /* The fast backward from the reference forward's tape: every gradient value. */
+        snprintf(key, sizeof key, "%s, fast backward of the reference forward", what);
+        compare_grads(key, net, &mixed, &ref, (grad_check){1, 0, 0});
+    }
+    free_result(&mixed);
+    free_result(&ref);
+    free_result(&fast);
+    free(params0);
+    free(buffers0);
+}
+
+/* The kinds of test_engine.c's mixed net, at a size where its BatchNorm in training mode
+ * sees 8 x 16 x 16 values a channel: conv, BN (train), ReLU, depthwise SAME conv s2, BN
+ * (frozen), ReLU6, dilated conv, drop connect, residual add, max pool, avg pool, adaptive
+ * avg pool, flatten, linear, ReLU, dropout, linear. */
+static void test_mixed_net(void) {
+    enum { N = 8, C = 3, H = 16, W = 16 };
+    hs_net *net = calloc(1, sizeof *net);
+    hs_error err = {0};
+    net->head_begin = -1;
+    CHECK(hs_net_add_conv(net, "conv0", 3, 8, 3, 1, 1, 1, 1, 0) != NULL);
+    CHECK(hs_net_add_batchnorm(net, "bn1", 8, 1e-3f, 0.1f) != NULL);
+    CHECK(hs_net_add_layer(net, HS_LAYER_RELU, "") != NULL);
+    CHECK(hs_net_add_conv(net, "dw3", 8, 8, 3, 2, 0, 8, 0, 1) != NULL);
+    hs_layer *bn = hs_net_add_batchnorm(net, "bn4", 8, 1e-3f, 0.1f);
+    bn->bn_mode = HS_BN_FROZEN;
+    CHECK(hs_net_add_layer(net, HS_LAYER_RELU6, "") != NULL);
+    hs_layer *dil = hs_net_add_conv(net, "dil6", 8, 8, 3, 1, 2, 1, 1, 0);
+    dil->conv.dilation_h = dil->conv.dilation_w = 2;
+    hs_layer *dc = hs_net_add_layer(net, HS_LAYER_DROP_CONNECT, "");
+    dc->dropout_p = 0.25f;
+    CHECK(hs_net_add_residual(net, 5) != NULL);
+    hs_layer *mp = hs_net_add_layer(net, HS_LAYER_MAXPOOL, "mp");
+    mp->pool_kernel = 3, mp->pool_stride = 2, mp->pool_pad = 1;
+    hs_layer *ap = hs_net_add_layer(net, HS_LAYER_AVGPOOL, "ap");
+    ap->pool_kernel = 2, ap->pool_stride = 1, ap->pool_pad = 0;
+    hs_layer *aap = hs_net_add_layer(net, HS_LAYER_ADAPTIVE_AVGPOOL, "aap");
+    aap->out_h = 2, aap->out_w = 1;
+    CHECK(hs_net_add_layer(net, HS_LAYER_FLATTEN, "") != NULL);
+    net->feature_end = net->count;
+    CHECK(hs_net_add_linear(net, "fc13", 16, 12) != NULL);
+    CHECK(hs_net_add_layer(net, HS_LAYER_RELU, "") != NULL);
+    hs_layer *drop = hs_net_add_layer(net, HS_LAYER_DROPOUT, "");
+    drop->dropout_p = 0.3f;
+    CHECK(hs_net_add_linear(net, "fc16", 12, 5) != NULL);
+    net->num_classes = 5;
+    CHECK(hs_net_init_params(net, 0, net->count, 11, &err) == HS_OK);
+    for (int c = 0; c < 8; c++) { /* non-trivial BatchNorm, ReLU6's upper kink reached */
+        hs_layer *b1 = &net->layers[1], *b4 = &net->layers[4];
+        b1->weight[c] = 0.8f + 0.1f * c;
+        b1->bias[c] = 0.1f * c - 0.3f;
+        b4->weight[c] = 3.0f + 0.5f * c;
+        b4->bias[c] = 1.0f + 0.25f * c;
+        b4->running_mean[c] = 0.05f * c;
+        b4->running_var[c] = 0.5f + 0.2f * c;
+    }
+    float *x = test_deterministic_input((long)N * C * H * W);
+    int labels[N];
+    for (int i = 0; i < N; i++) labels[i] = (i * 3) % 5;
+    compare_backends("mixed net", net, x, N, C, H, W, labels, (grad_check){1, 0, 0}, 0);
+    free(x);
+    hs_net_release(net);
+    free(net);
+}
+
+/* Lite0 with PyTorch's default initialisation, every layer trainable, BatchNorm in training
+ * mode, drop connect 0.2 and dropout on: 8 x 3 x 128 x 128 (deepest maps 4 x 4). */
+static void test_lite0(void) {
+    enum { N = 8, C = 3, H = 128, W = 128 };
+    hs_net *net = calloc(1, sizeof *net);
+    hs_error err = {0};
+    net->info = hs_backbone_find("efficientnet_lite0");
+    net->head_begin = -1;
+    CHECK(hs_build_efficientnet_lite_ex(net, 0, 0.2f, &err) == HS_OK);
+    CHECK(hs_net_init_params(net, 0, net->count, 3, &err) == HS_OK);
+    float *x = test_deterministic_input((long)N * C * H * W);
+    int labels[N];
+    for (int i = 0; i < N; i++) labels[i] = (i * 131 + 7) % net->num_classes;
+    compare_backends("Lite0", net, x, N, C, H, W, labels, (grad_check){0, 0.995, 0.05}, 1);
+    free(x);
+    hs_net_free(net);
+}
+
+int main(void) {
+    test_mixed_net();
+    test_lite0();
+    return check_finish("test_engine_fast");
+}
