@@ -7,9 +7,10 @@
  * executes: no allocation, no weight copies. Bias and an optional ReLU / ReLU6 are fused into
  * the kernel.
  *
- * Activations are plain arrays in one of three layouts (hs_layout): NCHW as everywhere else
- * in headstart, NHWC, or NCHW16C (oneDNN's nChw16c: channels in blocks of 16, the block
- * innermost, the last block zero-padded). Source and destination layouts are chosen
+ * Activations are plain arrays in one of four layouts (hs_layout): NCHW as everywhere else
+ * in headstart, NHWC, or blocked NCHW8C / NCHW16C (oneDNN's nChw8c / nChw16c: channels in
+ * blocks of 8 or 16, the block innermost, the last block zero-padded; hs_layout_blocked says
+ * which one this CPU's kernels want). Source and destination layouts are chosen
  * separately, so a network can enter the blocked layout at its first convolution.
  *
  * bf16 (opt-in): weights are stored and the source converted to bfloat16, products are
@@ -83,13 +84,38 @@ static dnnl_format_tag_t layout_tag(hs_layout layout) {
     switch (layout) {
     case HS_LAYOUT_NHWC: return dnnl_nhwc;
     case HS_LAYOUT_NCHW16C: return dnnl_nChw16c;
+    case HS_LAYOUT_NCHW8C: return dnnl_nChw8c;
     default: return dnnl_nchw;
     }
 }
 
+int hs_layout_block(hs_layout layout) {
+    switch (layout) {
+    case HS_LAYOUT_NCHW16C: return 16;
+    case HS_LAYOUT_NCHW8C: return 8;
+    default: return 1;
+    }
+}
+
+hs_layout hs_layout_blocked_for_isa(int isa) {
+    switch (isa) {
+    case dnnl_cpu_isa_avx512_mic:
+    case dnnl_cpu_isa_avx512_mic_4ops:
+    case dnnl_cpu_isa_avx512_core:
+    case dnnl_cpu_isa_avx512_core_vnni:
+    case dnnl_cpu_isa_avx512_core_bf16:
+    case dnnl_cpu_isa_avx512_core_amx: return HS_LAYOUT_NCHW16C;
+    default: return HS_LAYOUT_NCHW8C; /* avx2_vnni, avx2, avx, sse41 block by 8 */
+    }
+}
+
+hs_layout hs_layout_blocked(void) {
+    return hs_layout_blocked_for_isa((int)dnnl_get_effective_cpu_isa());
+}
+
 int64_t hs_layout_size(hs_layout layout, int n, int c, int h, int w) {
-    int64_t cp = c;
-    if (layout == HS_LAYOUT_NCHW16C) cp = (c + 15) / 16 * 16;
+    int64_t block = hs_layout_block(layout);
+    int64_t cp = (c + block - 1) / block * block;
     return (int64_t)n * cp * h * w;
 }
 

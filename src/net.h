@@ -117,6 +117,7 @@ struct hs_net {
     int num_classes;
     int prepared;      /* the plan's fused weights are up to date */
     int bf16;          /* opt-in: convolutions in bfloat16 (float32 accumulation) */
+    int blocked_layout; /* 0: hs_layout_blocked(); an hs_layout forces one (tests) */
     hs_context *ctx;   /* run settings; NULL: hs_context_default() */
 
     /* Arenas (64-byte aligned): trainable parameters, their gradients, buffers. */

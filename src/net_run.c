@@ -8,8 +8,10 @@
  * convolution layers (remade when the input shape, the options or the weights change:
  * whoever writes weights sets net->prepared = 0).
  *
- * Between convolutions activations stay in oneDNN's blocked NCHW16C layout, which its
- * fastest kernels read and write, so no per-layer reorders are needed; ReLU, ReLU6, max
+ * Between convolutions activations stay in oneDNN's blocked layout, which its fastest
+ * kernels read and write: nChw16c where oneDNN runs AVX-512, nChw8c on AVX2 / AVX / SSE4.1
+ * (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size oneDNN has
+ * no jit kernel and every convolution would run gemm between two reorders). So no per-layer reorders are needed; ReLU, ReLU6, max
  * pooling and residual adds work on that layout directly (zero-padded channels stay zero).
  * Every other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the
  * activation is converted when one needs it. If oneDNN cannot make a blocked plan the pass
@@ -193,6 +195,7 @@ typedef struct run_state {
     int current;            /* buf[current] is the next output */
     const float *x;         /* current activation */
     hs_layout layout;       /* its layout */
+    hs_layout blocked;      /* the blocked layout of this CPU's kernels */
     int n;
     float **slot;           /* saved edge outputs */
     hs_layout *slot_layout;
@@ -223,14 +226,14 @@ static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_a
     hs_status st = fold_conv(net, l, step->bn, err);
     if (st) return st;
     hs_conv2d_shape s = hs_conv_for_input(l, in.h, in.w);
-    hs_conv_options opt = {r->layout, HS_LAYOUT_NCHW16C, step->post, net->bf16};
+    hs_conv_options opt = {r->layout, r->blocked, step->post, net->bf16};
     hs_conv_plan *plan = NULL;
     /* oneDNN reads NCHW directly only for few input channels (a network's first layer). */
     if (r->layout == HS_LAYOUT_NCHW && s.in_channels <= 4)
         plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
     if (!plan) {
-        if ((st = convert(r, in, HS_LAYOUT_NCHW16C, err))) return st;
-        opt.src_layout = HS_LAYOUT_NCHW16C;
+        if ((st = convert(r, in, r->blocked, err))) return st;
+        opt.src_layout = r->blocked;
         plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
     }
     if (!plan) { /* oneDNN cannot: NCHW, im2col fallback */
@@ -316,12 +319,14 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
 
     /* Two ping-pong buffers sized for the largest activation (in either layout), plus one
      * per residual slot. */
+    hs_layout blocked = hs_layout_blocked();
+    if (hs_layout_block((hs_layout)net->blocked_layout) > 1) blocked = net->blocked_layout;
     hs_act_shape s = {c, h, w};
-    size_t largest = (size_t)hs_layout_size(HS_LAYOUT_NCHW16C, 1, c, h, w);
+    size_t largest = (size_t)hs_layout_size(blocked, 1, c, h, w);
     for (int i = first; i < last; i++) {
         hs_act_shape next;
         if ((st = layer_shape(&net->layers[i], s, &next, err))) return st;
-        size_t size = (size_t)hs_layout_size(HS_LAYOUT_NCHW16C, 1, next.c, next.h, next.w);
+        size_t size = (size_t)hs_layout_size(blocked, 1, next.c, next.h, next.w);
         if (size > largest) largest = size;
         s = next;
     }
@@ -355,8 +360,8 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     float *base = net->run_buffer;
     size_t stride = bytes / sizeof(float);
     for (int k = 0; k < p.slots; k++) slot_ptr[k] = base + (2 + k) * stride;
-    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, n, slot_ptr, slot_layout,
-                   net->ctx};
+    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, blocked, n, slot_ptr,
+                   slot_layout, net->ctx};
 
     s = (hs_act_shape){c, h, w};
     if (p.input_slot >= 0) save_output(&r, p.input_slot, s);

@@ -17,9 +17,24 @@ void hs_conv2d_forward(const float *x, int n, int h, int w, const float *weight,
 void hs_conv2d_forward_im2col(const float *x, int n, int h, int w, const float *weight,
                               const float *bias, const hs_conv2d_shape *s, float *y);
 
-/* Activation layouts. NCHW16C is oneDNN's nChw16c: n x ceil(c/16) x h x w x 16, the last
- * channel block zero-padded. */
-typedef enum hs_layout { HS_LAYOUT_NCHW = 0, HS_LAYOUT_NHWC, HS_LAYOUT_NCHW16C } hs_layout;
+/* Activation layouts. The blocked ones are oneDNN's nChw8c / nChw16c: n x ceil(c/B) x h x w x
+ * B, the last channel block zero-padded. oneDNN's AVX-512 kernels block by 16, its AVX2, AVX
+ * and SSE4.1 kernels by 8: in the other block size every convolution falls back to gemm with
+ * reorders around it, so the block size is chosen at run time (hs_layout_blocked). */
+typedef enum hs_layout {
+    HS_LAYOUT_NCHW = 0,
+    HS_LAYOUT_NHWC,
+    HS_LAYOUT_NCHW16C,
+    HS_LAYOUT_NCHW8C
+} hs_layout;
+/* Channels per block: 16 or 8 for the blocked layouts, 1 for NCHW and NHWC. */
+int hs_layout_block(hs_layout layout);
+/* The blocked layout oneDNN's convolution kernels use for a dnnl_cpu_isa_t value: NCHW16C for
+ * the AVX-512 ISAs, NCHW8C for the others. */
+hs_layout hs_layout_blocked_for_isa(int isa);
+/* The same for the ISA oneDNN uses in this process (dnnl_get_effective_cpu_isa: the CPU's,
+ * or lower under ONEDNN_MAX_CPU_ISA). */
+hs_layout hs_layout_blocked(void);
 /* Floats an n x c x h x w activation takes in a layout (padding included). */
 int64_t hs_layout_size(hs_layout layout, int n, int c, int h, int w);
 /* Converts between layouts (oneDNN reorder); 0 on success. */
@@ -70,7 +85,7 @@ void hs_linear_backward(const float *x, int n, int in, const float *weight, int 
 void hs_relu_forward(const float *x, int64_t count, float *y);
 void hs_relu6_forward(const float *x, int64_t count, float *y);
 
-/* Max pooling in NCHW or NCHW16C (symmetric padding, as hs_maxpool2d_forward_ref); threaded. */
+/* Max pooling in NCHW or a blocked layout (symmetric padding, as hs_maxpool2d_forward_ref); threaded. */
 void hs_maxpool2d_forward(const float *x, hs_layout layout, int n, int c, int h, int w,
                           int kernel, int stride, int pad, float *y);
 /* hs_adaptive_avgpool2d_forward_ref, NCHW, threaded over planes. */

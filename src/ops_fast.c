@@ -168,11 +168,11 @@ void hs_linear_backward(const float *x, int n, int in, const float *weight, int 
 
 /* ---- layout-aware pooling and elementwise helpers for hs_net_run ------------------------- */
 
-/* Max pooling on NCHW (vec 1) or NCHW16C (vec 16): both are planes of h x w pixels of `vec`
- * consecutive channels. Padding never wins (PyTorch pads with -inf). */
+/* Max pooling on NCHW (vec 1) or a blocked layout (vec 8 or 16): all are planes of h x w
+ * pixels of `vec` consecutive channels. Padding never wins (PyTorch pads with -inf). */
 void hs_maxpool2d_forward(const float *x, hs_layout layout, int n, int c, int h, int w,
                           int kernel, int stride, int pad, float *y) {
-    int vec = layout == HS_LAYOUT_NCHW16C ? 16 : 1;
+    int vec = hs_layout_block(layout); /* at most 16: m[] below */
     if (layout == HS_LAYOUT_NHWC) { /* not used by hs_net_run; the reference is NCHW */
         return;
     }

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "net.h"
+#include "ops.h"
 #include "test_util.h"
 
 #define NETS HS_FIXTURES_DIR "/nets"
@@ -24,10 +25,13 @@ static hs_net *tiny_vgg16(void) {
     return net;
 }
 
-static void test_tiny_vgg16(const char *layout) {
+/* blocked: the activation layout between convolutions, 0 for the runtime choice (forcing
+ * the other block size runs that code path here too, mostly in the NCHW fallback). */
+static void test_tiny_vgg16(const char *layout, int blocked) {
     char path[512];
     snprintf(path, sizeof path, NETS "/vgg16_tiny_%s.pth", layout);
     hs_net *net = tiny_vgg16();
+    net->blocked_layout = blocked;
     hs_error err = {0};
     hs_status st = hs_net_load_weights(net, path, &err);
     CHECK_MSG(st == HS_OK, "%s: %s", path, err.message);
@@ -133,10 +137,21 @@ static int test_lite(int variant) {
     float *x = test_deterministic_input(2L * 3 * size * size);
     float *feat = malloc(2 * 1280 * sizeof(float)), *logits = malloc(2 * 1000 * sizeof(float));
     CHECK(hs_net_feature_dim(net) == 1280);
-    CHECK(hs_net_features(net, x, 2, size, size, feat, &err) == HS_OK);
-    CHECK(hs_net_head(net, feat, 2, logits, &err) == HS_OK);
-    CHECK_CLOSE(name, feat, test_entry(&expected, "features")->data, 2 * 1280, 1e-4f, 1e-5f);
-    CHECK_CLOSE(name, logits, test_entry(&expected, "logits")->data, 2 * 1000, 1e-4f, 1e-5f);
+    /* The runtime layout; Lite0 (residual adds, ReLU6, padded channel blocks) also in both
+     * block sizes forced. */
+    static const int layouts[] = {0, HS_LAYOUT_NCHW8C, HS_LAYOUT_NCHW16C};
+    for (int i = 0; i < (variant == 0 ? 3 : 1); i++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s, block %d", name,
+                 layouts[i] ? hs_layout_block((hs_layout)layouts[i]) : 0);
+        net->blocked_layout = layouts[i];
+        CHECK(hs_net_features(net, x, 2, size, size, feat, &err) == HS_OK);
+        CHECK(hs_net_head(net, feat, 2, logits, &err) == HS_OK);
+        CHECK_CLOSE(what, feat, test_entry(&expected, "features")->data, 2 * 1280, 1e-4f,
+                    1e-5f);
+        CHECK_CLOSE(what, logits, test_entry(&expected, "logits")->data, 2 * 1000, 1e-4f,
+                    1e-5f);
+    }
     free(x);
     free(feat);
     free(logits);
@@ -147,8 +162,10 @@ static int test_lite(int variant) {
 }
 
 int main(void) {
-    test_tiny_vgg16("zip");
-    test_tiny_vgg16("legacy");
+    test_tiny_vgg16("zip", 0);
+    test_tiny_vgg16("legacy", 0);
+    test_tiny_vgg16("zip", HS_LAYOUT_NCHW8C);
+    test_tiny_vgg16("zip", HS_LAYOUT_NCHW16C);
     test_strict_loading();
     int checked = 0;
     for (int v = 0; v <= 2; v++) checked += test_lite(v);

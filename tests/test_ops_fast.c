@@ -2,6 +2,7 @@
  * over the shapes the networks use and the awkward ones they might: strided, dilated,
  * asymmetric padding, grouped, depthwise, 1x1, batches. Tolerance 1e-4 relative plus 1e-5
  * absolute: sgemm sums in another order than the reference's double accumulation. */
+#include <oneapi/dnnl/dnnl.h>
 #include <string.h>
 
 #include "check.h"
@@ -44,6 +45,8 @@ static void check_conv(hs_rng *rng, const conv_case *c) {
     static const hs_layout pairs[][2] = {{HS_LAYOUT_NCHW, HS_LAYOUT_NCHW},
                                          {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW16C},
                                          {HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW16C},
+                                         {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW8C},
+                                         {HS_LAYOUT_NCHW8C, HS_LAYOUT_NCHW8C},
                                          {HS_LAYOUT_NHWC, HS_LAYOUT_NHWC}};
     float *post_ref = malloc((size_t)y_count * sizeof(float));
     float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->in_c, c->h, c->w) * 4);
@@ -55,7 +58,9 @@ static void check_conv(hs_rng *rng, const conv_case *c) {
         for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
             hs_conv_options opt = {pairs[p][0], pairs[p][1], post, 0};
             hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, bias, &opt);
-            if (!plan) continue; /* oneDNN has no kernel for this pair (NCHW -> blocked) */
+            /* No fast kernel for this pair (hs_net_run then converts, or runs NCHW);
+             * check_runtime_layout requires them for the networks' shapes. */
+            if (!plan) continue;
             CHECK(hs_conv_plan_matches(plan, &s, c->n, c->h, c->w, &opt));
             CHECK(hs_layout_convert(x, HS_LAYOUT_NCHW, xb, opt.src_layout, c->n, c->in_c,
                                     c->h, c->w) == 0);
@@ -148,12 +153,25 @@ static void check_activations(hs_rng *rng) {
     free(fast);
 }
 
-/* Threaded pooling (both layouts) and the residual add against the reference. */
+/* Whether the channels past c in every block-padded pixel of a blocked activation are 0. */
+static int padding_is_zero(const float *x, hs_layout layout, int n, int c, int h, int w) {
+    int block = hs_layout_block(layout), blocks = (c + block - 1) / block;
+    for (long p = 0; p < (long)n * blocks * h * w; p++) {
+        if ((p / ((long)h * w)) % blocks != blocks - 1) continue; /* only the last block pads */
+        for (int v = c - (blocks - 1) * block; v < block; v++)
+            if (x[p * block + v] != 0.0f) return 0;
+    }
+    return 1;
+}
+
+/* Threaded pooling (NCHW and both blocked layouts) and the residual add against the
+ * reference. */
 static void check_pooling(hs_rng *rng) {
-    int n = 2, c = 24, h = 9, w = 8; /* 24 channels: the blocked layout pads to 32 */
+    static const hs_layout blocked_layouts[] = {HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW8C};
+    int n = 2, c = 20, h = 9, w = 8; /* 20 channels: nChw8c pads to 24, nChw16c to 32 */
     long x_count = (long)n * c * h * w;
     float *x = random_array(rng, x_count);
-    float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, n, c, h, w) * 4);
+    float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, n, c, h, w) * 4); /* >= 8c */
     float *yb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, n, c, h, w) * 4);
     float *ref = malloc((size_t)x_count * 4), *fast = malloc((size_t)x_count * 4);
     static const int params[][3] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}};
@@ -164,10 +182,16 @@ static void check_pooling(hs_rng *rng) {
         hs_maxpool2d_forward_ref(x, n, c, h, w, k, st, pad, ref);
         hs_maxpool2d_forward(x, HS_LAYOUT_NCHW, n, c, h, w, k, st, pad, fast);
         CHECK(memcmp(ref, fast, (size_t)y_count * 4) == 0);
-        CHECK(hs_layout_convert(x, HS_LAYOUT_NCHW, xb, HS_LAYOUT_NCHW16C, n, c, h, w) == 0);
-        hs_maxpool2d_forward(xb, HS_LAYOUT_NCHW16C, n, c, h, w, k, st, pad, yb);
-        CHECK(hs_layout_convert(yb, HS_LAYOUT_NCHW16C, fast, HS_LAYOUT_NCHW, n, c, oh, ow) == 0);
-        CHECK(memcmp(ref, fast, (size_t)y_count * 4) == 0);
+        for (int i_b = 0; i_b < 2; i_b++) {
+            hs_layout b = blocked_layouts[i_b];
+            CHECK(hs_layout_convert(x, HS_LAYOUT_NCHW, xb, b, n, c, h, w) == 0);
+            CHECK(padding_is_zero(xb, b, n, c, h, w));
+            hs_maxpool2d_forward(xb, b, n, c, h, w, k, st, pad, yb);
+            CHECK(padding_is_zero(yb, b, n, c, oh, ow));
+            CHECK(hs_layout_convert(yb, b, fast, HS_LAYOUT_NCHW, n, c, oh, ow) == 0);
+            CHECK_MSG(memcmp(ref, fast, (size_t)y_count * 4) == 0, "max pool, block %d",
+                      hs_layout_block(b));
+        }
     }
     hs_adaptive_avgpool2d_forward_ref(x, n, c, h, w, 3, 5, ref);
     hs_adaptive_avgpool2d_forward(x, n, c, h, w, 3, 5, fast);
@@ -176,11 +200,69 @@ static void check_pooling(hs_rng *rng) {
     memcpy(fast, x, (size_t)x_count * 4);
     hs_add_inplace(fast, x, x_count);
     CHECK(memcmp(ref, fast, (size_t)x_count * 4) == 0);
+    /* ReLU6 and the residual add as hs_net_run runs them on a blocked activation: over the
+     * padded size, the padding staying zero. */
+    for (long i = 0; i < x_count; i++) x[i] *= 10.0f; /* reach past 6 */
+    hs_relu6_forward_ref(x, x_count, ref);
+    for (long i = 0; i < x_count; i++) ref[i] += ref[i];
+    for (int i_b = 0; i_b < 2; i_b++) {
+        hs_layout b = blocked_layouts[i_b];
+        int64_t count = hs_layout_size(b, n, c, h, w);
+        CHECK(hs_layout_convert(x, HS_LAYOUT_NCHW, xb, b, n, c, h, w) == 0);
+        hs_relu6_forward(xb, count, yb);
+        hs_add_inplace(yb, yb, count);
+        CHECK(padding_is_zero(yb, b, n, c, h, w));
+        CHECK(hs_layout_convert(yb, b, fast, HS_LAYOUT_NCHW, n, c, h, w) == 0);
+        CHECK_MSG(memcmp(ref, fast, (size_t)x_count * 4) == 0, "relu6 + add, block %d",
+                  hs_layout_block(b));
+    }
     free(x);
     free(xb);
     free(yb);
     free(ref);
     free(fast);
+}
+
+/* The blocked layout follows the ISA oneDNN runs (a cap in ONEDNN_MAX_CPU_ISA included):
+ * in it, the convolutions of the networks get jit kernels, not gemm between reorders. */
+static void check_runtime_layout(hs_rng *rng) {
+    CHECK(hs_layout_block(HS_LAYOUT_NCHW) == 1 && hs_layout_block(HS_LAYOUT_NHWC) == 1);
+    CHECK(hs_layout_size(HS_LAYOUT_NCHW8C, 2, 20, 3, 5) == 2 * 24 * 15);
+    CHECK(hs_layout_size(HS_LAYOUT_NCHW16C, 2, 20, 3, 5) == 2 * 32 * 15);
+    CHECK(hs_layout_size(HS_LAYOUT_NCHW, 2, 20, 3, 5) == 2 * 20 * 15);
+    CHECK(hs_layout_blocked_for_isa(dnnl_cpu_isa_avx512_core) == HS_LAYOUT_NCHW16C);
+    CHECK(hs_layout_blocked_for_isa(dnnl_cpu_isa_avx512_core_amx) == HS_LAYOUT_NCHW16C);
+    CHECK(hs_layout_blocked_for_isa(dnnl_cpu_isa_avx2_vnni) == HS_LAYOUT_NCHW8C);
+    CHECK(hs_layout_blocked_for_isa(dnnl_cpu_isa_avx2) == HS_LAYOUT_NCHW8C);
+    CHECK(hs_layout_blocked_for_isa(dnnl_cpu_isa_sse41) == HS_LAYOUT_NCHW8C);
+    hs_layout blocked = hs_layout_blocked();
+    CHECK(blocked == hs_layout_blocked_for_isa((int)dnnl_get_effective_cpu_isa()));
+    /* EfficientNet-Lite0 and VGG16 shapes: stem (NCHW in), 3x3, 1x1, depthwise 3x3 and 5x5. */
+    static const conv_case nets[] = {
+        {"stem 3->32 s2", 2, 3, 32, 17, 17, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 0},
+        {"3x3 64->64", 2, 64, 64, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {"1x1 24->144", 2, 24, 144, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {"depthwise 3x3 144 s2", 2, 144, 144, 9, 9, 3, 3, 2, 2, 0, 1, 0, 1, 1, 144, 1},
+        {"depthwise 5x5 240", 2, 240, 240, 7, 7, 5, 5, 1, 1, 2, 2, 2, 2, 1, 240, 1},
+    };
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
+        const conv_case *c = &nets[i];
+        hs_conv2d_shape s = {c->in_c, c->out_c, c->k_h, c->k_w, c->stride_h, c->stride_w,
+                             c->pad_top, c->pad_bottom, c->pad_left, c->pad_right, c->dilation,
+                             c->dilation, c->groups};
+        float *weight = random_array(rng, (long)c->out_c * (c->in_c / c->groups) * c->k_h * c->k_w);
+        hs_conv_options opt = {i == 0 ? HS_LAYOUT_NCHW : blocked, blocked, HS_POST_RELU6, 0};
+        hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, NULL, &opt);
+        CHECK_MSG(plan != NULL, "%s: no plan in block %d", c->name, hs_layout_block(blocked));
+        if (plan) {
+            const char *impl = hs_conv_plan_impl(plan);
+            CHECK_MSG(strncmp(impl, "jit", 3) == 0 || strncmp(impl, "brg", 3) == 0,
+                      "%s in block %d runs %s, not a jit kernel", c->name,
+                      hs_layout_block(blocked), impl);
+        }
+        hs_conv_plan_free(plan);
+        free(weight);
+    }
 }
 
 int main(void) {
@@ -194,5 +276,6 @@ int main(void) {
     check_linear(&rng, 4, 64, 3, 0);
     check_activations(&rng);
     check_pooling(&rng);
+    check_runtime_layout(&rng);
     return check_finish("test_ops_fast");
 }
