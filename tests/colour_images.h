@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "headstart.h"
 #include "fileutil.h"
 #include "rng.h"
 
@@ -47,6 +48,20 @@ static inline void test_make_colour_classes(const char *root, const char *data_d
             snprintf(path, sizeof path, "%s/%s/%02d.png", data_dir, names[c], i);
             test_write_colour_image(path, c, &rng);
         }
+    }
+}
+
+/* The training tests run on Lite0's real weights: CI must have them (scripts/fetch-weights.sh
+ * puts them in weights/); elsewhere their absence skips the test, saying why. */
+static inline void test_require_lite0_weights(void) {
+    char path[4096];
+    hs_error err = {0};
+    if (hs_find_weights(hs_backbone_find("efficientnet_lite0"), path, sizeof path, &err)) {
+        if (getenv("CI")) {
+            fprintf(stderr, "CI must have the Lite0 weights: %s\n", err.message);
+            exit(1);
+        }
+        CHECK_SKIP("%s", err.message);
     }
 }
 

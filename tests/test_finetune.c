@@ -329,15 +329,7 @@ static void test_blocks(void) {
 }
 
 int main(void) {
-    char path[4096];
-    hs_error err = {0};
-    if (hs_find_weights(hs_backbone_find("efficientnet_lite0"), path, sizeof path, &err)) {
-        if (getenv("CI")) {
-            fprintf(stderr, "CI must have the Lite0 weights: %s\n", err.message);
-            return 1;
-        }
-        CHECK_SKIP("%s", err.message);
-    }
+    test_require_lite0_weights();
     make_data();
     test_blocks();
     test_bad_flags();

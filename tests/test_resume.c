@@ -788,15 +788,7 @@ static void test_metrics_text(void) {
 
 int main(int argc, char **argv) {
     if (argc == 7 && strcmp(argv[1], "--child") == 0) return child_main(argv);
-    char path[4096];
-    hs_error err = {0};
-    if (hs_find_weights(hs_backbone_find("efficientnet_lite0"), path, sizeof path, &err)) {
-        if (getenv("CI")) {
-            fprintf(stderr, "CI must have the Lite0 weights: %s\n", err.message);
-            return 1;
-        }
-        CHECK_SKIP("%s", err.message);
-    }
+    test_require_lite0_weights();
     make_data();
     test_streams();
     test_metrics_text();
