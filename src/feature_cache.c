@@ -604,7 +604,7 @@ static void describe_entry(const char *path, hs_cache_entry_info *info) {
 static int by_last_use(const void *a, const void *b) {
     const hs_cache_entry_info *x = a, *y = b;
     if (x->damaged != y->damaged) return y->damaged - x->damaged; /* damaged first */
-    if (x->last_use != y->last_use) return x->last_use < y->last_use ? -1 : 1;
+    if (x->last_use_ns != y->last_use_ns) return x->last_use_ns < y->last_use_ns ? -1 : 1;
     return strcmp(x->name, y->name);
 }
 
@@ -647,6 +647,8 @@ hs_status hs_cache_list(const char *dir, hs_cache_listing *out, hs_error *err) {
         snprintf(info->name, sizeof info->name, "%s", e->d_name);
         info->bytes = (long long)st_.st_size;
         info->last_use = (long long)st_.st_mtime; /* set by every hit */
+        info->last_use_ns =
+            (long long)st_.st_mtim.tv_sec * 1000000000LL + (long long)st_.st_mtim.tv_nsec;
         describe_entry(path, info);
         out->total_bytes += info->bytes;
     }

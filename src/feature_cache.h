@@ -108,6 +108,7 @@ typedef struct hs_cache_entry_info {
     int damaged;           /* footer or header unreadable: pruned first */
     long long bytes;       /* size on disk */
     long long last_use;    /* seconds since the epoch: the last hit (modification time) */
+    long long last_use_ns; /* the same in nanoseconds: orders entries used in one second */
 } hs_cache_entry_info;
 
 typedef struct hs_cache_listing {
