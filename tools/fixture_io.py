@@ -38,3 +38,13 @@ def deterministic_input(shape):
     float64 then rounded to float32, so no input tensor has to be stored."""
     count = int(np.prod(shape))
     return (np.sin(0.37 * np.arange(count, dtype=np.float64)) * 1.7).astype(np.float32).reshape(shape)
+
+
+def put_case(tensors, case, **named):
+    """Adds named float32 tensors under "case.name", refusing a key written twice."""
+    import torch
+
+    for name, value in named.items():
+        key = f"{case}.{name}"
+        assert key not in tensors, key
+        tensors[key] = torch.as_tensor(value, dtype=torch.float32).detach().contiguous().numpy()

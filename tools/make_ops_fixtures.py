@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_io import save_fixture  # noqa: E402
+from fixture_io import put_case, save_fixture  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "ops.safetensors")
@@ -26,10 +26,7 @@ tensors = {}
 
 
 def put(case, **named):
-    for name, value in named.items():
-        key = f"{case}.{name}"
-        assert key not in tensors, key
-        tensors[key] = torch.as_tensor(value, dtype=torch.float32).detach().contiguous().numpy()
+    put_case(tensors, case, **named)
 
 
 def same_padding(size, k, s, d=1):
