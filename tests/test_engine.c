@@ -21,49 +21,16 @@
 #include "check.h"
 #include "net.h"
 #include "net_train.h"
+#include "mixed_net.h"
 #include "test_util.h"
 
 #define NETS HS_FIXTURES_DIR "/nets"
 
-/* ---- a small net with every layer kind ----------------------------------------------------
- *  0 conv 3->4 k3 pad 1 bias    1 BN (train)    2 ReLU
- *  3 depthwise conv k3 s2 SAME  4 BN (frozen)   5 ReLU6
- *  6 dilated conv k3 d2 pad 2   7 drop connect  8 add (edge from 5)
- *  9 maxpool k3 s2 p1          10 avgpool k2 s1 11 adaptive avgpool 2x1   12 flatten
- * 13 linear 8->5               14 ReLU         15 dropout              16 linear 5->3 */
+/* ---- a small net with every layer kind (tests/mixed_net.h), 4 channels --------------- */
 enum { MIX_C = 3, MIX_H = 9, MIX_W = 9, MIX_N = 2 };
 
 static hs_net *mixed_net(void) {
-    hs_net *net = calloc(1, sizeof *net);
-    hs_error err = {0};
-    net->head_begin = -1;
-    CHECK(hs_net_add_conv(net, "conv0", 3, 4, 3, 1, 1, 1, 1, 0) != NULL);
-    CHECK(hs_net_add_batchnorm(net, "bn1", 4, 1e-3f, 0.1f) != NULL);
-    CHECK(hs_net_add_layer(net, HS_LAYER_RELU, "") != NULL);
-    CHECK(hs_net_add_conv(net, "dw3", 4, 4, 3, 2, 0, 4, 0, 1) != NULL);
-    hs_layer *bn = hs_net_add_batchnorm(net, "bn4", 4, 1e-3f, 0.1f);
-    bn->bn_mode = HS_BN_FROZEN;
-    CHECK(hs_net_add_layer(net, HS_LAYER_RELU6, "") != NULL);
-    hs_layer *dil = hs_net_add_conv(net, "dil6", 4, 4, 3, 1, 2, 1, 1, 0);
-    dil->conv.dilation_h = dil->conv.dilation_w = 2;
-    hs_layer *dc = hs_net_add_layer(net, HS_LAYER_DROP_CONNECT, "");
-    dc->dropout_p = 0.5f;
-    CHECK(hs_net_add_residual(net, 5) != NULL);
-    hs_layer *mp = hs_net_add_layer(net, HS_LAYER_MAXPOOL, "mp");
-    mp->pool_kernel = 3, mp->pool_stride = 2, mp->pool_pad = 1;
-    hs_layer *ap = hs_net_add_layer(net, HS_LAYER_AVGPOOL, "ap");
-    ap->pool_kernel = 2, ap->pool_stride = 1, ap->pool_pad = 0;
-    hs_layer *aap = hs_net_add_layer(net, HS_LAYER_ADAPTIVE_AVGPOOL, "aap");
-    aap->out_h = 2, aap->out_w = 1;
-    CHECK(hs_net_add_layer(net, HS_LAYER_FLATTEN, "") != NULL);
-    net->feature_end = net->count;
-    CHECK(hs_net_add_linear(net, "fc13", 8, 5) != NULL);
-    CHECK(hs_net_add_layer(net, HS_LAYER_RELU, "") != NULL);
-    hs_layer *drop = hs_net_add_layer(net, HS_LAYER_DROPOUT, "");
-    drop->dropout_p = 0.3f;
-    CHECK(hs_net_add_linear(net, "fc16", 5, 3) != NULL);
-    net->num_classes = 3;
-    CHECK(hs_net_init_params(net, 0, net->count, 11, &err) == HS_OK);
+    hs_net *net = test_mixed_net(4, 5, 3, 0.5f);
     /* Non-trivial BatchNorm: the frozen one scales up so that some values pass 6 (ReLU6's
      * upper kink is exercised). */
     for (int c = 0; c < 4; c++) {

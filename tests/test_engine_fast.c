@@ -26,6 +26,7 @@
 #include "check.h"
 #include "net.h"
 #include "net_train.h"
+#include "mixed_net.h"
 #include "test_util.h"
 
 static double seconds(void) {
@@ -208,38 +209,9 @@ static void compare_backends(const char *what, hs_net *net, const float *x, int 
  * sees 8 x 16 x 16 values a channel: conv, BN (train), ReLU, depthwise SAME conv s2, BN
  * (frozen), ReLU6, dilated conv, drop connect, residual add, max pool, avg pool, adaptive
  * avg pool, flatten, linear, ReLU, dropout, linear. */
-static void test_mixed_net(void) {
+static void test_mixed_net_backends(void) {
     enum { N = 8, C = 3, H = 16, W = 16 };
-    hs_net *net = calloc(1, sizeof *net);
-    hs_error err = {0};
-    net->head_begin = -1;
-    CHECK(hs_net_add_conv(net, "conv0", 3, 8, 3, 1, 1, 1, 1, 0) != NULL);
-    CHECK(hs_net_add_batchnorm(net, "bn1", 8, 1e-3f, 0.1f) != NULL);
-    CHECK(hs_net_add_layer(net, HS_LAYER_RELU, "") != NULL);
-    CHECK(hs_net_add_conv(net, "dw3", 8, 8, 3, 2, 0, 8, 0, 1) != NULL);
-    hs_layer *bn = hs_net_add_batchnorm(net, "bn4", 8, 1e-3f, 0.1f);
-    bn->bn_mode = HS_BN_FROZEN;
-    CHECK(hs_net_add_layer(net, HS_LAYER_RELU6, "") != NULL);
-    hs_layer *dil = hs_net_add_conv(net, "dil6", 8, 8, 3, 1, 2, 1, 1, 0);
-    dil->conv.dilation_h = dil->conv.dilation_w = 2;
-    hs_layer *dc = hs_net_add_layer(net, HS_LAYER_DROP_CONNECT, "");
-    dc->dropout_p = 0.25f;
-    CHECK(hs_net_add_residual(net, 5) != NULL);
-    hs_layer *mp = hs_net_add_layer(net, HS_LAYER_MAXPOOL, "mp");
-    mp->pool_kernel = 3, mp->pool_stride = 2, mp->pool_pad = 1;
-    hs_layer *ap = hs_net_add_layer(net, HS_LAYER_AVGPOOL, "ap");
-    ap->pool_kernel = 2, ap->pool_stride = 1, ap->pool_pad = 0;
-    hs_layer *aap = hs_net_add_layer(net, HS_LAYER_ADAPTIVE_AVGPOOL, "aap");
-    aap->out_h = 2, aap->out_w = 1;
-    CHECK(hs_net_add_layer(net, HS_LAYER_FLATTEN, "") != NULL);
-    net->feature_end = net->count;
-    CHECK(hs_net_add_linear(net, "fc13", 16, 12) != NULL);
-    CHECK(hs_net_add_layer(net, HS_LAYER_RELU, "") != NULL);
-    hs_layer *drop = hs_net_add_layer(net, HS_LAYER_DROPOUT, "");
-    drop->dropout_p = 0.3f;
-    CHECK(hs_net_add_linear(net, "fc16", 12, 5) != NULL);
-    net->num_classes = 5;
-    CHECK(hs_net_init_params(net, 0, net->count, 11, &err) == HS_OK);
+    hs_net *net = test_mixed_net(8, 12, 5, 0.25f);
     for (int c = 0; c < 8; c++) { /* non-trivial BatchNorm, ReLU6's upper kink reached */
         hs_layer *b1 = &net->layers[1], *b4 = &net->layers[4];
         b1->weight[c] = 0.8f + 0.1f * c;
@@ -277,7 +249,7 @@ static void test_lite0(void) {
 }
 
 int main(void) {
-    test_mixed_net();
+    test_mixed_net_backends();
     test_lite0();
     return check_finish("test_engine_fast");
 }
