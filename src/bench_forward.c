@@ -60,24 +60,26 @@ static const char *layer_label(const hs_layer *l, char *buf, size_t size) {
 static hs_status each_product(const hs_net *net, int img_size,
                               void (*visit)(void *, const hs_layer *, double), void *ctx,
                               hs_error *err) {
-    int c = 3, h = img_size, w = img_size;
-    for (int i = 0; i < net->feature_end; i++) {
+    int span = net->feature_end;
+    hs_act_shape *shapes = malloc(((size_t)span + 1) * sizeof *shapes);
+    if (!shapes) return hs_fail(err, HS_ERR_NOMEM, "out of memory for the network's shapes");
+    hs_status st = hs_net_range_shapes(net, 0, span, (hs_act_shape){3, img_size, img_size},
+                                       shapes, err);
+    for (int i = 0; i < span && !st; i++) {
         const hs_layer *l = &net->layers[i];
-        int oc, oh, ow;
-        hs_status st = hs_net_shape(net, i, i + 1, c, h, w, &oc, &oh, &ow, err);
-        if (st) return st;
+        hs_act_shape o = shapes[i + 1];
         double macs = 0;
         if (l->kind == HS_LAYER_CONV) {
             const hs_conv2d_shape *s = &l->conv;
-            macs = (double)oc * oh * ow * (s->in_channels / s->groups) * s->kernel_h *
+            macs = (double)o.c * o.h * o.w * (s->in_channels / s->groups) * s->kernel_h *
                    s->kernel_w;
         } else if (l->kind == HS_LAYER_LINEAR) {
             macs = (double)l->in_features * l->out_features;
         }
         if (macs > 0) visit(ctx, l, 2.0 * macs / 1e9);
-        c = oc, h = oh, w = ow;
     }
-    return HS_OK;
+    free(shapes);
+    return st;
 }
 
 static void add_gflop(void *ctx, const hs_layer *l, double gflop) { *(double *)ctx += gflop; }

@@ -22,6 +22,7 @@ hs_layer *hs_net_add_layer(hs_net *net, hs_layer_kind kind, const char *name) {
     hs_layer *layer = &net->layers[net->count++];
     memset(layer, 0, sizeof *layer);
     layer->kind = kind;
+    layer->input = net->count - 2; /* the layer before (-1: the network's input) */
     snprintf(layer->name, sizeof layer->name, "%s", name ? name : "");
     net->prepared = 0;
     return layer;

@@ -6,8 +6,13 @@
  * except the inference plan's fusions (net_run.c). A layer names its parameters as PyTorch
  * does, so a state dict loads by name and saves back under the same keys. BatchNorm is its
  * own layer after its convolution; folding it into the convolution is something the
- * inference plan does (net_run.c), not the model. A residual is an "add" layer whose edge
- * names an earlier layer: it adds that layer's output to its input.
+ * inference plan does (net_run.c), not the model.
+ *
+ * The layers form a graph in topological order: each layer reads the output of layer
+ * `input` (the one before it unless its builder says otherwise, as a projection shortcut
+ * reads its block's input), and a layer that combines two tensors (a residual add, the
+ * squeeze-and-excitation scale) reads a second one from layer `from`. Both are earlier
+ * layers; -1 is the network's input.
  *
  * Parameters live in one flat arena (trainable tensors, in state-dict order), their
  * gradients in a mirror arena of the same layout, and BatchNorm's running statistics in a
@@ -29,6 +34,13 @@
 #include "statedict.h"
 
 #define HS_LAYER_NAME_SIZE 64
+
+/* One image's activation: c x h x w (a vector is c x 1 x 1). */
+typedef struct hs_act_shape {
+    int c, h, w;
+} hs_act_shape;
+
+static inline int64_t hs_act_numel(hs_act_shape s) { return (int64_t)s.c * s.h * s.w; }
 
 typedef enum hs_layer_kind {
     HS_LAYER_CONV = 0,
@@ -76,7 +88,9 @@ typedef struct hs_layer {
     int in_features, out_features;
     /* HS_LAYER_DROPOUT, HS_LAYER_DROP_CONNECT: the drop probability */
     float dropout_p;
-    /* HS_LAYER_ADD: the layer whose output is added; first - 1 of a range is its input. */
+    /* Edges (see the top): the layer whose output is the input, and for a layer of two
+     * inputs (its kind has check_edge) the layer whose output is the second one. */
+    int input;
     int from;
 
     int frozen; /* no parameter gradients (gradients still flow through) */
@@ -135,7 +149,10 @@ hs_layer *hs_net_add_conv(hs_net *net, const char *name, int in_c, int out_c, in
 hs_layer *hs_net_add_batchnorm(hs_net *net, const char *name, int channels, float eps,
                                float momentum);
 hs_layer *hs_net_add_linear(hs_net *net, const char *name, int in_features, int out_features);
+/* A residual add of the previous layer's output and layer `from`'s. */
 hs_layer *hs_net_add_residual(hs_net *net, int from);
+/* Index of the last layer added (-1: none yet, the network's input). */
+static inline int hs_net_last(const hs_net *net) { return net->count - 1; }
 
 /* Lays the arenas out for the current layer shapes (keeping the values of every tensor whose
  * size did not change), then fills layers first..last-1 with PyTorch's default
@@ -171,6 +188,14 @@ hs_status hs_net_prepare(hs_net *net, hs_error *err);
 /* Output shape of layers [first, last) for an input of c x h x w per image. */
 hs_status hs_net_shape(const hs_net *net, int first, int last, int c, int h, int w, int *out_c,
                        int *out_h, int *out_w, hs_error *err);
+/* Every activation of the range for an input of `in`: shapes[0] = in, shapes[k] = output of
+ * layer first + k - 1 (span + 1 entries). Fails when an edge leaves the range (a layer reads
+ * an output before first - 1) or its shapes do not fit. */
+hs_status hs_net_range_shapes(const hs_net *net, int first, int last, hs_act_shape in,
+                              hs_act_shape *shapes, hs_error *err);
+/* Where layer i's input and second input sit among a range's activations (as in
+ * hs_net_range_shapes). */
+static inline int hs_range_slot(int layer_output, int first) { return layer_output - first + 1; }
 
 /* Inference through the plan (net_run.c, the fast path): runs layers [first, last) on n
  * images of c x h x w; out holds n x (out_c*out_h*out_w). */

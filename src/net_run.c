@@ -29,17 +29,42 @@ static hs_status layer_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *o
     return hs_layer_ops_of(l->kind)->shape(l, in, out, err);
 }
 
+hs_status hs_net_range_shapes(const hs_net *net, int first, int last, hs_act_shape in,
+                              hs_act_shape *shapes, hs_error *err) {
+    shapes[0] = in;
+    for (int i = first; i < last; i++) {
+        const hs_layer *l = &net->layers[i];
+        const hs_layer_ops *ops = hs_layer_ops_of(l->kind);
+        int two = ops->check_edge != NULL;
+        if (l->input < first - 1 || l->input >= i || (two && (l->from < first - 1 ||
+                                                              l->from >= i)))
+            return hs_fail(err, HS_ERR_ARGUMENT,
+                           "layer %d (%s) reads the output of layer %d, outside the range "
+                           "%d..%d", i, l->name, l->input < first - 1 || l->input >= i
+                           ? l->input : l->from, first, last - 1);
+        hs_act_shape x = shapes[hs_range_slot(l->input, first)];
+        hs_status st;
+        if (two && (st = ops->check_edge(l, x, shapes[hs_range_slot(l->from, first)], err)))
+            return st;
+        if ((st = layer_shape(l, x, &shapes[i - first + 1], err))) return st;
+    }
+    return HS_OK;
+}
+
 hs_status hs_net_shape(const hs_net *net, int first, int last, int c, int h, int w, int *out_c,
                        int *out_h, int *out_w, hs_error *err) {
-    hs_act_shape s = {c, h, w};
-    for (int i = first; i < last; i++) {
-        hs_status st = layer_shape(&net->layers[i], s, &s, err);
-        if (st) return st;
+    hs_act_shape *shapes = malloc(((size_t)(last > first ? last - first : 0) + 1) *
+                                  sizeof *shapes);
+    if (!shapes) return hs_fail(err, HS_ERR_NOMEM, "out of memory for the network's shapes");
+    hs_status st = hs_net_range_shapes(net, first, last, (hs_act_shape){c, h, w}, shapes, err);
+    if (!st) {
+        hs_act_shape s = shapes[last > first ? last - first : 0];
+        *out_c = s.c;
+        *out_h = s.h;
+        *out_w = s.w;
     }
-    *out_c = s.c;
-    *out_h = s.h;
-    *out_w = s.w;
-    return HS_OK;
+    free(shapes);
+    return st;
 }
 
 /* ---- building the plan --------------------------------------------------------------- */
@@ -48,8 +73,9 @@ typedef struct plan_step {
     int layer, last;   /* layers [layer, last] run as this step */
     int bn;            /* conv: the folded BatchNorm layer, or -1 */
     hs_post_op post;   /* conv: the fused activation */
+    int load_slot;     /* the step's input is not the previous output: it is in this slot */
     int save_slot;     /* the step's output is kept in this slot, or -1 */
-    int add_slot;      /* residual add: the slot holding its edge's output */
+    int edge_slot;     /* two-input kinds: the slot holding the second input */
 } plan_step;
 
 typedef struct run_plan {
@@ -63,68 +89,72 @@ static int is_identity_at_inference(hs_layer_kind kind) {
     return kind == HS_LAYER_DROPOUT || kind == HS_LAYER_DROP_CONNECT;
 }
 
-/* needed[i - first + 1]: the output of layer i (first - 1: the input) feeds an edge. */
+static int is_two_input(const hs_layer *l) { return hs_layer_ops_of(l->kind)->check_edge != NULL; }
+
+/* The plan keeps one current activation; an output read by any layer but the next one (an
+ * edge) is kept in a slot until its last reader has run. Slots are given in the order the
+ * outputs are made, each to the first slot whose previous output has been read for the last
+ * time. Range checks are hs_net_range_shapes's (run first). */
 static hs_status build_plan(const hs_net *net, int first, int last, run_plan *p, hs_error *err) {
     int span = last - first;
     memset(p, 0, sizeof *p);
     p->input_slot = -1;
-    int *slot_of = malloc(((size_t)span + 1) * sizeof *slot_of); /* slot of output i */
+    int *slot_of = malloc(((size_t)span + 1) * sizeof *slot_of);     /* slot of output k */
+    int *last_read = malloc(((size_t)span + 1) * sizeof *last_read); /* by an edge, or -1 */
     int *busy_until = malloc(((size_t)span + 1) * sizeof *busy_until);
     p->steps = malloc(((size_t)span + 1) * sizeof *p->steps);
-    if (!slot_of || !busy_until || !p->steps) {
-        free(slot_of), free(busy_until), free(p->steps);
+    if (!slot_of || !last_read || !busy_until || !p->steps) {
+        free(slot_of), free(last_read), free(busy_until), free(p->steps);
         return hs_fail(err, HS_ERR_NOMEM, "out of memory planning the network");
     }
-    for (int i = 0; i <= span; i++) slot_of[i] = -1;
-    /* Edges, in order: a slot is free again once the add that read it has run. */
+    for (int k = 0; k <= span; k++) slot_of[k] = last_read[k] = -1;
     for (int i = first; i < last; i++) {
         const hs_layer *l = &net->layers[i];
-        if (l->kind != HS_LAYER_ADD) continue;
-        if (l->from < first - 1 || l->from >= i) {
-            free(slot_of), free(busy_until), free(p->steps);
-            return hs_fail(err, HS_ERR_ARGUMENT,
-                           "layer %d adds the output of layer %d, outside the range %d..%d",
-                           i, l->from, first, last - 1);
-        }
-        int f = l->from - first + 1;
-        if (slot_of[f] < 0) {
-            int k = 0;
-            while (k < p->slots && busy_until[k] > l->from) k++;
-            if (k == p->slots) p->slots++;
-            slot_of[f] = k;
-        }
-        busy_until[slot_of[f]] = i;
+        if (l->input != i - 1) last_read[hs_range_slot(l->input, first)] = i;
+        if (is_two_input(l)) last_read[hs_range_slot(l->from, first)] = i;
+    }
+    for (int k = 0; k <= span; k++) {
+        if (last_read[k] < 0) continue;
+        int producer = first + k - 1, slot = 0;
+        while (slot < p->slots && busy_until[slot] >= producer) slot++;
+        if (slot == p->slots) p->slots++;
+        slot_of[k] = slot;
+        busy_until[slot] = last_read[k];
     }
     p->input_slot = slot_of[0];
     for (int i = first; i < last; i++) {
         const hs_layer *l = &net->layers[i];
-        plan_step st = {i, i, -1, HS_POST_NONE, -1, -1};
+        plan_step st = {i, i, -1, HS_POST_NONE, -1, -1, -1};
+        if (l->input != i - 1) st.load_slot = slot_of[hs_range_slot(l->input, first)];
         if (is_identity_at_inference(l->kind)) {
-            /* No work; an edge from it reads the same values as from the layer before. */
-            if (slot_of[i - first + 1] >= 0) st.save_slot = slot_of[i - first + 1];
-            else continue;
+            /* No work; an edge from it reads the same values as its input. */
+            if (slot_of[i - first + 1] < 0 && st.load_slot < 0) continue;
+            st.save_slot = slot_of[i - first + 1];
+            p->steps[p->count++] = st;
+            continue;
         }
         if (l->kind == HS_LAYER_CONV) {
             int j = i;
             const hs_layer *next = j + 1 < last ? &net->layers[j + 1] : NULL;
-            if (next && next->kind == HS_LAYER_BATCHNORM && slot_of[j - first + 1] < 0 &&
-                next->channels == l->conv.out_channels) {
+            if (next && next->kind == HS_LAYER_BATCHNORM && next->input == j &&
+                slot_of[j - first + 1] < 0 && next->channels == l->conv.out_channels) {
                 st.bn = ++j;
                 next = j + 1 < last ? &net->layers[j + 1] : NULL;
             }
-            if (next && slot_of[j - first + 1] < 0 &&
+            if (next && next->input == j && slot_of[j - first + 1] < 0 &&
                 (next->kind == HS_LAYER_RELU || next->kind == HS_LAYER_RELU6)) {
                 st.post = next->kind == HS_LAYER_RELU ? HS_POST_RELU : HS_POST_RELU6;
                 j++;
             }
             st.last = j;
         }
-        if (l->kind == HS_LAYER_ADD) st.add_slot = slot_of[l->from - first + 1];
-        if (!is_identity_at_inference(l->kind)) st.save_slot = slot_of[st.last - first + 1];
+        if (is_two_input(l)) st.edge_slot = slot_of[hs_range_slot(l->from, first)];
+        st.save_slot = slot_of[st.last - first + 1];
         p->steps[p->count++] = st;
         i = st.last;
     }
     free(slot_of);
+    free(last_read);
     free(busy_until);
     return HS_OK;
 }
@@ -200,6 +230,7 @@ typedef struct run_state {
     float **slot;           /* saved edge outputs */
     hs_layout *slot_layout;
     hs_context *ctx;
+    hs_act_shape edge_shape; /* the running step's second input */
 } run_state;
 
 /* The free buffer now holds the current activation. */
@@ -262,6 +293,26 @@ static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_a
     return HS_OK;
 }
 
+/* Converts a kept output to NCHW in place (through the free buffer, which holds nothing). */
+static hs_status slot_to_nchw(run_state *r, int slot, hs_act_shape s, hs_error *err) {
+    if (r->slot_layout[slot] == HS_LAYOUT_NCHW) return HS_OK;
+    float *tmp = r->buf[r->current];
+    if (tmp == r->x) return hs_fail(err, HS_ERR_INTERNAL, "no free buffer to convert an edge");
+    if (hs_layout_convert_in(r->ctx, r->slot[slot], r->slot_layout[slot], tmp, HS_LAYOUT_NCHW,
+                             r->n, s.c, s.h, s.w))
+        return hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert an activation");
+    memcpy(r->slot[slot], tmp, (size_t)r->n * hs_act_numel(s) * sizeof(float));
+    r->slot_layout[slot] = HS_LAYOUT_NCHW;
+    return HS_OK;
+}
+
+static hs_status save_output(run_state *r, int slot, hs_act_shape s) {
+    memcpy(r->slot[slot], r->x,
+           (size_t)hs_layout_size(r->layout, r->n, s.c, s.h, s.w) * sizeof(float));
+    r->slot_layout[slot] = r->layout;
+    return HS_OK;
+}
+
 /* Runs any other single-layer step from r->x into buf[current]. */
 static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
                            hs_act_shape out, hs_error *err) {
@@ -283,13 +334,13 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
         advance(r);
         return HS_OK;
     case HS_LAYER_ADD: { /* in the edge's layout, in place on a buffer of ours */
-        if ((st = convert(r, in, r->slot_layout[step->add_slot], err))) return st;
+        if ((st = convert(r, in, r->slot_layout[step->edge_slot], err))) return st;
         int64_t count = hs_layout_size(r->layout, n, in.c, in.h, in.w);
         if (r->x != r->buf[0] && r->x != r->buf[1]) { /* the caller's input: not ours */
             memcpy(r->buf[r->current], r->x, (size_t)count * sizeof(float));
             advance(r);
         }
-        hs_add_inplace((float *)r->x, r->slot[step->add_slot], count);
+        hs_add_inplace((float *)r->x, r->slot[step->edge_slot], count);
         return HS_OK;
     }
     default: break;
@@ -297,16 +348,15 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
     if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
     if (l->kind == HS_LAYER_FLATTEN) return HS_OK; /* NCHW is already flat: no copy */
     y = r->buf[r->current];
-    hs_forward_args a = {r->x, in, y, out, n, 0, NULL, NULL, NULL, NULL};
+    hs_forward_args a = {r->x, in, y, out, n, 0, NULL, NULL, NULL, NULL, {0, 0, 0}};
+    if (step->edge_slot >= 0) { /* the layer's own forward reads its second input in NCHW */
+        hs_act_shape e = r->edge_shape;
+        if ((st = slot_to_nchw(r, step->edge_slot, e, err))) return st;
+        a.other = r->slot[step->edge_slot];
+        a.other_shape = e;
+    }
     if ((st = hs_layer_ops_of(l->kind)->forward(l, &a, err))) return st;
     advance(r);
-    return HS_OK;
-}
-
-static hs_status save_output(run_state *r, int slot, hs_act_shape s) {
-    memcpy(r->slot[slot], r->x,
-           (size_t)hs_layout_size(r->layout, r->n, s.c, s.h, s.w) * sizeof(float));
-    r->slot_layout[slot] = r->layout;
     return HS_OK;
 }
 
@@ -318,30 +368,39 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     if (st) return st;
 
     /* Two ping-pong buffers sized for the largest activation (in either layout), plus one
-     * per residual slot. */
+     * per kept output. */
     hs_layout blocked = hs_layout_blocked();
     if (hs_layout_block((hs_layout)net->blocked_layout) > 1) blocked = net->blocked_layout;
-    hs_act_shape s = {c, h, w};
-    size_t largest = (size_t)hs_layout_size(blocked, 1, c, h, w);
-    for (int i = first; i < last; i++) {
-        hs_act_shape next;
-        if ((st = layer_shape(&net->layers[i], s, &next, err))) return st;
-        size_t size = (size_t)hs_layout_size(blocked, 1, next.c, next.h, next.w);
+    int span = last - first;
+    hs_act_shape *shapes = malloc(((size_t)span + 1) * sizeof *shapes);
+    if (!shapes) return hs_fail(err, HS_ERR_NOMEM, "out of memory for the network's shapes");
+    if ((st = hs_net_range_shapes(net, first, last, (hs_act_shape){c, h, w}, shapes, err))) {
+        free(shapes);
+        return st;
+    }
+    size_t largest = 0;
+    for (int k = 0; k <= span; k++) {
+        hs_act_shape a = shapes[k];
+        size_t size = (size_t)hs_layout_size(blocked, 1, a.c, a.h, a.w);
         if (size > largest) largest = size;
-        s = next;
     }
     run_plan p;
-    if ((st = build_plan(net, first, last, &p, err))) return st;
+    if ((st = build_plan(net, first, last, &p, err))) {
+        free(shapes);
+        return st;
+    }
     size_t bytes = largest * (size_t)n * sizeof(float);
     size_t buffers = 2 + (size_t)p.slots;
     float *slot_ptr[8 + 2];
     hs_layout slot_layout[8 + 2];
     if (p.slots > 8) {
         free(p.steps);
+        free(shapes);
         return hs_fail(err, HS_ERR_INTERNAL, "more than 8 residual edges alive at once");
     }
     if (bytes / sizeof(float) / (size_t)n != largest) {
         free(p.steps);
+        free(shapes);
         return hs_fail(err, HS_ERR_NOMEM, "batch of %d is too large", n);
     }
     bytes = (bytes + 63) / 64 * 64;
@@ -351,6 +410,7 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
         net->run_buffer = aligned_alloc(64, buffers * bytes);
         if (!net->run_buffer) {
             free(p.steps);
+            free(shapes);
             return hs_fail(err, HS_ERR_NOMEM,
                            "out of memory for a batch of %d images (%.0f MB of activations); "
                            "lower --batch-size", n, (double)buffers * (double)bytes / 1e6);
@@ -363,23 +423,29 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, blocked, n, slot_ptr,
                    slot_layout, net->ctx};
 
-    s = (hs_act_shape){c, h, w};
-    if (p.input_slot >= 0) save_output(&r, p.input_slot, s);
+    if (p.input_slot >= 0) save_output(&r, p.input_slot, shapes[0]);
+    hs_act_shape s = shapes[0];
     for (int k = 0; k < p.count && !st; k++) {
         const plan_step *step = &p.steps[k];
         hs_layer *l = &net->layers[step->layer];
-        hs_act_shape next = s;
-        for (int i = step->layer; i <= step->last; i++)
-            layer_shape(&net->layers[i], next, &next, NULL);
+        hs_act_shape in = shapes[hs_range_slot(l->input, first)];
+        hs_act_shape next = shapes[step->last - first + 1];
+        if (step->load_slot >= 0) {
+            r.x = r.slot[step->load_slot];
+            r.layout = r.slot_layout[step->load_slot];
+        }
+        if (step->edge_slot >= 0) r.edge_shape = shapes[hs_range_slot(l->from, first)];
         if (!is_identity_at_inference(l->kind)) {
-            if (l->kind == HS_LAYER_CONV) st = run_conv(net, step, &r, s, err);
-            else st = run_other(net, step, &r, s, next, err);
+            if (l->kind == HS_LAYER_CONV) st = run_conv(net, step, &r, in, err);
+            else st = run_other(net, step, &r, in, next, err);
             if (st) break;
         }
         s = next;
         if (step->save_slot >= 0) save_output(&r, step->save_slot, s);
     }
     free(p.steps);
+    s = shapes[span];
+    free(shapes);
     if (!st) {
         if (r.layout == HS_LAYOUT_NCHW)
             memcpy(out, r.x, (size_t)n * s.c * s.h * s.w * sizeof(float));

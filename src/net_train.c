@@ -66,34 +66,20 @@ hs_status hs_tape_init(hs_tape *t, hs_net *net, int first, int last, int max_bat
     t->saved = calloc(span, sizeof *t->saved);
     t->masks = calloc(span, sizeof *t->masks);
     if (!t->shapes || !t->acts || !t->grads || !t->pending || !t->saved || !t->masks) goto oom;
-    t->shapes[0] = (hs_act_shape){c, h, w};
+    hs_status st = hs_net_range_shapes(net, first, last, (hs_act_shape){c, h, w}, t->shapes,
+                                       err);
+    if (st) {
+        hs_tape_free(t);
+        return st;
+    }
     int64_t largest = 0;
-    hs_status st;
     for (size_t k = 0; k < span; k++) {
         hs_layer *l = &net->layers[first + k];
         const hs_layer_ops *ops = hs_layer_ops_of(l->kind);
-        if ((st = ops->shape(l, t->shapes[k], &t->shapes[k + 1], err))) {
-            hs_tape_free(t);
-            return st;
-        }
-        if (l->kind == HS_LAYER_ADD) {
-            int f = l->from - first + 1;
-            if (f < 0 || l->from >= first + (int)k) {
-                hs_tape_free(t);
-                return hs_fail(err, HS_ERR_ARGUMENT, "layer %d adds layer %d's output, "
-                               "outside the range %d..%d", first + (int)k, l->from, first,
-                               last - 1);
-            }
-            hs_act_shape a = t->shapes[f], b = t->shapes[k];
-            if (a.c != b.c || a.h != b.h || a.w != b.w) {
-                hs_tape_free(t);
-                return hs_fail(err, HS_ERR_ARGUMENT, "layer %d: residual shapes differ",
-                               first + (int)k);
-            }
-        }
         int64_t floats = 0, bytes = 0;
-        if (ops->tape_size) ops->tape_size(l, t->shapes[k], t->shapes[k + 1], max_batch, &floats,
-                                           &bytes);
+        if (ops->tape_size)
+            ops->tape_size(l, t->shapes[hs_range_slot(l->input, first)], t->shapes[k + 1],
+                           max_batch, &floats, &bytes);
         if (floats && !(t->saved[k] = malloc((size_t)floats * sizeof(float)))) goto oom;
         if (bytes && !(t->masks[k] = malloc((size_t)bytes))) goto oom;
     }
@@ -128,9 +114,14 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
     for (int k = 0; k < span; k++) {
         hs_layer *l = &t->net->layers[t->first + k];
         stats_moved |= training && l->kind == HS_LAYER_BATCHNORM && l->bn_mode == HS_BN_TRAIN;
-        hs_forward_args a = {t->acts[k], t->shapes[k], t->acts[k + 1], t->shapes[k + 1], n,
-                             training, t->saved[k], t->masks[k], rng, NULL};
-        if (l->kind == HS_LAYER_ADD) a.other = t->acts[l->from - t->first + 1];
+        int in = hs_range_slot(l->input, t->first);
+        hs_forward_args a = {t->acts[in], t->shapes[in], t->acts[k + 1], t->shapes[k + 1], n,
+                             training, t->saved[k], t->masks[k], rng, NULL, {0, 0, 0}};
+        if (hs_layer_ops_of(l->kind)->check_edge) {
+            int f = hs_range_slot(l->from, t->first);
+            a.other = t->acts[f];
+            a.other_shape = t->shapes[f];
+        }
         if (training && !rng && (l->kind == HS_LAYER_DROPOUT ||
                                  (l->kind == HS_LAYER_DROP_CONNECT && l->dropout_p > 0)))
             return hs_fail(err, HS_ERR_INTERNAL, "training forward without a random stream");
@@ -153,6 +144,9 @@ static float *accumulate_target(hs_tape *t, int k) {
     return t->grads[k];
 }
 
+/* Layers run in reverse; each writes its input's gradient, or adds it (through scratch) when
+ * another reader of that activation already wrote one. A two-input layer accumulates the
+ * second input's gradient itself. An activation no layer read has a zero gradient. */
 hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
     if (!t->trained)
         return hs_fail(err, HS_ERR_INTERNAL, "backward needs a training forward first");
@@ -160,31 +154,32 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
     hs_backend backend = backend_of(t->net);
     int boundary = t->input_grad ? 0 : hs_net_freeze_boundary(t->net, t->first, t->last) - t->first;
     memset(t->pending, 0, ((size_t)span + 1) * sizeof *t->pending);
+    t->pending[span] = 1; /* the caller wrote d(loss)/d(output) */
     for (int k = span - 1; k >= 0 && k >= boundary; k--) {
         hs_layer *l = &t->net->layers[t->first + k];
-        float *dx = t->grads[k];
-        int add_into = dx && t->pending[k];
-        hs_backward_args a = {t->acts[k], t->shapes[k], t->acts[k + 1], t->shapes[k + 1], n,
-                              t->grads[k + 1], add_into ? t->scratch : dx,
-                              !l->frozen, t->saved[k], t->masks[k], NULL};
-        if (!a.dy) return hs_fail(err, HS_ERR_INTERNAL, "no gradient reaches layer %d",
-                                  t->first + k);
-        if (l->kind == HS_LAYER_ADD) {
-            /* dx first (it may be the same activation as the edge's), then the edge. */
-            hs_status st = hs_layer_pass_of(l->kind, backend).backward(l, &a, err);
-            if (st) return st;
-            if (add_into) hs_add_inplace(dx, t->scratch, (int64_t)n * hs_act_numel(t->shapes[k]));
-            if (dx) t->pending[k] = 1;
-            int f = l->from - t->first + 1;
-            float *dother = accumulate_target(t, f);
-            if (dother) hs_add_inplace(dother, t->grads[k + 1],
-                                       (int64_t)n * hs_act_numel(t->shapes[f]));
-            continue;
+        const hs_layer_ops *ops = hs_layer_ops_of(l->kind);
+        const float *dy = accumulate_target(t, k + 1);
+        if (!dy) return hs_fail(err, HS_ERR_INTERNAL, "no gradient reaches layer %d",
+                                t->first + k);
+        int in = hs_range_slot(l->input, t->first);
+        hs_backward_args a = {t->acts[in], t->shapes[in], t->acts[k + 1], t->shapes[k + 1], n,
+                              dy, NULL, !l->frozen, t->saved[k], t->masks[k], NULL,
+                              {0, 0, 0}, NULL};
+        if (ops->check_edge) {
+            /* Before dx's target: when both inputs are one activation, dx then goes to
+             * scratch and is added. */
+            int f = hs_range_slot(l->from, t->first);
+            a.other = t->acts[f];
+            a.other_shape = t->shapes[f];
+            a.dother = accumulate_target(t, f);
         }
+        float *dx = t->grads[in];
+        int add_into = dx && t->pending[in];
+        a.dx = add_into ? t->scratch : dx;
         hs_status st = hs_layer_pass_of(l->kind, backend).backward(l, &a, err);
         if (st) return st;
-        if (add_into) hs_add_inplace(dx, t->scratch, (int64_t)n * hs_act_numel(t->shapes[k]));
-        if (dx) t->pending[k] = 1;
+        if (add_into) hs_add_inplace(dx, t->scratch, (int64_t)n * hs_act_numel(t->shapes[in]));
+        if (dx) t->pending[in] = 1;
     }
     return HS_OK;
 }

@@ -24,4 +24,4 @@ static hs_status adaptive_backward(hs_layer *l, const hs_backward_args *a, hs_er
 }
 
 const hs_layer_ops hs_adaptive_avgpool_ops = {"adaptive_avgpool2d", adaptive_shape, NULL,
-                                              NULL, NULL, adaptive_forward, adaptive_backward};
+                                              NULL, NULL, adaptive_forward, adaptive_backward, NULL};

@@ -1,6 +1,6 @@
 /* Residual add: y = x + (output of layer `from`), an edge to an earlier layer (darknet's
  * shortcut layer). Backward passes dy to both inputs; the edge's share is accumulated (+=)
- * because that output also feeds the layer after `from`. */
+ * because that output also feeds other layers. */
 #include "layer.h"
 #include "ops.h"
 
@@ -24,5 +24,12 @@ static hs_status add_backward(hs_layer *l, const hs_backward_args *a, hs_error *
     return HS_OK;
 }
 
+static hs_status add_check_edge(const hs_layer *l, hs_act_shape in, hs_act_shape other,
+                                hs_error *err) {
+    if (in.c == other.c && in.h == other.h && in.w == other.w) return HS_OK;
+    return hs_fail(err, HS_ERR_ARGUMENT, "residual add %s: %dx%dx%d and %dx%dx%d differ",
+                   l->name, in.c, in.h, in.w, other.c, other.h, other.w);
+}
+
 const hs_layer_ops hs_add_ops = {"add", add_shape, NULL, NULL, NULL, add_forward,
-                                 add_backward};
+                                 add_backward, add_check_edge};

@@ -23,4 +23,4 @@ static hs_status avgpool_backward(hs_layer *l, const hs_backward_args *a, hs_err
 }
 
 const hs_layer_ops hs_avgpool_ops = {"avgpool2d", avgpool_shape, NULL, NULL, NULL,
-                                     avgpool_forward, avgpool_backward};
+                                     avgpool_forward, avgpool_backward, NULL};

@@ -79,4 +79,4 @@ static hs_status bn_backward(hs_layer *l, const hs_backward_args *a, hs_error *e
 }
 
 const hs_layer_ops hs_batchnorm_ops = {"batchnorm2d", bn_shape, bn_params, bn_init, bn_tape,
-                                       bn_forward, bn_backward};
+                                       bn_forward, bn_backward, NULL};

@@ -52,4 +52,4 @@ static hs_status conv_backward(hs_layer *l, const hs_backward_args *a, hs_error 
 }
 
 const hs_layer_ops hs_conv_ops = {"conv2d", conv_shape, conv_params, conv_init, NULL,
-                                  conv_forward, conv_backward};
+                                  conv_forward, conv_backward, NULL};

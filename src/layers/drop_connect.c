@@ -44,4 +44,4 @@ static hs_status drop_connect_backward(hs_layer *l, const hs_backward_args *a, h
 
 const hs_layer_ops hs_drop_connect_ops = {"drop_connect", same_shape, NULL, NULL,
                                           drop_connect_tape, drop_connect_forward,
-                                          drop_connect_backward};
+                                          drop_connect_backward, NULL};

@@ -36,4 +36,4 @@ static hs_status dropout_backward(hs_layer *l, const hs_backward_args *a, hs_err
 }
 
 const hs_layer_ops hs_dropout_ops = {"dropout", same_shape, NULL, NULL, dropout_tape,
-                                     dropout_forward, dropout_backward};
+                                     dropout_forward, dropout_backward, NULL};

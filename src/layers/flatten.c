@@ -21,4 +21,4 @@ static hs_status flatten_backward(hs_layer *l, const hs_backward_args *a, hs_err
 }
 
 const hs_layer_ops hs_flatten_ops = {"flatten", flatten_shape, NULL, NULL, NULL,
-                                     flatten_forward, flatten_backward};
+                                     flatten_forward, flatten_backward, NULL};

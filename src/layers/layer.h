@@ -15,12 +15,6 @@
 #include "net.h"
 #include "rng.h"
 
-typedef struct hs_act_shape {
-    int c, h, w;
-} hs_act_shape;
-
-static inline int64_t hs_act_numel(hs_act_shape s) { return (int64_t)s.c * s.h * s.w; }
-
 /* Receives the tensors a layer lists (params). */
 typedef struct hs_param_sink {
     int (*add)(struct hs_param_sink *sink, const char *suffix, float **data, float **grad,
@@ -37,7 +31,8 @@ typedef struct hs_forward_args {
     float *saved;       /* the layer's tape slot (tape_floats), training only */
     uint8_t *mask;      /* its byte slot (tape_bytes), training only */
     hs_rng *rng;        /* dropout / drop connect masks, training only */
-    const float *other; /* add: output of layer `from` */
+    const float *other; /* two-input kinds: output of layer `from` */
+    hs_act_shape other_shape;
 } hs_forward_args;
 
 typedef struct hs_backward_args {
@@ -51,7 +46,9 @@ typedef struct hs_backward_args {
     int param_grads;    /* accumulate into the layer's gradient views */
     const float *saved;
     const uint8_t *mask;
-    float *dother;      /* add: gradient of `from`'s output, accumulated (+=) */
+    const float *other; /* two-input kinds: output of layer `from` */
+    hs_act_shape other_shape;
+    float *dother;      /* its gradient, ACCUMULATED (+=); NULL: not needed */
 } hs_backward_args;
 
 typedef struct hs_layer_ops {
@@ -68,6 +65,10 @@ typedef struct hs_layer_ops {
                       int64_t *floats, int64_t *bytes);
     hs_status (*forward)(hs_layer *l, const hs_forward_args *a, hs_error *err);
     hs_status (*backward)(hs_layer *l, const hs_backward_args *a, hs_error *err);
+    /* Two-input kinds only (NULL otherwise): whether the second input's shape fits the first
+     * (in); its presence is what makes the interpreter and the plan pass `from`'s output. */
+    hs_status (*check_edge)(const hs_layer *l, hs_act_shape in, hs_act_shape other,
+                            hs_error *err);
 } hs_layer_ops;
 
 const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind);

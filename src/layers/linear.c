@@ -38,4 +38,4 @@ static hs_status linear_backward(hs_layer *l, const hs_backward_args *a, hs_erro
 }
 
 const hs_layer_ops hs_linear_ops = {"linear", linear_shape, linear_params, linear_init, NULL,
-                                    linear_forward, linear_backward};
+                                    linear_forward, linear_backward, NULL};

@@ -24,4 +24,4 @@ static hs_status maxpool_backward(hs_layer *l, const hs_backward_args *a, hs_err
 }
 
 const hs_layer_ops hs_maxpool_ops = {"maxpool2d", maxpool_shape, NULL, NULL, NULL,
-                                     maxpool_forward, maxpool_backward};
+                                     maxpool_forward, maxpool_backward, NULL};

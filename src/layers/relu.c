@@ -19,4 +19,4 @@ static hs_status relu_backward(hs_layer *l, const hs_backward_args *a, hs_error 
 }
 
 const hs_layer_ops hs_relu_ops = {"relu", same_shape, NULL, NULL, NULL, relu_forward,
-                                  relu_backward};
+                                  relu_backward, NULL};

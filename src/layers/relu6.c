@@ -19,4 +19,4 @@ static hs_status relu6_backward(hs_layer *l, const hs_backward_args *a, hs_error
 }
 
 const hs_layer_ops hs_relu6_ops = {"relu6", same_shape, NULL, NULL, NULL, relu6_forward,
-                                   relu6_backward};
+                                   relu6_backward, NULL};
