@@ -32,35 +32,17 @@ static int has_params(const hs_layer *l) {
            l->kind == HS_LAYER_BATCHNORM;
 }
 
-/* The block a parametrised layer belongs to, as a name prefix: "_blocks.3" for an
- * EfficientNet block, the stem and the head convolution with their BatchNorms, else the
- * layer itself (VGG's convolutions and classifier layers). */
-static void block_key(const hs_layer *l, char *out, size_t size) {
-    const char *n = l->name;
-    if (strncmp(n, "_blocks.", 8) == 0) {
-        size_t len = 8 + strspn(n + 8, "0123456789");
-        snprintf(out, size, "%.*s", (int)len, n);
-    } else if (!strcmp(n, "_conv_stem") || !strcmp(n, "_bn0")) {
-        snprintf(out, size, "stem");
-    } else if (!strcmp(n, "_conv_head") || !strcmp(n, "_bn1")) {
-        snprintf(out, size, "conv_head");
-    } else {
-        snprintf(out, size, "%s", n);
-    }
-}
-
 int hs_backbone_blocks(const hs_net *net, int *starts, int max) {
-    int count = 0;
-    char last[HS_LAYER_NAME_SIZE] = "", key[HS_LAYER_NAME_SIZE];
+    int count = 0, last = 0;
     for (int i = 0; i < net->head_begin && i < net->count; i++) {
-        if (!has_params(&net->layers[i])) continue;
-        block_key(&net->layers[i], key, sizeof key);
-        if (count > 0 && strcmp(key, last) == 0) continue;
-        /* A new block starts at its first parametrised layer; the parameterless layers
-         * before it (activations, pools, residual adds) end the previous one. */
+        const hs_layer *l = &net->layers[i];
+        if (!has_params(l)) continue;
+        if (count > 0 && l->block == last) continue;
+        /* A block starts at its first parametrised layer; the parameterless layers before
+         * it (activations, pools, residual adds) end the previous one. */
         if (count < max) starts[count] = i;
         count++;
-        snprintf(last, sizeof last, "%s", key);
+        last = l->block;
     }
     return count < max ? count : max;
 }

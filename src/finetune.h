@@ -18,10 +18,11 @@
 #include "headstart.h"
 #include "net.h"
 
-/* The blocks of a network's backbone (layers [0, head_begin)), in order: the stem, each
- * EfficientNet block "_blocks.N", the head convolution; for VGG each convolution and each
- * classifier layer below the head. starts[k] is block k's first layer. Returns the count
- * (at most max). */
+/* The blocks of a network's backbone (layers [0, head_begin)), in order, as its builder
+ * declared them (hs_net_begin_block): for EfficientNet-Lite the stem, each "_blocks.N", the
+ * head convolution; for VGG each convolution and each classifier layer below the head.
+ * Blocks without parameters are not counted. starts[k] is block k's first parametrised
+ * layer. Returns the count (at most max). */
 int hs_backbone_blocks(const hs_net *net, int *starts, int max);
 
 /* The first trained layer for --unfreeze: "all" -> 0, "N" -> the start of the top N blocks

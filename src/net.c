@@ -23,6 +23,7 @@ hs_layer *hs_net_add_layer(hs_net *net, hs_layer_kind kind, const char *name) {
     memset(layer, 0, sizeof *layer);
     layer->kind = kind;
     layer->input = net->count - 2; /* the layer before (-1: the network's input) */
+    layer->block = net->block_count - 1;
     snprintf(layer->name, sizeof layer->name, "%s", name ? name : "");
     net->prepared = 0;
     return layer;

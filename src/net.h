@@ -94,6 +94,9 @@ typedef struct hs_layer {
     int from;
 
     int frozen; /* no parameter gradients (gradients still flow through) */
+    /* The unit --unfreeze N and per-depth learning rates count (a ResNet basic block, an
+     * MBConv block, a VGG convolution): builders start one with hs_net_begin_block. */
+    int block;
 
     /* Views into the network's arenas (NULL when the layer has none). weight/bias are
      * conv/linear weight and bias, or BatchNorm's gamma and beta. */
@@ -129,6 +132,7 @@ struct hs_net {
     int feature_end;   /* layers [0, feature_end) are the backbone */
     int head_begin;    /* first layer that replace_head made new, or -1 */
     int num_classes;
+    int block_count;   /* blocks begun so far; new layers belong to block_count - 1 */
     int prepared;      /* the plan's fused weights are up to date */
     int bf16;          /* opt-in: convolutions in bfloat16 (float32 accumulation) */
     int blocked_layout; /* 0: hs_layout_blocked(); an hs_layout forces one (tests) */
@@ -151,6 +155,8 @@ hs_layer *hs_net_add_batchnorm(hs_net *net, const char *name, int channels, floa
 hs_layer *hs_net_add_linear(hs_net *net, const char *name, int in_features, int out_features);
 /* A residual add of the previous layer's output and layer `from`'s. */
 hs_layer *hs_net_add_residual(hs_net *net, int from);
+/* Layers added from now on belong to a new block (see hs_layer.block). */
+static inline void hs_net_begin_block(hs_net *net) { net->block_count++; }
 /* Index of the last layer added (-1: none yet, the network's input). */
 static inline int hs_net_last(const hs_net *net) { return net->count - 1; }
 

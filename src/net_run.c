@@ -421,7 +421,7 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     size_t stride = bytes / sizeof(float);
     for (int k = 0; k < p.slots; k++) slot_ptr[k] = base + (2 + k) * stride;
     run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, blocked, n, slot_ptr,
-                   slot_layout, net->ctx};
+                   slot_layout, net->ctx, {0, 0, 0}};
 
     if (p.input_slot >= 0) save_output(&r, p.input_slot, shapes[0]);
     hs_act_shape s = shapes[0];

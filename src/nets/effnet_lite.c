@@ -55,6 +55,7 @@ static hs_status add_block(hs_net *net, int index, int in, int out, int kernel, 
                            int expand, float drop_connect) {
     char conv[HS_LAYER_NAME_SIZE], bn[HS_LAYER_NAME_SIZE];
     int hidden = in * expand;
+    hs_net_begin_block(net);
     int block_input = net->count - 1; /* the layer whose output enters the block */
     if (expand != 1) {
         snprintf(conv, sizeof conv, "_blocks.%d._expand_conv", index);
@@ -86,6 +87,7 @@ hs_status hs_build_efficientnet_lite_ex(hs_net *net, int variant, float drop_con
     if (variant < 0 || variant > 2)
         return hs_fail(err, HS_ERR_ARGUMENT, "EfficientNet-Lite%d is not supported", variant);
     lite_scale scale = lite_scales[variant];
+    hs_net_begin_block(net);
     if (!add_conv_bn(net, "_conv_stem", "_bn0", 3, 32, 3, 2, 1, 1)) goto oom;
     int groups = (int)(sizeof lite_groups / sizeof lite_groups[0]);
     int blocks = 0;
@@ -110,6 +112,7 @@ hs_status hs_build_efficientnet_lite_ex(hs_net *net, int variant, float drop_con
         }
     }
     hs_layer *pool;
+    hs_net_begin_block(net);
     if (!add_conv_bn(net, "_conv_head", "_bn1", channels, 1280, 1, 1, 1, 1) ||
         !(pool = hs_net_add_layer(net, HS_LAYER_ADAPTIVE_AVGPOOL, "_avg_pooling")))
         goto oom;
@@ -119,6 +122,7 @@ hs_status hs_build_efficientnet_lite_ex(hs_net *net, int variant, float drop_con
     hs_layer *drop = hs_net_add_layer(net, HS_LAYER_DROPOUT, "_dropout");
     if (!drop) goto oom;
     drop->dropout_p = variant == 2 ? 0.3f : 0.2f;
+    hs_net_begin_block(net);
     if (!hs_net_add_linear(net, "_fc", 1280, 1000)) goto oom;
     net->num_classes = 1000;
     return HS_OK;

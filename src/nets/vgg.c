@@ -28,12 +28,14 @@ hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes
         }
         int out = vgg16_config[i] / width_divisor;
         if (out < 1) out = 1;
+        hs_net_begin_block(net); /* every convolution is a block of its own */
         snprintf(name, sizeof name, "features.%d", index++);
         if (!hs_net_add_conv(net, name, channels, out, 3, 1, 1, 1, 1, 0)) goto oom;
         snprintf(name, sizeof name, "features.%d", index++);
         if (!hs_net_add_layer(net, HS_LAYER_RELU, name)) goto oom;
         channels = out;
     }
+    hs_net_begin_block(net);
     hs_layer *pool = hs_net_add_layer(net, HS_LAYER_ADAPTIVE_AVGPOOL, "avgpool");
     if (!pool) goto oom;
     pool->out_h = pool->out_w = 7;
@@ -42,16 +44,19 @@ hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes
 
     int features = channels * 7 * 7;
     hs_layer *drop;
+    hs_net_begin_block(net);
     if (!hs_net_add_linear(net, "classifier.0", features, hidden) ||
         !hs_net_add_layer(net, HS_LAYER_RELU, "classifier.1") ||
         !(drop = hs_net_add_layer(net, HS_LAYER_DROPOUT, "classifier.2")))
         goto oom;
     drop->dropout_p = 0.5f;
+    hs_net_begin_block(net);
     if (!hs_net_add_linear(net, "classifier.3", hidden, hidden) ||
         !hs_net_add_layer(net, HS_LAYER_RELU, "classifier.4") ||
         !(drop = hs_net_add_layer(net, HS_LAYER_DROPOUT, "classifier.5")))
         goto oom;
     drop->dropout_p = 0.5f;
+    hs_net_begin_block(net);
     if (!hs_net_add_linear(net, "classifier.6", hidden, classes)) goto oom;
     net->num_classes = classes;
     return HS_OK;
