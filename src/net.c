@@ -93,6 +93,8 @@ static int list_add(hs_param_sink *base, const char *suffix, float **data, float
     hs_param_ref *ref = &list->refs[list->count++];
     memset(ref, 0, sizeof *ref);
     snprintf(ref->key, sizeof ref->key, "%s.%s", list->layer->name, suffix);
+    snprintf(ref->timm_key, sizeof ref->timm_key, "%s.%s",
+             list->layer->timm_name[0] ? list->layer->timm_name : list->layer->name, suffix);
     ref->data = data;
     ref->grad = buffer ? NULL : grad;
     ref->ndim = ndim;

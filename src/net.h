@@ -67,6 +67,8 @@ typedef enum hs_bn_mode {
 typedef struct hs_layer {
     hs_layer_kind kind;
     char name[HS_LAYER_NAME_SIZE]; /* parameter prefix: "features.0", "_blocks.3._bn0" */
+    /* The same layer's prefix in timm's state dicts ("blocks.2.1.conv_dw"); "": as name. */
+    char timm_name[HS_LAYER_NAME_SIZE];
 
     /* HS_LAYER_CONV. same_padding: TensorFlow SAME computed from the actual input size
      * (overrides conv.pad_*). */
@@ -116,6 +118,7 @@ typedef struct hs_layer {
 /* One tensor of a layer, under the key PyTorch gives it. */
 typedef struct hs_param_ref {
     char key[2 * HS_LAYER_NAME_SIZE];
+    char timm_key[2 * HS_LAYER_NAME_SIZE]; /* its key in timm's naming (= key when the same) */
     float **data;  /* the layer's view pointer */
     float **grad;  /* its gradient view, NULL for buffers */
     int ndim;
