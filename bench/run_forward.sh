@@ -1,45 +1,53 @@
 #!/bin/sh
-# Builds the benchmarks and prints one side-by-side table: headstart vs PyTorch vs darknet,
-# forward at 224 px. Usage: bench/run_forward.sh [threads] [batches] [reps]
-# (defaults 2, "1,32", 3). A few minutes on 2 cores. See bench/README.md.
+# Builds the benchmarks and prints one side-by-side table of forward throughput at 224 px,
+# random weights: headstart float32 and bf16 against PyTorch (eager, channels_last, bf16
+# autocast), ONNX Runtime and OpenVINO (default, f32 and bf16 hints), with the measured peaks.
+# Usage: bench/run_forward.sh [threads] [batches] [reps]   (defaults 2, "1,32", 3)
+# A few minutes on 2 cores. The peers run in .venv-bench (tools/setup-bench-env.sh); see
+# bench/README.md.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 threads=${1:-2}; batches=${2:-1,32}; reps=${3:-3}
 build=$root/build-fast
-# PyTorch from PyPI (tools/setup-bench-env.sh); HEADSTART_BENCH_PYTHON picks another.
 python=${HEADSTART_BENCH_PYTHON:-$root/.venv-bench/bin/python}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$threads" --target bench_forward peak_flops >/dev/null
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=$threads
 "$build/bench/peak_flops" "$threads" > "$tmp/peak"
-"$build/bench/bench_forward" --threads "$threads" --batches "$batches" --reps "$reps" > "$tmp/hs"
-"$python" "$root/bench/forward_pytorch.py" "$threads" "$batches" "$reps" > "$tmp/pt" 2>"$tmp/pt.err" || true
-darknet_ips=-
-cfg=$(ls /usr/share/darknet*/cfg/vgg-16.cfg 2>/dev/null | head -1 || true)
-if command -v darknet >/dev/null && [ -n "$cfg" ]; then
-    darknet_ips=$(cd "$tmp" && darknet speed "$cfg" 3 2>&1 | awk '/Hz/ {print $2}')
-fi
-fma=$(awk '/^fma/ {print $2}' "$tmp/peak"); sgemm=$(awk '/^sgemm/ {print $2}' "$tmp/peak")
-fma_isa=$(awk '/^fma/ {$1 = $2 = ""; sub(/^ +/, ""); print}' "$tmp/peak")
-echo "peak FP32 on $threads threads: FMA loop $fma GFLOP/s $fma_isa, OpenBLAS sgemm $sgemm GFLOP/s"
-echo "(% of peak uses the larger of the two)"
-awk -v fma="$fma" -v sgemm="$sgemm" -v dn="$darknet_ips" '
+"$build/bench/bench_forward" --threads "$threads" --batches "$batches" --reps "$reps" \
+    > "$tmp/hs_f32"
+"$build/bench/bench_forward" --threads "$threads" --batches "$batches" --reps "$reps" --bf16 \
+    > "$tmp/hs_bf16" 2>"$tmp/hs_bf16.err" || true
+"$python" "$root/bench/forward_peers.py" "$threads" "$batches" "$reps" > "$tmp/peers" \
+    2>"$tmp/peers.err" || true
+cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+echo "CPU: $cpu; $threads threads; $(date -u +%Y-%m-%d)"
+grep -v '^#' "$tmp/peak" | sed 's/^/peak: /'
+awk '
     FNR == 1 { file++ }
-    file == 1 { hs[$1 " " $2] = $3; gf[$1 " " $2] = $4; order[++rows] = $1 " " $2 }
-    file == 2 { pt[$1 " " $2] = $3 }
+    file == 1 && NF >= 3 { v[$1 " " $2 " hs_f32"] = $3; key[$1 " " $2] = 1; order[++rows] = $1 " " $2 }
+    file == 2 && NF >= 3 { v[$1 " " $2 " hs_bf16"] = $3 }
+    file == 3 && NF == 4 { v[$1 " " $2 " " $3] = $4 }
     END {
-        peak = fma > sgemm ? fma : sgemm
-        printf "%-20s %5s %12s %10s %8s %12s %10s %12s\n", "net", "batch", "headstart/s",
-               "GFLOP/s", "%peak", "pytorch/s", "hs/pt", "darknet/s"
+        n = split("hs_f32 hs_bf16 pytorch pytorch_cl pytorch_cl_bf16 onnxruntime openvino openvino_f32 openvino_bf16", eng, " ")
+        printf "%-19s %5s", "img/s", "batch"
+        for (e = 1; e <= n; e++) printf " %15s", eng[e]
+        printf " %12s\n", "best hs/peer"
         for (i = 1; i <= rows; i++) {
             k = order[i]; split(k, p, " ")
-            ptv = (k in pt) ? pt[k] : "-"
-            ratio = (k in pt) ? sprintf("%.2f", hs[k] / pt[k]) : "-"
-            d = (p[1] == "vgg16") ? dn : "-"
-            printf "%-20s %5s %12s %10s %7.0f%% %12s %10s %12s\n", p[1], p[2], hs[k], gf[k],
-                   100 * gf[k] / peak, ptv, ratio, d
+            printf "%-19s %5s", p[1], p[2]
+            hs = 0; peer = 0
+            for (e = 1; e <= n; e++) {
+                x = (k " " eng[e]) in v ? v[k " " eng[e]] : "-"
+                printf " %15s", x
+                if (x != "-" && e <= 2 && x + 0 > hs) hs = x + 0
+                if (x != "-" && e > 2 && x + 0 > peer) peer = x + 0
+            }
+            if (peer > 0) printf " %12.2f\n", hs / peer; else printf " %12s\n", "-"
         }
-    }' "$tmp/hs" "$tmp/pt"
-[ -s "$tmp/pt.err" ] && { echo "pytorch stderr:"; tail -3 "$tmp/pt.err"; }
+    }' "$tmp/hs_f32" "$tmp/hs_bf16" "$tmp/peers"
+for f in hs_bf16.err peers.err; do
+    [ -s "$tmp/$f" ] && { echo "$f:"; grep -v Warning "$tmp/$f" | tail -6; }
+done
 exit 0
