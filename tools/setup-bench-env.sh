@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks' peers: PyTorch from PyPI (its CPU kernels use oneDNN, as a
-# user's pip install does), in .venv-bench, apart from the fixtures' Debian PyTorch in .venv.
-# About 3 GB with the CUDA libraries the PyPI wheel depends on; development only.
+# user's pip install does), ONNX Runtime and OpenVINO, in .venv-bench, apart from the fixtures'
+# Debian PyTorch in .venv. About 3 GB with the CUDA libraries the PyPI wheel depends on; development only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
