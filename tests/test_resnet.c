@@ -228,7 +228,7 @@ static double compare_step(hs_net *net, const hs_state_dict *expected, const cha
     double worst = 0;
     float layer_rms = 0;
     for (int i = 0; i < count; i++) {
-        char key[200], label[300];
+        char key[200], label[512];
         int64_t numel = hs_param_numel(&refs[i]);
         snprintf(key, sizeof key, "%s.%s", refs[i].buffer ? "after" : "grad", refs[i].key);
         const hs_sd_entry *e = test_entry(expected, key);
