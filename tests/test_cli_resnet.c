@@ -1,0 +1,123 @@
+/* The headstart command with the ResNets and VGG16-BN, as a user runs it, with random
+ * weights (--weights none: no file needed): classify, a probe and a fine-tuning run on
+ * generated images, predict and evaluate of those runs, and the backbones listing. */
+#include <string.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "colour_images.h"
+#include "test_util.h"
+
+#define TMP HS_TEST_TMP_DIR "/cli_resnet"
+
+static char out_text[1 << 16], err_text[1 << 16];
+
+static void read_file(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f) fclose(f);
+}
+
+/* Runs `headstart ARGS` in TMP; stdout and stderr land in out_text and err_text. */
+static int run(const char *args) {
+    char command[4096];
+    snprintf(command, sizeof command, "cd " TMP " && '%s' %s > out.txt 2> err.txt",
+             HS_CLI_PATH, args);
+    int status = system(command);
+    read_file(TMP "/out.txt", out_text, sizeof out_text);
+    read_file(TMP "/err.txt", err_text, sizeof err_text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int count_lines(const char *text) {
+    int n = 0;
+    for (; *text; text++) n += *text == '\n';
+    return n;
+}
+
+static void test_listing(void) {
+    CHECK(run("backbones") == 0);
+    static const char *const rows[] = {"resnet18 ", "resnet34 ", "resnet50 ", "resnet101 ",
+                                       "vgg16_bn "};
+    for (int i = 0; i < 5; i++)
+        CHECK_MSG(strstr(out_text, rows[i]) != NULL, "%s not listed: %s", rows[i], out_text);
+    /* A missing file is named with torchvision's address. */
+    CHECK_MSG(strstr(out_text, "https://download.pytorch.org/models/resnet50-0676ba61.pth") ||
+                  strstr(out_text, "resnet50-0676ba61.pth"), "%s", out_text);
+}
+
+/* ImageNet's 1000 classes from a random backbone: the run works, the probabilities are a
+ * distribution (each of the top 3 below 1, in order). */
+static void test_classify(const char *backbone) {
+    char args[512];
+    snprintf(args, sizeof args,
+             "classify --backbone %s --weights none --format csv --top-k 3 '%s'", backbone,
+             HS_FIXTURES_DIR "/images/rgb.jpg");
+    int code = run(args);
+    CHECK_MSG(code == 0, "%s: exit %d: %s", backbone, code, err_text);
+    CHECK_MSG(count_lines(out_text) == 4 && strstr(out_text, "rgb.jpg,1,") &&
+                  strstr(out_text, "rgb.jpg,3,"), "%s: %s", backbone, out_text);
+    double p[3] = {0};
+    const char *line = out_text;
+    for (int k = 0; k < 3 && (line = strchr(line, '\n')); k++) {
+        line++;
+        const char *last = NULL;
+        for (const char *c = line; *c && *c != '\n'; c++)
+            if (*c == ',') last = c;
+        p[k] = last ? atof(last + 1) : -1;
+    }
+    CHECK_MSG(p[0] > 0 && p[0] < 1 && p[0] >= p[1] && p[1] >= p[2] && p[2] > 0,
+              "%s: %g %g %g", backbone, p[0], p[1], p[2]);
+    CHECK_MSG(strstr(err_text, "random weights") != NULL, "%s: %s", backbone, err_text);
+}
+
+/* A probe, then a fine-tuning run of the top two blocks (projection shortcuts and all), each
+ * predicted and evaluated from its run folder. */
+static void test_train(void) {
+    static const char *const names[3] = {"blue", "green", "red"};
+    test_make_colour_classes(TMP "/data", TMP "/data", names, 6, 3);
+    const char *common = "train data --backbone resnet18 --weights none --img-size 32 "
+                         "--batch-size 4 --val-fraction 0.34 --no-cache --seed 1";
+    static const struct {
+        const char *run, *extra;
+    } runs[] = {
+        {"probe18", "--epochs 2"},
+        {"tune18", "--strategy finetune --probe-epochs 1 --epochs 1 --unfreeze 2 --bn train"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, "%s %s --out %s", common, runs[i].extra, runs[i].run);
+        int code = run(args);
+        CHECK_MSG(code == 0, "%s: exit %d: %s", runs[i].run, code, err_text);
+        char path[512], record[1 << 14];
+        snprintf(path, sizeof path, TMP "/%s/run.json", runs[i].run);
+        read_file(path, record, sizeof record);
+        CHECK_MSG(strstr(record, "\"resnet18\"") != NULL, "%s: %s", runs[i].run, record);
+        /* --unfreeze 2: ResNet-18's top two blocks, layer4.0 (with its projection) and .1 */
+        if (i == 1)
+            CHECK_MSG(strstr(record, "\"first_trained_layer\":\t\"layer4.0.conv1\"") != NULL,
+                      "%s", record);
+
+        snprintf(args, sizeof args, "predict %s --top-k 1 --format csv data/red", runs[i].run);
+        code = run(args);
+        CHECK_MSG(code == 0 && count_lines(out_text) == 1 + 6, "%s: exit %d: %s%s",
+                  runs[i].run, code, out_text, err_text);
+        snprintf(args, sizeof args, "evaluate %s data", runs[i].run);
+        code = run(args);
+        CHECK_MSG(code == 0, "%s: exit %d: %s", runs[i].run, code, err_text);
+        CHECK_MSG(strstr(out_text, " of 18 images)") != NULL, "%s: %s", runs[i].run,
+                  out_text);
+    }
+}
+
+int main(void) {
+    CHECK(system("rm -rf '" TMP "'") == 0); /* runs of an earlier test run */
+    test_make_dir(TMP);
+    test_listing();
+    test_classify("resnet18");
+    test_classify("resnet50");
+    test_classify("vgg16_bn");
+    test_train();
+    return check_finish("test_cli_resnet");
+}
