@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "net.h"
+#include "nets/mobile.h"
 
 /* EfficientNet-Lite: (pixel - 127) / 128 on 0..255, as the TensorFlow Lite builder. */
 #define LITE_MEAN {127.0f / 255.0f, 127.0f / 255.0f, 127.0f / 255.0f}
@@ -68,6 +69,70 @@ static const hs_backbone_info backbones[] = {
      {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 25088, 1000, "vgg16_bn-6c64b313.pth",
      TORCHVISION_URL("vgg16_bn-6c64b313.pth"), "6c64b313",
      TORCHVISION_HINT("vgg16_bn-6c64b313.pth", "528 MB")},
+    /* torchvision's mobile nets (nets/mobilenet.c, nets/efficientnet.c). Preprocessing is
+     * that of the weights file named (torchvision's ImageClassification preset: resize,
+     * centre crop, ImageNet mean and std); the interpolation it uses is in the description.
+     * GFLOPs: torchvision's per-image count for the file's input size. */
+    {"mobilenet_v2",
+     "MobileNetV2 (torchvision, IMAGENET1K_V1 weights), ImageNet top-1 71.9 %, 0.30 GFLOPs; "
+     "features: the 1280 pooled channels; bilinear resize 256, crop 224 (the V2 weights, "
+     "mobilenet_v2-7ebf99e0.pth, resize 232)",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 1280, 1000, "mobilenet_v2-b0353104.pth",
+     "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth", "b0353104",
+     "download https://download.pytorch.org/models/mobilenet_v2-b0353104.pth (14 MB) into "
+     "~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    {"mobilenet_v3_small",
+     "MobileNetV3-Small (torchvision, IMAGENET1K_V1), ImageNet top-1 67.7 %, 0.06 GFLOPs; "
+     "features: the 576 pooled channels before the classifier (Linear 576-1024, hard swish, "
+     "dropout, Linear: the head); bilinear resize 256, crop 224",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 576, 1000, "mobilenet_v3_small-047dcff4.pth",
+     "https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth", "047dcff4",
+     "download https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth (10 MB) "
+     "into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    {"mobilenet_v3_large",
+     "MobileNetV3-Large (torchvision, IMAGENET1K_V1), ImageNet top-1 74.0 %, 0.22 GFLOPs; "
+     "features: the 960 pooled channels before the classifier (Linear 960-1280, hard swish, "
+     "dropout, Linear: the head); bilinear resize 256, crop 224 (the V2 weights, "
+     "mobilenet_v3_large-5c1a4163.pth, resize 232)",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 960, 1000, "mobilenet_v3_large-8738ca79.pth",
+     "https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth", "8738ca79",
+     "download https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth (22 MB) "
+     "into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    /* torchvision 0.13 and 0.14 named these files -3dd342df, -533bc792, -bcdf34b7 and
+     * -cf984f9c; later releases re-saved them under the names below. */
+    {"efficientnet_b0",
+     "EfficientNet-B0 (torchvision, IMAGENET1K_V1), ImageNet top-1 77.7 %, 0.39 GFLOPs; "
+     "features: the 1280 pooled channels; bicubic resize 256, crop 224",
+     {224, 256, IMAGENET_MEAN, IMAGENET_STD}, 1280, 1000,
+     "efficientnet_b0_rwightman-7f5810bc.pth",
+     "https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth", "7f5810bc",
+     "download https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth "
+     "(21 MB) into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    {"efficientnet_b1",
+     "EfficientNet-B1 (torchvision, IMAGENET1K_V1), ImageNet top-1 78.6 %, 0.69 GFLOPs; "
+     "features: the 1280 pooled channels; bicubic resize 256, crop 240 (the V2 weights, "
+     "efficientnet_b1-c27df63c.pth: bilinear resize 255)",
+     {240, 256, IMAGENET_MEAN, IMAGENET_STD}, 1280, 1000,
+     "efficientnet_b1_rwightman-bac287d4.pth",
+     "https://download.pytorch.org/models/efficientnet_b1_rwightman-bac287d4.pth", "bac287d4",
+     "download https://download.pytorch.org/models/efficientnet_b1_rwightman-bac287d4.pth "
+     "(31 MB) into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    {"efficientnet_b2",
+     "EfficientNet-B2 (torchvision, IMAGENET1K_V1), ImageNet top-1 80.6 %, 1.09 GFLOPs; "
+     "features: the 1408 pooled channels; bicubic resize 288, crop 288",
+     {288, 288, IMAGENET_MEAN, IMAGENET_STD}, 1408, 1000,
+     "efficientnet_b2_rwightman-c35c1473.pth",
+     "https://download.pytorch.org/models/efficientnet_b2_rwightman-c35c1473.pth", "c35c1473",
+     "download https://download.pytorch.org/models/efficientnet_b2_rwightman-c35c1473.pth "
+     "(36 MB) into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    {"efficientnet_b3",
+     "EfficientNet-B3 (torchvision, IMAGENET1K_V1), ImageNet top-1 82.0 %, 1.83 GFLOPs; "
+     "features: the 1536 pooled channels; bicubic resize 320, crop 300",
+     {300, 320, IMAGENET_MEAN, IMAGENET_STD}, 1536, 1000,
+     "efficientnet_b3_rwightman-b3899882.pth",
+     "https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth", "b3899882",
+     "download https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth "
+     "(47 MB) into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
 };
 
 int hs_backbone_count(void) { return (int)(sizeof backbones / sizeof backbones[0]); }
@@ -95,5 +160,8 @@ hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error 
         return hs_build_resnet(net, atoi(info->name + 6), 1, 1000, err);
     if (strncmp(info->name, "efficientnet_lite", 17) == 0)
         return hs_build_efficientnet_lite(net, info->name[17] - '0', err);
+    if (strncmp(info->name, "mobilenet_v", 11) == 0 ||
+        (strncmp(info->name, "efficientnet_b", 14) == 0))
+        return hs_build_mobile(net, info->name, err);
     return hs_fail(err, HS_ERR_INTERNAL, "no builder for backbone %s", info->name);
 }

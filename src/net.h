@@ -55,6 +55,11 @@ typedef enum hs_layer_kind {
     HS_LAYER_AVGPOOL,
     HS_LAYER_ADD,          /* residual: input + output of layer `from` */
     HS_LAYER_DROP_CONNECT, /* EfficientNet's per-sample drop; identity at inference */
+    HS_LAYER_SIGMOID,      /* EfficientNet's squeeze-and-excitation gate */
+    HS_LAYER_SILU,         /* x * sigmoid(x) */
+    HS_LAYER_HARDSWISH,    /* x * relu6(x + 3) / 6 */
+    HS_LAYER_HARDSIGMOID,  /* relu6(x + 3) / 6, MobileNetV3's gate */
+    HS_LAYER_SCALE,        /* input * per-channel gate (output of layer `from`, c x 1 x 1) */
     HS_LAYER_KIND_COUNT
 } hs_layer_kind;
 

@@ -12,7 +12,9 @@
  * kernels read and write: nChw16c where oneDNN runs AVX-512, nChw8c on AVX2 / AVX / SSE4.1
  * (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size oneDNN has
  * no jit kernel and every convolution would run gemm between two reorders). So no per-layer reorders are needed; ReLU, ReLU6, max
- * pooling and residual adds work on that layout directly (zero-padded channels stay zero).
+ * pooling and residual adds work on that layout directly (zero-padded channels stay zero), and
+ * so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the padding) and the channel
+ * scale of squeeze-and-excitation.
  * Every other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the
  * activation is converted when one needs it. If oneDNN cannot make a blocked plan the pass
  * continues in NCHW (im2col + sgemm fallback). */
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "layers/activation.h"
 #include "layers/layer.h"
 #include "net.h"
 #include "ops.h"
@@ -313,6 +316,41 @@ static hs_status save_output(run_state *r, int slot, hs_act_shape s) {
     return HS_OK;
 }
 
+/* Zeroes the padded lanes of the last channel block of a blocked activation (nothing to do
+ * in NCHW, or when the channels fill their blocks). oneDNN expects a blocked tensor's padding
+ * to be zero (its primitives may read it); no step of today's nets reads the padding of a
+ * gate, so this keeps the invariant rather than fixing an output a test could see. */
+static void zero_padded_channels(float *y, hs_layout layout, int n, int c, int hw) {
+    int block = hs_layout_block(layout);
+    if (layout == HS_LAYOUT_NCHW || layout == HS_LAYOUT_NHWC || c % block == 0) return;
+    int64_t blocks = (c + block - 1) / block;
+    for (int64_t b = 0; b < n; b++) {
+        float *last = y + ((b * blocks + blocks - 1) * hw) * block;
+        for (int64_t p = 0; p < hw; p++)
+            for (int lane = c % block; lane < block; lane++) last[p * block + lane] = 0.0f;
+    }
+}
+
+/* The channel scale (layers/scale.c) with x in NCHW or a blocked layout (n x ceil(c/B) x hw x
+ * B; B = 1 is NCHW) and the gate, c x 1 x 1 per image, in its own layout: either way gate
+ * (b, ch) sits at b * (its padded size) + ch. Padded channels of y are zero. */
+static void scale_any_layout(const float *x, hs_layout layout, const float *gate,
+                             hs_layout gate_layout, int n, int c, int hw, float *y) {
+    int block = hs_layout_block(layout);
+    int64_t blocks = (c + block - 1) / block;
+    int64_t gate_stride = hs_layout_size(gate_layout, 1, c, 1, 1);
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)n * c * hw > 65536)
+    for (int b = 0; b < n; b++)
+        for (int64_t cb = 0; cb < blocks; cb++) {
+            int64_t at = (b * blocks + cb) * hw * block;
+            for (int64_t p = 0; p < hw; p++)
+                for (int lane = 0; lane < block; lane++) {
+                    int64_t ch = cb * block + lane, i = at + p * block + lane;
+                    y[i] = ch < c ? x[i] * gate[b * gate_stride + ch] : 0.0f;
+                }
+        }
+}
+
 /* Runs any other single-layer step from r->x into buf[current]. */
 static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
                            hs_act_shape out, hs_error *err) {
@@ -328,6 +366,26 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
         advance(r);
         return HS_OK;
     }
+    case HS_LAYER_SIGMOID: case HS_LAYER_SILU: case HS_LAYER_HARDSWISH:
+    case HS_LAYER_HARDSIGMOID: { /* any layout */
+        int64_t count = hs_layout_size(r->layout, n, out.c, out.h, out.w);
+        if (l->kind == HS_LAYER_SIGMOID) hs_sigmoid_apply(r->x, count, y);
+        else if (l->kind == HS_LAYER_SILU) hs_silu_apply(r->x, count, y);
+        else if (l->kind == HS_LAYER_HARDSWISH) hs_hardswish_apply(r->x, count, y);
+        else hs_hardsigmoid_apply(r->x, count, y);
+        /* The gates map 0 to 1/2: padded channels must stay zero. */
+        if (l->kind == HS_LAYER_SIGMOID || l->kind == HS_LAYER_HARDSIGMOID)
+            zero_padded_channels(y, r->layout, n, out.c, out.h * out.w);
+        advance(r);
+        return HS_OK;
+    }
+    case HS_LAYER_SCALE:
+        if (r->layout == HS_LAYOUT_NHWC && (st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
+        y = r->buf[r->current];
+        scale_any_layout(r->x, r->layout, r->slot[step->edge_slot],
+                         r->slot_layout[step->edge_slot], n, in.c, in.h * in.w, y);
+        advance(r);
+        return HS_OK;
     case HS_LAYER_MAXPOOL:
         hs_maxpool2d_forward(r->x, r->layout, n, in.c, in.h, in.w, l->pool_kernel,
                              l->pool_stride, l->pool_pad, y);

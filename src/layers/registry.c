@@ -14,6 +14,11 @@ static const hs_layer_ops *const table[HS_LAYER_KIND_COUNT] = {
     [HS_LAYER_AVGPOOL] = &hs_avgpool_ops,
     [HS_LAYER_ADD] = &hs_add_ops,
     [HS_LAYER_DROP_CONNECT] = &hs_drop_connect_ops,
+    [HS_LAYER_SIGMOID] = &hs_sigmoid_ops,
+    [HS_LAYER_SILU] = &hs_silu_ops,
+    [HS_LAYER_HARDSWISH] = &hs_hardswish_ops,
+    [HS_LAYER_HARDSIGMOID] = &hs_hardsigmoid_ops,
+    [HS_LAYER_SCALE] = &hs_scale_ops,
 };
 
 const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind) {
