@@ -91,6 +91,7 @@ void hs_layer_train_plan_free(hs_layer *l);
 extern const hs_layer_ops hs_conv_ops, hs_batchnorm_ops, hs_relu_ops, hs_relu6_ops,
     hs_maxpool_ops, hs_avgpool_ops, hs_adaptive_avgpool_ops, hs_flatten_ops, hs_linear_ops,
     hs_dropout_ops, hs_add_ops, hs_drop_connect_ops;
+extern const hs_layer_ops hs_gelu_ops, hs_layernorm2d_ops, hs_layer_scale_ops;
 
 /* Helpers shared by the kinds. */
 hs_status hs_layer_check_size(const hs_layer *l, hs_act_shape in, hs_act_shape out,

@@ -14,6 +14,9 @@ static const hs_layer_ops *const table[HS_LAYER_KIND_COUNT] = {
     [HS_LAYER_AVGPOOL] = &hs_avgpool_ops,
     [HS_LAYER_ADD] = &hs_add_ops,
     [HS_LAYER_DROP_CONNECT] = &hs_drop_connect_ops,
+    [HS_LAYER_GELU] = &hs_gelu_ops,
+    [HS_LAYER_LAYERNORM2D] = &hs_layernorm2d_ops,
+    [HS_LAYER_LAYER_SCALE] = &hs_layer_scale_ops,
 };
 
 const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind) {
