@@ -35,6 +35,12 @@ static const hs_backbone_info backbones[] = {
      "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af",
      "download https://download.pytorch.org/models/vgg16-397923af.pth (528 MB) into "
      "~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    /* torchvision's ConvNeXt_Tiny_Weights.IMAGENET1K_V1: resize 236, crop 224, bilinear. */
+    {"convnext_tiny", "ConvNeXt-Tiny (torchvision), ImageNet top-1 82.5 %, 4.46 G multiply-adds",
+     {224, 236, IMAGENET_MEAN, IMAGENET_STD}, 768, 1000, "convnext_tiny-983f1562.pth",
+     "https://download.pytorch.org/models/convnext_tiny-983f1562.pth", "983f1562",
+     "download https://download.pytorch.org/models/convnext_tiny-983f1562.pth (109 MB) into "
+     "~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
 };
 
 int hs_backbone_count(void) { return (int)(sizeof backbones / sizeof backbones[0]); }
@@ -58,5 +64,6 @@ hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error 
     if (strcmp(info->name, "vgg16") == 0) return hs_build_vgg16(net, 1, 4096, 1000, err);
     if (strncmp(info->name, "efficientnet_lite", 17) == 0)
         return hs_build_efficientnet_lite(net, info->name[17] - '0', err);
+    if (strcmp(info->name, "convnext_tiny") == 0) return hs_build_convnext_tiny(net, err);
     return hs_fail(err, HS_ERR_INTERNAL, "no builder for backbone %s", info->name);
 }
