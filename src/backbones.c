@@ -133,6 +133,12 @@ static const hs_backbone_info backbones[] = {
      "https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth", "b3899882",
      "download https://download.pytorch.org/models/efficientnet_b3_rwightman-b3899882.pth "
      "(47 MB) into ~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
+    /* torchvision's ConvNeXt_Tiny_Weights.IMAGENET1K_V1: resize 236, crop 224, bilinear. */
+    {"convnext_tiny", "ConvNeXt-Tiny (torchvision), ImageNet top-1 82.5 %, 4.46 G multiply-adds",
+     {224, 236, IMAGENET_MEAN, IMAGENET_STD}, 768, 1000, "convnext_tiny-983f1562.pth",
+     "https://download.pytorch.org/models/convnext_tiny-983f1562.pth", "983f1562",
+     "download https://download.pytorch.org/models/convnext_tiny-983f1562.pth (109 MB) into "
+     "~/.cache/torch/hub/checkpoints/ or weights/, or pass --weights FILE"},
 };
 
 int hs_backbone_count(void) { return (int)(sizeof backbones / sizeof backbones[0]); }
@@ -163,5 +169,6 @@ hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error 
     if (strncmp(info->name, "mobilenet_v", 11) == 0 ||
         (strncmp(info->name, "efficientnet_b", 14) == 0))
         return hs_build_mobile(net, info->name, err);
+    if (strcmp(info->name, "convnext_tiny") == 0) return hs_build_convnext_tiny(net, err);
     return hs_fail(err, HS_ERR_INTERNAL, "no builder for backbone %s", info->name);
 }

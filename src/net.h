@@ -60,6 +60,9 @@ typedef enum hs_layer_kind {
     HS_LAYER_HARDSWISH,    /* x * relu6(x + 3) / 6 */
     HS_LAYER_HARDSIGMOID,  /* relu6(x + 3) / 6, MobileNetV3's gate */
     HS_LAYER_SCALE,        /* input * per-channel gate (output of layer `from`, c x 1 x 1) */
+    HS_LAYER_GELU,         /* exact (erf) GELU, PyTorch's default */
+    HS_LAYER_LAYERNORM2D,  /* LayerNorm over the channels of each pixel (ConvNeXt) */
+    HS_LAYER_LAYER_SCALE,  /* per-channel learnable multiply (ConvNeXt's layer scale) */
     HS_LAYER_KIND_COUNT
 } hs_layer_kind;
 
@@ -86,6 +89,12 @@ typedef struct hs_layer {
     float bn_eps, bn_momentum; /* PyTorch's momentum: running = (1-m) running + m batch */
     hs_bn_mode bn_mode;
     int64_t bn_batches_tracked; /* PyTorch's num_batches_tracked (not in the state dict) */
+    /* HS_LAYER_LAYERNORM2D and HS_LAYER_LAYER_SCALE also use `channels`; LayerNorm's eps is
+     * bn_eps. layer_scale_init: the value LAYER_SCALE's init fills (ConvNeXt: 1e-6). */
+    float layer_scale_init;
+    /* HS_LAYER_CONV: a 1x1 convolution standing for a per-pixel Linear (ConvNeXt's MLP),
+     * its weight listed with the Linear's [out, in] shape so nn.Linear's keys load. */
+    int pointwise_linear;
 
     /* HS_LAYER_MAXPOOL, HS_LAYER_AVGPOOL */
     int pool_kernel, pool_stride, pool_pad;
@@ -241,5 +250,11 @@ hs_status hs_build_efficientnet_lite(hs_net *net, int variant, hs_error *err);
  * rate * i / B). hs_build_efficientnet_lite uses 0.2. */
 hs_status hs_build_efficientnet_lite_ex(hs_net *net, int variant, float drop_connect_rate,
                                         hs_error *err);
+/* torchvision's ConvNeXt (nets/convnext.c): stage widths dims, blocks per stage depths,
+ * stochastic depth rising linearly to stochastic_depth_prob; hs_build_convnext_tiny is
+ * convnext_tiny (96..768, 3-3-9-3, 0.1, 1000 classes). */
+hs_status hs_build_convnext(hs_net *net, const int dims[4], const int depths[4],
+                            float stochastic_depth_prob, int classes, hs_error *err);
+hs_status hs_build_convnext_tiny(hs_net *net, hs_error *err);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "error.h"
 #include "layers/activation.h"
+#include "layers/channel_kernels.h"
 #include "layers/layer.h"
 #include "net.h"
 #include "ops.h"
@@ -401,6 +402,21 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
         hs_add_inplace((float *)r->x, r->slot[step->edge_slot], count);
         return HS_OK;
     }
+    /* ConvNeXt's kinds: per pixel or per channel, in NCHW or a blocked layout as it comes
+     * (layers/channel_kernels.h), so its blocks stay blocked from conv to conv. */
+    case HS_LAYER_GELU:
+        hs_gelu_forward(r->x, hs_layout_size(r->layout, n, out.c, out.h, out.w), y);
+        advance(r);
+        return HS_OK;
+    case HS_LAYER_LAYERNORM2D: case HS_LAYER_LAYER_SCALE:
+        if (r->layout == HS_LAYOUT_NHWC) break; /* not blocked by channel: NCHW below */
+        if (l->kind == HS_LAYER_LAYERNORM2D)
+            hs_layernorm2d_forward(r->x, r->layout, n, in.c, in.h * in.w, l->weight, l->bias,
+                                   l->bn_eps, y, NULL, NULL);
+        else
+            hs_channel_scale_forward(r->x, r->layout, n, in.c, in.h * in.w, l->weight, y);
+        advance(r);
+        return HS_OK;
     default: break;
     }
     if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;

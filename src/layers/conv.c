@@ -1,10 +1,23 @@
 /* Conv2d: any kernel, stride, dilation and groups (depthwise included); symmetric padding
- * or TensorFlow SAME resolved from the input size. Keys: weight, bias (when has_bias). */
+ * or TensorFlow SAME resolved from the input size. Keys: weight, bias (when has_bias).
+ * pointwise_linear: a 1x1 convolution standing for an nn.Linear applied at every pixel
+ * (ConvNeXt's MLP); its weight, the same values in the same order, is listed with the
+ * Linear's shape [out, in] so the Linear's keys load, and it runs as a convolution. */
 #include "layer.h"
 #include "ops.h"
 
+/* The geometry under which [out, in] and [out, in, 1, 1] are the same tensor. */
+static int is_pointwise(const hs_conv2d_shape *s, int same_padding) {
+    return s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1 &&
+           s->pad_top == 0 && s->pad_bottom == 0 && s->pad_left == 0 && s->pad_right == 0 &&
+           s->groups == 1 && !same_padding;
+}
+
 static hs_status conv_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
                             hs_error *err) {
+    if (l->pointwise_linear && !is_pointwise(&l->conv, l->same_padding))
+        return hs_fail(err, HS_ERR_INTERNAL, "%s: a Linear-shaped convolution must be 1x1, "
+                       "stride 1, unpadded, ungrouped", l->name);
     if (in.c != l->conv.in_channels)
         return hs_fail(err, HS_ERR_ARGUMENT, "%s expects %d input channels, got %d", l->name,
                        l->conv.in_channels, in.c);
@@ -21,7 +34,10 @@ static int conv_params(hs_layer *l, hs_param_sink *sink) {
     const hs_conv2d_shape *s = &l->conv;
     int64_t w[4] = {s->out_channels, s->in_channels / s->groups, s->kernel_h, s->kernel_w};
     int64_t b[1] = {s->out_channels};
-    return sink->add(sink, "weight", &l->weight, &l->dweight, 4, w, 0) &&
+    /* Only for the geometry where both shapes hold the same values (shape() refuses the
+     * flag otherwise), so the listed size is always the size the kernels read. */
+    int linear = l->pointwise_linear && is_pointwise(s, l->same_padding);
+    return sink->add(sink, "weight", &l->weight, &l->dweight, linear ? 2 : 4, w, 0) &&
            (!l->has_bias || sink->add(sink, "bias", &l->bias, &l->dbias, 1, b, 0));
 }
 

@@ -93,6 +93,7 @@ extern const hs_layer_ops hs_conv_ops, hs_batchnorm_ops, hs_relu_ops, hs_relu6_o
     hs_dropout_ops, hs_add_ops, hs_drop_connect_ops;
 extern const hs_layer_ops hs_sigmoid_ops, hs_silu_ops, hs_hardswish_ops, hs_hardsigmoid_ops,
     hs_scale_ops;
+extern const hs_layer_ops hs_gelu_ops, hs_layernorm2d_ops, hs_layer_scale_ops;
 
 /* Helpers shared by the kinds. */
 hs_status hs_layer_check_size(const hs_layer *l, hs_act_shape in, hs_act_shape out,

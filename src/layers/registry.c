@@ -19,6 +19,9 @@ static const hs_layer_ops *const table[HS_LAYER_KIND_COUNT] = {
     [HS_LAYER_HARDSWISH] = &hs_hardswish_ops,
     [HS_LAYER_HARDSIGMOID] = &hs_hardsigmoid_ops,
     [HS_LAYER_SCALE] = &hs_scale_ops,
+    [HS_LAYER_GELU] = &hs_gelu_ops,
+    [HS_LAYER_LAYERNORM2D] = &hs_layernorm2d_ops,
+    [HS_LAYER_LAYER_SCALE] = &hs_layer_scale_ops,
 };
 
 const hs_layer_ops *hs_layer_ops_of(hs_layer_kind kind) {
