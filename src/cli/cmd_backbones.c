@@ -1,33 +1,156 @@
-/* headstart backbones: what each backbone expects and whether its weights are here. */
+/* headstart backbones: what each backbone expects, what it costs and whether its weights
+ * are here. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "backbone_stats.h"
 #include "cli.h"
 
+typedef enum format { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON } format;
+
+static void print_help(void) {
+    printf("usage: headstart backbones [--format table|csv|json]\n"
+           "\n"
+           "Lists each backbone with its input size, the resize before the centre crop,\n"
+           "feature size (what a head sees), mean / std, GFLOP per image (2 x multiply-adds\n"
+           "of the backbone at its input size, counted from the layer list), parameter count\n"
+           "(the whole ImageNet net, head included) and where its pretrained weights are.\n"
+           "csv columns: backbone,input_size,resize_size,feature_dim,mean_r,mean_g,mean_b,\n"
+           "std_r,std_g,std_b,gflop,params,backbone_params,weights_present,weights_path\n");
+}
+
+typedef struct row {
+    const hs_backbone_info *info;
+    hs_backbone_stats stats;
+    int present;
+    char path[4096];
+} row;
+
+static int gather(row *r, const hs_backbone_info *info) {
+    hs_error err = {0};
+    memset(r, 0, sizeof *r);
+    r->info = info;
+    if (hs_backbone_stats_compute(info, info->preprocess.input_size, &r->stats, &err))
+        return cli_report(&err);
+    r->present = hs_find_weights(info, r->path, sizeof r->path, &err) == HS_OK;
+    if (!r->present) r->path[0] = '\0';
+    return 0;
+}
+
+static void print_table_header(void) {
+    printf("%-20s %5s %6s %8s %7s %8s  %-27s %s\n", "backbone", "input", "resize", "features",
+           "gflop", "params", "mean / std", "weights");
+}
+
+static void print_table_row(const row *r) {
+    const hs_preprocess *pp = &r->info->preprocess;
+    char stats[64], params[16];
+    snprintf(stats, sizeof stats, "%.3f,%.3f,%.3f / %.3f,%.3f,%.3f", pp->mean[0], pp->mean[1],
+             pp->mean[2], pp->std[0], pp->std[1], pp->std[2]);
+    snprintf(params, sizeof params, "%.2fM", r->stats.params / 1e6);
+    printf("%-20s %5d %6d %8d %7.2f %8s  %-27s %s\n", r->info->name, pp->input_size,
+           pp->resize_size, r->stats.feature_dim, r->stats.gflop, params, stats,
+           r->present ? cli_term(r->path) : "missing");
+    if (!r->present) printf("%-20s   to get them: %s\n", "", r->info->weights_hint);
+}
+
+static void print_csv_row(const row *r) {
+    const hs_preprocess *pp = &r->info->preprocess;
+    cli_print_csv_field(r->info->name);
+    printf(",%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.6f,%lld,%lld,%d,", pp->input_size,
+           pp->resize_size, r->stats.feature_dim, pp->mean[0], pp->mean[1], pp->mean[2],
+           pp->std[0], pp->std[1], pp->std[2], r->stats.gflop, (long long)r->stats.params,
+           (long long)r->stats.backbone_params, r->present);
+    cli_print_csv_field(r->path);
+    putchar('\n');
+}
+
+static cJSON *json_triple(const float *v) {
+    double d[3] = {v[0], v[1], v[2]};
+    return cJSON_CreateDoubleArray(d, 3);
+}
+
+static cJSON *json_row(const row *r) {
+    const hs_backbone_info *b = r->info;
+    const hs_preprocess *pp = &b->preprocess;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *weights = cJSON_CreateObject();
+    if (!o || !weights) {
+        cJSON_Delete(o);
+        cJSON_Delete(weights);
+        return NULL;
+    }
+    int ok = cJSON_AddStringToObject(o, "name", b->name) &&
+             cJSON_AddStringToObject(o, "description", b->description) &&
+             cJSON_AddNumberToObject(o, "input_size", pp->input_size) &&
+             cJSON_AddNumberToObject(o, "resize_size", pp->resize_size) &&
+             cJSON_AddNumberToObject(o, "feature_dim", r->stats.feature_dim) &&
+             cJSON_AddItemToObject(o, "mean", json_triple(pp->mean)) &&
+             cJSON_AddItemToObject(o, "std", json_triple(pp->std)) &&
+             cJSON_AddNumberToObject(o, "gflop", r->stats.gflop) &&
+             cJSON_AddNumberToObject(o, "params", (double)r->stats.params) &&
+             cJSON_AddNumberToObject(o, "backbone_params", (double)r->stats.backbone_params) &&
+             cJSON_AddBoolToObject(weights, "present", r->present) &&
+             cJSON_AddStringToObject(weights, "file", b->weights_file) &&
+             (r->present ? cJSON_AddStringToObject(weights, "path", r->path) != NULL
+                         : cJSON_AddStringToObject(weights, "hint", b->weights_hint) != NULL);
+    if (!ok || !cJSON_AddItemToObject(o, "weights", weights)) {
+        if (ok) cJSON_Delete(weights); /* not attached: o does not own it */
+        else cJSON_AddItemToObject(o, "weights", weights);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 int cmd_backbones(int argc, char **argv) {
-    if (argc > 1) {
-        if (strcmp(argv[1], "--help") == 0) {
-            printf("usage: headstart backbones\n\nLists each backbone with its input size, "
-                   "feature size, preprocessing and whether its pretrained weights are "
-                   "present.\n");
+    format f = FORMAT_TABLE;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            print_help();
             return 0;
         }
-        return cli_usage_error("backbones", "unexpected argument '%s'", argv[1]);
+        if (strcmp(argv[i], "--format") != 0)
+            return cli_usage_error("backbones", "unexpected argument '%s'", argv[i]);
+        if (i + 1 >= argc) return cli_usage_error("backbones", "--format needs a value");
+        const char *v = argv[++i];
+        if (strcmp(v, "table") == 0) f = FORMAT_TABLE;
+        else if (strcmp(v, "csv") == 0) f = FORMAT_CSV;
+        else if (strcmp(v, "json") == 0) f = FORMAT_JSON;
+        else return cli_usage_error("backbones", "--format must be table, csv or json, not '%s'", v);
     }
-    printf("%-20s %5s %6s %8s  %-27s %s\n", "backbone", "input", "resize", "features",
-           "mean / std", "weights");
-    for (int i = 0; i < hs_backbone_count(); i++) {
-        const hs_backbone_info *b = hs_backbone_at(i);
-        const hs_preprocess *pp = &b->preprocess;
-        char path[4096];
-        hs_error err = {0};
-        int present = hs_find_weights(b, path, sizeof path, &err) == HS_OK;
-        char stats[64];
-        snprintf(stats, sizeof stats, "%.3f,%.3f,%.3f / %.3f,%.3f,%.3f", pp->mean[0],
-                 pp->mean[1], pp->mean[2], pp->std[0], pp->std[1], pp->std[2]);
-        printf("%-20s %5d %6d %8d  %-27s %s\n", b->name, pp->input_size, pp->resize_size,
-               b->feature_dim, stats, present ? path : "missing");
-        if (!present) printf("%-20s   to get them: %s\n", "", b->weights_hint);
+    cJSON *list = f == FORMAT_JSON ? cJSON_CreateArray() : NULL;
+    if (f == FORMAT_JSON && !list) {
+        fprintf(stderr, "headstart: error: out of memory\n");
+        return HS_ERR_NOMEM;
     }
-    return 0;
+    if (f == FORMAT_TABLE) print_table_header();
+    if (f == FORMAT_CSV)
+        printf("backbone,input_size,resize_size,feature_dim,mean_r,mean_g,mean_b,std_r,std_g,"
+               "std_b,gflop,params,backbone_params,weights_present,weights_path\n");
+    int code = 0;
+    for (int i = 0; i < hs_backbone_count() && !code; i++) {
+        row r;
+        if ((code = gather(&r, hs_backbone_at(i)))) break;
+        if (f == FORMAT_TABLE) print_table_row(&r);
+        else if (f == FORMAT_CSV) print_csv_row(&r);
+        else {
+            cJSON *o = json_row(&r);
+            if (!o || !cJSON_AddItemToArray(list, o)) {
+                cJSON_Delete(o);
+                fprintf(stderr, "headstart: error: out of memory\n");
+                code = HS_ERR_NOMEM;
+            }
+        }
+    }
+    if (f == FORMAT_JSON && !code) {
+        char *text = cJSON_Print(list);
+        if (text) printf("%s\n", text);
+        else code = HS_ERR_NOMEM;
+        free(text);
+    }
+    cJSON_Delete(list);
+    return code;
 }

@@ -13,6 +13,7 @@ static void print_usage(FILE *out) {
             "commands:\n"
             "  backbones                      list backbones, their preprocessing and weights\n"
             "  classify --backbone NAME IMAGE...  ImageNet top-5 for each image\n"
+            "  features --backbone NAME --out FILE IMAGE...  pre-logit features to .npy/.safetensors\n"
             "  convert IN.pth OUT.safetensors convert PyTorch weights to safetensors\n"
             "  train DATA [options]           train a new head on a frozen backbone\n"
             "  predict RUN_DIR IMAGE...       the trained classes of images\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     const char *command = argv[1];
     if (strcmp(command, "backbones") == 0) return cmd_backbones(argc - 1, argv + 1);
     if (strcmp(command, "classify") == 0) return cmd_classify(argc - 1, argv + 1);
+    if (strcmp(command, "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(command, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
     if (strcmp(command, "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(command, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
