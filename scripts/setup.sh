@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libjpeg-dev libpng-dev libarchive-dev
-          libcjson-dev libopenblas-dev libdnnl-dev libcairo2-dev libssl-dev unzip ca-certificates)
+          libcjson-dev libopenblas-dev libdnnl-dev libcairo2-dev libssl-dev unzip ca-certificates
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

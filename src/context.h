@@ -1,6 +1,6 @@
 /* Run settings, owned by the caller and passed down instead of process globals (ggml's
- * context, llm.c's MultiGpuConfig): thread count, memory limit, backend, bf16, and later
- * the rank and world size of multi-process training. The oneDNN engine and stream live here
+ * context, llm.c's MultiGpuConfig): thread count, memory limit, backend, bf16, and the
+ * rank and world size of a data-parallel run (dist.h). The oneDNN engine and stream live here
  * too (conv_dnnl.c), made on first use. */
 #ifndef HS_CONTEXT_H
 #define HS_CONTEXT_H
@@ -18,7 +18,11 @@ typedef struct hs_context {
     size_t memory_limit;  /* bytes of activations a run may take; 0: no limit */
     hs_backend backend;
     int bf16;             /* convolutions in bfloat16 where the plan can */
-    int rank, world_size; /* multi-process training (1 process today) */
+    /* The data-parallel world (dist.h): this process's rank of world_size, and the MPI
+     * communicator (an MPI_Comm *) when hs_dist_init joined one; NULL: a single process. */
+    int rank, world_size;
+    void *comm;
+    int dist_owner;       /* hs_dist_init started MPI here: hs_dist_finalize ends it */
 
     /* oneDNN's engine and stream (dnnl_engine_t / dnnl_stream_t), made on first use by
      * conv_dnnl.c; dnnl_state 0 not tried, 1 ready, -1 failed. */

@@ -83,7 +83,15 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
     if (st) return st;
     out->dim = c * h * w;
     size_t image_floats = (size_t)3 * size * size;
-    int total = ds->count;
+    int first = 0, total = ds->count;
+    if (o->sharded) {
+        if (o->shard_first < 0 || o->shard_count < 0 || o->shard_first > ds->count ||
+            o->shard_count > ds->count - o->shard_first)
+            return hs_fail(err, HS_ERR_INTERNAL, "shard %d+%d of %d images", o->shard_first,
+                           o->shard_count, ds->count);
+        first = o->shard_first;
+        total = o->shard_count;
+    }
     /* Without a sink the rows stay in memory; with one, only a batch of them at a time. */
     size_t rows_kept = o->sink ? 0 : (size_t)(total ? total : 1);
     if (rows_kept) out->values = out->owned = malloc(rows_kept * out->dim * sizeof(float));
@@ -107,7 +115,7 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
             break;
         }
         int n = total - start < batch_size ? total - start : batch_size;
-        prepare_batch(ds, start, n, o, batch, errors);
+        prepare_batch(ds, first + start, n, o, batch, errors);
         /* Compact the good images to the front of the batch, keeping their order. */
         int good = 0;
         for (int i = 0; i < n && !st; i++) {
@@ -122,8 +130,8 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
             if (good != i)
                 memmove(batch + (size_t)good * image_floats, batch + (size_t)i * image_floats,
                         image_floats * sizeof(float));
-            out->labels[out->count + good] = ds->samples[start + i].label;
-            out->sample_index[out->count + good] = start + i;
+            out->labels[out->count + good] = ds->samples[first + start + i].label;
+            out->sample_index[out->count + good] = first + start + i;
             good++;
         }
         if (st || good == 0) continue;

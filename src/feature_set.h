@@ -32,6 +32,9 @@ typedef struct hs_feature_options {
     volatile int *stop;      /* when set to non-zero, stop with HS_ERR_INTERRUPTED */
     hs_feature_sink_fn sink; /* when set, rows go there and `values` stays NULL */
     void *sink_ctx;
+    /* When `sharded`: only images [shard_first, shard_first + shard_count) of the data set
+     * (one rank's share of a data-parallel run); sample_index still names data-set indexes. */
+    int sharded, shard_first, shard_count;
 } hs_feature_options;
 
 typedef struct hs_feature_set {

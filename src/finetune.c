@@ -11,7 +11,9 @@
 
 #include "batch_loader.h"
 #include "checkpoint.h"
+#include "dist.h"
 #include "error.h"
+#include "head_train.h"
 #include "image_store.h"
 #include "loss.h"
 #include "lr_schedule.h"
@@ -117,6 +119,11 @@ typedef struct finetune {
     float *logits, *dlogits;
     int *train_order, *val_order;
     int train_count, val_count;
+    /* This rank's slice of every global batch: [slice_first, slice_first + slice_size) of
+     * its batch_size (the whole batch for one process), and its part of the epoch's order. */
+    const hs_context *ctx;
+    int slice_first, slice_size;
+    int *local_order;
 } finetune;
 
 static void note(const finetune *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,7 +205,11 @@ static hs_status open_data(finetune *f, hs_error *err) {
     hs_loader_options *o = &f->train_opt;
     hs_loader_defaults(o);
     o->image_size = f->size;
-    o->batch_size = c->batch_size;
+    int64_t lo = 0, hi = 0;
+    hs_dist_share(c->batch_size, hs_dist_rank(f->ctx), hs_dist_world(f->ctx), &lo, &hi);
+    f->slice_first = (int)lo;
+    f->slice_size = (int)(hi - lo); /* >= 1: train.c refuses fewer images than ranks */
+    o->batch_size = f->slice_size;
     memcpy(o->mean, info->preprocess.mean, sizeof o->mean);
     memcpy(o->std, info->preprocess.std, sizeof o->std);
     o->augment = 1;
@@ -208,6 +219,7 @@ static hs_status open_data(finetune *f, hs_error *err) {
     o->seed = c->seed;
     o->threads = threads;
     f->val_opt = *o;
+    f->val_opt.batch_size = c->batch_size;
     f->val_opt.augment = 0;
     f->val_opt.mixup_alpha = 0;
     f->val_opt.label_smoothing = 0;
@@ -218,7 +230,10 @@ static hs_status open_data(finetune *f, hs_error *err) {
     f->train_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
                             sizeof(int));
     f->val_order = malloc((size_t)(f->val_store.count ? f->val_store.count : 1) * sizeof(int));
-    if (!f->train_order || !f->val_order) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    f->local_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
+                            sizeof(int));
+    if (!f->train_order || !f->val_order || !f->local_order)
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
     f->val_count = 0;
     for (int i = 0; i < f->val_store.count; i++)
         if (hs_image_store_usable(&f->val_store, i)) f->val_order[f->val_count++] = i;
@@ -270,9 +285,10 @@ static int argmax(const float *row, int n) {
     return best;
 }
 
-/* One optimizer step on a batch. */
-static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double *loss_sum,
-                            long *correct, hs_error *err) {
+/* Forward, loss and backward of this rank's n images of a global batch of global_n, the
+ * gradient scaled to its share of the global mean. */
+static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, hs_rng *rng,
+                            double *loss_sum, long *correct, hs_error *err) {
     hs_net *net = f->net;
     const float *input = b->images;
     hs_status st;
@@ -285,54 +301,142 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
     }
     if ((st = hs_tape_forward(&f->tape, input, b->n, 1, rng, err))) return st;
     const float *logits = hs_tape_output(&f->tape);
-    float loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes,
-                                       hs_tape_output_grad(&f->tape));
+    float *dlogits = hs_tape_output_grad(&f->tape);
+    float loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes, dlogits);
     if (!isfinite(loss))
         return hs_fail(err, HS_ERR_DIVERGED, "the training loss is %g; lower --finetune-lr",
                        loss);
     for (int i = 0; i < b->n; i++)
         *correct += argmax(logits + (size_t)i * f->classes, f->classes) == b->labels[i];
     *loss_sum += (double)loss * b->n;
-    hs_net_zero_grad(net);
-    if ((st = hs_tape_backward(&f->tape, err))) return st;
+    if (b->n != global_n) {
+        float share = (float)b->n / (float)global_n;
+        for (size_t i = 0; i < (size_t)b->n * f->classes; i++) dlogits[i] *= share;
+    }
+    return hs_tape_backward(&f->tape, err);
+}
+
+/* One optimizer step on a global batch, of which this rank holds b (NULL: none of it, or
+ * its part was dropped). Every rank takes the same step. */
+static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double *loss_sum,
+                            long *correct, hs_error *err) {
+    double global_n = b ? b->n : 0;
+    hs_status st = hs_dist_sum_doubles(f->ctx, &global_n, 1, err);
+    if (st || global_n < 1) return st; /* every part dropped: no step, as one process */
+    hs_net_zero_grad(f->net);
+    if (b && b->n > 0) st = local_pass(f, b, (int)global_n, rng, loss_sum, correct, err);
+    /* A failure anywhere (a loss that is not finite) stops every rank before the sum. */
+    if ((st = hs_dist_agree(f->ctx, st, err))) return st;
+    if ((st = hs_sum_gradients(f->ctx, &f->opt, err))) return st;
     f->opt.lr = (float)((f->c->finetune_lr > 0 ? f->c->finetune_lr : f->c->lr / 5) *
                         hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
     hs_optimizer_step(&f->opt);
     return HS_OK;
 }
 
+/* This rank's part of the epoch's order: its slice of every global batch, each at most
+ * slice_size long (the last batch's slices are what is left of it, rank by rank), so that
+ * the loader's batch k (of slice_size) is exactly its slice of global batch k. Returns the
+ * count. */
+static int local_order(const finetune *f, const int *order, int count, int *out) {
+    int B = f->c->batch_size, n = 0;
+    for (int start = 0; start < count; start += B) {
+        int m = count - start < B ? count - start : B;
+        int a = f->slice_first < m ? f->slice_first : m;
+        int b = f->slice_first + f->slice_size < m ? f->slice_first + f->slice_size : m;
+        for (int i = a; i < b; i++) out[n++] = order[start + i];
+    }
+    return n;
+}
+
+/* Whether this rank holds any image of the global batch at `start`. */
+static int holds_slice(const finetune *f, int start, int count) {
+    int m = count - start < f->c->batch_size ? count - start : f->c->batch_size;
+    return f->slice_first < m;
+}
+
+/* Sums a rank's loss, correct and seen counts and confusion increments (classes x classes,
+ * or NULL) over the ranks, as doubles (exact for counts below 2^53). */
+static hs_status sum_counts(finetune *f, double *loss_sum, long *correct, long *seen,
+                            int *confusion, hs_error *err) {
+    if (hs_dist_world(f->ctx) <= 1) return HS_OK;
+    size_t cells = confusion ? (size_t)f->classes * f->classes : 0;
+    double *v = malloc((3 + cells) * sizeof(double));
+    hs_status st = v ? HS_OK : hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    if ((st = hs_dist_agree(f->ctx, st, err))) return st;
+    v[0] = *loss_sum;
+    v[1] = (double)*correct;
+    v[2] = (double)*seen;
+    for (size_t i = 0; i < cells; i++) v[3 + i] = confusion[i];
+    if (!(st = hs_dist_sum_doubles(f->ctx, v, 3 + cells, err))) {
+        *loss_sum = v[0];
+        *correct = (long)v[1];
+        *seen = (long)v[2];
+        for (size_t i = 0; i < cells; i++) confusion[i] = (int)v[3 + i];
+    }
+    free(v);
+    return st;
+}
+
+/* --bn train: each rank's running statistics moved with its own batches; their mean over
+ * the ranks becomes everyone's, so that validation and the checkpoint see one model. */
+static hs_status average_running_stats(finetune *f, hs_error *err) {
+    int world = hs_dist_world(f->ctx);
+    if (world <= 1 || strcmp(f->c->bn, "train") != 0) return HS_OK;
+    hs_param_ref *refs = NULL;
+    int count = 0;
+    hs_status st = hs_net_params(f->net, &refs, &count, err);
+    if ((st = hs_dist_agree(f->ctx, st, err))) return st;
+    for (int i = 0; !st && i < count; i++) {
+        const hs_param_ref *r = &refs[i];
+        if (!r->buffer || r->layer < f->boundary) continue;
+        int64_t n = hs_param_numel(r);
+        if (!(st = hs_dist_sum_floats(f->ctx, *r->data, (size_t)n, err)))
+            for (int64_t k = 0; k < n; k++) (*r->data)[k] /= (float)world;
+    }
+    free(refs);
+    return st;
+}
+
 static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_error *err) {
     const hs_train_config *c = f->c;
     f->train_count = hs_loader_epoch_order(&f->train_store, c->seed, epoch, f->train_order);
-    hs_status st = hs_batch_loader_start(f->train_loader, epoch, f->train_order,
-                                         f->train_count, 0, err);
-    if (st) return st;
+    int mine = local_order(f, f->train_order, f->train_count, f->local_order);
+    hs_status st = hs_batch_loader_start(f->train_loader, epoch, f->local_order, mine, 0, err);
+    if ((st = hs_dist_agree(f->ctx, st, err))) return st;
     hs_rng rng;
     hs_rng_seed_stream(&rng, c->seed, 0xf17e, (uint64_t)epoch);
     double loss_sum = 0, t0 = now_seconds();
     long correct = 0, seen = 0;
-    for (int step = 1;; step++) {
-        if (stopped(f)) return hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
+    /* One step per global batch, on every rank, whether or not it holds a part of it. */
+    for (int start = 0, step = 1; start < f->train_count; start += c->batch_size, step++) {
+        if (stopped(f)) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
         hs_batch *b = NULL;
         hs_error batch_err = {0};
-        if (hs_batch_loader_next(f->train_loader, &b, &batch_err)) {
-            if (c->strict) return hs_fail(err, batch_err.code, "%s", batch_err.message);
-            note(f, "skipped a batch: %s", batch_err.message);
-            continue;
+        if (!st && holds_slice(f, start, f->train_count) &&
+            hs_batch_loader_next(f->train_loader, &b, &batch_err)) {
+            if (c->strict) st = hs_fail(err, batch_err.code, "%s", batch_err.message);
+            else note(f, "skipped a batch: %s", batch_err.message);
+            b = NULL;
         }
-        if (!b) break;
+        if ((st = hs_dist_agree(f->ctx, st, err))) {
+            if (b) hs_batch_loader_release(f->train_loader, b);
+            return st;
+        }
         stage(f, "train step", epoch, step);
         st = train_step(f, b, &rng, &loss_sum, &correct, err);
-        seen += b->n;
-        hs_batch_loader_release(f->train_loader, b);
+        seen += b ? b->n : 0;
+        if (b) hs_batch_loader_release(f->train_loader, b);
         if (st) {
             if (st == HS_ERR_DIVERGED) hs_fail_context(err, st, "epoch %d, step %d", epoch, step);
             return st;
         }
         char phase[48];
         snprintf(phase, sizeof phase, "fine-tune epoch %d", epoch);
-        progress(f, phase, seen, f->train_count, now_seconds() - t0);
+        progress(f, phase, seen, mine, now_seconds() - t0);
     }
+    if ((st = sum_counts(f, &loss_sum, &correct, &seen, NULL, err))) return st;
+    if ((st = average_running_stats(f, err))) return st;
     double seconds = now_seconds() - t0;
     f->job->images_per_second = seen / (seconds > 0 ? seconds : 1);
     m->train_loss = seen ? loss_sum / seen : 0;
@@ -346,9 +450,12 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
 static hs_status validate_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_error *err) {
     int *confusion = f->job->confusion;
     memset(confusion, 0, (size_t)f->classes * f->classes * sizeof(int));
-    hs_status st = hs_batch_loader_start(f->val_loader, epoch, f->val_order, f->val_count, 0,
-                                         err);
-    if (st) return st;
+    /* Each rank validates its contiguous share of the images; the counts are summed. */
+    int64_t lo = 0, hi = 0;
+    hs_dist_share(f->val_count, hs_dist_rank(f->ctx), hs_dist_world(f->ctx), &lo, &hi);
+    hs_status st = hs_batch_loader_start(f->val_loader, epoch, f->val_order + lo,
+                                         (int)(hi - lo), 0, err);
+    if ((st = hs_dist_agree(f->ctx, st, err))) return st;
     double loss_sum = 0;
     long correct = 0, seen = 0;
     for (;;) {
@@ -372,8 +479,11 @@ static hs_status validate_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_
             seen += b->n;
         }
         hs_batch_loader_release(f->val_loader, b);
-        if (st) return st;
+        if (st) break;
     }
+    if ((st = hs_dist_agree(f->ctx, st, err)) ||
+        (st = sum_counts(f, &loss_sum, &correct, &seen, confusion, err)))
+        return st;
     m->val_loss = seen ? loss_sum / seen : 0;
     m->val_acc = seen ? 100.0 * correct / seen : 0;
     if (!isfinite(m->val_loss))
@@ -396,12 +506,15 @@ static hs_status run_epochs(finetune *f, hs_error *err) {
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", job->dir);
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", job->dir);
     hs_status st = HS_OK;
+    int root = hs_dist_is_root(f->ctx);
     if (job->resume) {
-        if ((st = hs_checkpoint_load_net(path, f->net, 0, &f->opt, job->history,
-                                         job->epochs_done, job->identity, err)))
-            return st;
+        /* Every rank restores the checkpoint rank 0 wrote, whatever the rank count was. */
+        st = hs_checkpoint_load_net(path, f->net, 0, &f->opt, job->history, job->epochs_done,
+                                    job->identity, err);
+        if ((st = hs_dist_agree(f->ctx, st, err))) return st;
         note(f, "resuming the fine-tune in %s after epoch %d", job->dir, *job->epochs_done);
-        if ((st = job->write_outputs(job->outputs_ctx, err))) return st;
+        if (root) st = job->write_outputs(job->outputs_ctx, err);
+        if ((st = hs_dist_agree(f->ctx, st, err))) return st;
     }
     int trained = 0;
     for (int epoch = *job->epochs_done + 1; epoch <= c->epochs; epoch++) {
@@ -412,17 +525,19 @@ static hs_status run_epochs(finetune *f, hs_error *err) {
         if ((st = validate_epoch(f, epoch, &m, err))) return st;
         m.seconds = now_seconds() - start;
         job->history[*job->epochs_done] = m;
+        if ((st = hs_check_ranks_agree(f->ctx, &f->opt, epoch, err))) return st;
         /* best.safetensors first: a checkpoint never names a best epoch whose file is
-         * missing. */
-        if (m.val_acc > best_val(job->history, *job->epochs_done, 0) &&
-            (st = hs_save_network(best_path, f->net, c->backbone, err)))
-            return st;
-        if ((st = hs_checkpoint_save_net(path, f->net, 0, &f->opt, job->history,
-                                         *job->epochs_done + 1, job->identity, err)))
-            return st;
+         * missing. Rank 0 alone writes; the others wait to hear that it could. */
+        if (root && m.val_acc > best_val(job->history, *job->epochs_done, 0))
+            st = hs_save_network(best_path, f->net, c->backbone, err);
+        if (root && !st)
+            st = hs_checkpoint_save_net(path, f->net, 0, &f->opt, job->history,
+                                        *job->epochs_done + 1, job->identity, err);
+        if ((st = hs_dist_agree(f->ctx, st, err))) return st;
         (*job->epochs_done)++;
         stage(f, "checkpoint written", epoch, 0);
-        if ((st = job->write_outputs(job->outputs_ctx, err))) return st;
+        if (root) st = job->write_outputs(job->outputs_ctx, err);
+        if ((st = hs_dist_agree(f->ctx, st, err))) return st;
         stage(f, "outputs written", epoch, 0);
         if (job->cb && job->cb->epoch_done) job->cb->epoch_done(job->cb->ctx, &m, c->epochs);
         trained = 1;
@@ -442,9 +557,10 @@ hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
     f.net = job->net;
     f.boundary = job->boundary;
     f.size = job->img_size;
+    f.ctx = job->ctx;
     hs_status st = open_data(&f, err);
     if (!st) st = open_stage(&f, err);
-    if (!st) {
+    if (!(st = hs_dist_agree(f.ctx, st, err))) {
         note(&f, "fine-tuning layers %d..%d of %d (from %s) on %d images, BatchNorm %s",
              f.boundary, f.net->count - 1, f.net->count, f.net->layers[f.boundary].name,
              f.train_count, f.c->bn);
@@ -463,6 +579,7 @@ hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
     free(f.dlogits);
     free(f.train_order);
     free(f.val_order);
+    free(f.local_order);
     /* Back to inference: the trained layers' BatchNorms are left in the policy's mode, which
      * only the training forward reads. */
     f.net->prepared = 0;

@@ -15,6 +15,7 @@
 #define HS_FINETUNE_H
 
 #include "dataset.h"
+#include "context.h"
 #include "headstart.h"
 #include "net.h"
 
@@ -34,8 +35,18 @@ hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *bou
  * or the block count for the head. */
 int hs_layer_depth(const hs_net *net, int layer);
 
-/* What stage 2 needs from the job (train.c owns all of it). */
+/* What stage 2 needs from the job (train.c owns all of it).
+ *
+ * Over several ranks (ctx, dist.h) each rank takes its slice of every global batch of
+ * --batch-size (the same shuffled order on every rank), the gradients are summed over the
+ * ranks (scaled to the mean over the global batch) before every step, and validation is
+ * sharded and its counts summed. BatchNorm in training mode (--bn train) normalises with
+ * each rank's own batch statistics; the running statistics are averaged over the ranks at
+ * the end of every epoch. Dropout and drop-connect masks, and mixup's pairs, are drawn per
+ * rank: a run over N ranks equals one process up to the float sums only where neither is in
+ * play (e.g. --unfreeze 0 without mixup). Rank 0 alone writes the folder. */
 typedef struct hs_finetune_job {
+    const hs_context *ctx;       /* the ranks; NULL: one process */
     const hs_train_config *config;
     const hs_train_callbacks *cb;
     const char *dir;             /* the run folder */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "error.h"
 #include "ops.h"
 
@@ -54,26 +55,71 @@ static int argmax(const float *row, int count) {
 
 hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const int *labels,
                              int n, hs_batch_result *result, hs_error *err) {
-    if (n < 1 || n > t->max_batch)
-        return hs_fail(err, HS_ERR_INTERNAL, "batch of %d for a trainer of %d", n, t->max_batch);
+    if (n < 1) return hs_fail(err, HS_ERR_INTERNAL, "batch of %d", n);
+    return hs_head_train_step_dist(t, NULL, features, labels, n, n, result, err);
+}
+
+/* Forward, loss and backward of this rank's part of the batch, its gradient already scaled
+ * to its share of the global mean. */
+static hs_status local_pass(hs_head_trainer *t, const float *features, const int *labels,
+                            int n, int global_n, hs_batch_result *result, hs_error *err) {
     int classes = t->tape.shapes[t->end - t->begin].c;
     hs_status st = hs_tape_forward(&t->tape, features, n, 1, &t->dropout_rng, err);
     if (st) return st;
     const float *logits = hs_tape_output(&t->tape);
-    float loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels,
-                                              hs_tape_output_grad(&t->tape));
+    float *dlogits = hs_tape_output_grad(&t->tape);
+    float loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels, dlogits);
     if (!isfinite(loss))
         return hs_fail(err, HS_ERR_DIVERGED,
                        "the loss became %s at this step; lower --lr (now %g)",
                        isnan(loss) ? "NaN" : "infinite", t->optimizer.lr);
     result->loss_sum = (double)loss * n;
-    result->correct = 0;
     for (int b = 0; b < n; b++)
         result->correct += argmax(logits + (size_t)b * classes, classes) == labels[b];
+    if (n != global_n) { /* d(mean over n)/d(logits) -> d(mean over global_n)/d(logits) */
+        float share = (float)n / (float)global_n;
+        for (size_t i = 0; i < (size_t)n * classes; i++) dlogits[i] *= share;
+    }
+    return hs_tape_backward(&t->tape, err);
+}
+
+hs_status hs_head_train_step_dist(hs_head_trainer *t, const hs_context *ctx,
+                                  const float *features, const int *labels, int n,
+                                  int global_n, hs_batch_result *result, hs_error *err) {
+    if (n < 0 || n > t->max_batch || n > global_n || global_n < 1)
+        return hs_fail(err, HS_ERR_INTERNAL, "batch of %d of %d for a trainer of %d", n,
+                       global_n, t->max_batch);
+    result->loss_sum = 0;
+    result->correct = 0;
     hs_optimizer_zero_grad(&t->optimizer);
-    if ((st = hs_tape_backward(&t->tape, err))) return st;
+    hs_status st = n > 0 ? local_pass(t, features, labels, n, global_n, result, err) : HS_OK;
+    /* Every rank learns of a failure here before the all-reduce, so none waits in it. */
+    if ((st = hs_dist_agree(ctx, st, err))) return st;
+    if ((st = hs_sum_gradients(ctx, &t->optimizer, err))) return st;
     hs_optimizer_step(&t->optimizer);
     t->net->prepared = 0; /* the weights changed: the inference plan refolds */
+    return HS_OK;
+}
+
+hs_status hs_sum_gradients(const hs_context *ctx, const hs_optimizer *opt, hs_error *err) {
+    if (hs_dist_world(ctx) <= 1 || opt->count == 0) return HS_OK;
+    float *lo = opt->params[0].grad, *hi = lo + opt->params[0].count;
+    int64_t total = 0;
+    for (int i = 0; i < opt->count; i++) {
+        const hs_opt_param *p = &opt->params[i];
+        if (p->grad < lo) lo = p->grad;
+        if (p->grad + p->count > hi) hi = p->grad + p->count;
+        total += p->count;
+    }
+    /* One span when the gradients tile it exactly (the trained layers of an hs_net lie
+     * together in its arena); else each tensor on its own, so that nothing outside them is
+     * summed (a frozen tensor's stale gradient would grow world-fold each step). */
+    if (hi - lo == total) return hs_dist_sum_floats(ctx, lo, (size_t)(hi - lo), err);
+    for (int i = 0; i < opt->count; i++) {
+        hs_status st = hs_dist_sum_floats(ctx, opt->params[i].grad,
+                                          (size_t)opt->params[i].count, err);
+        if (st) return st;
+    }
     return HS_OK;
 }
 
@@ -121,4 +167,21 @@ void hs_head_trainer_begin_epoch(hs_head_trainer *t, uint64_t seed, int epoch, i
         order[i] = order[j];
         order[j] = swap;
     }
+}
+
+hs_status hs_check_ranks_agree(const hs_context *ctx, const hs_optimizer *opt, int epoch,
+                               hs_error *err) {
+    if (hs_dist_world(ctx) <= 1) return HS_OK;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the bytes of every value */
+    for (int i = 0; i < opt->count; i++) {
+        const unsigned char *p = (const unsigned char *)opt->params[i].value;
+        for (size_t k = 0; k < (size_t)opt->params[i].count * sizeof(float); k++)
+            h = (h ^ p[k]) * 1099511628211ull;
+    }
+    int same = 1;
+    hs_status st = hs_dist_same(ctx, h, &same, err);
+    if (!st && !same)
+        st = hs_fail(err, HS_ERR_INTERNAL, "after epoch %d the ranks' copies of the model "
+                     "differ: the MPI all-reduce did not give every rank the same sums", epoch);
+    return st;
 }

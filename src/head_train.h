@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "context.h"
 #include "net.h"
 #include "net_train.h"
 #include "optim.h"
@@ -43,6 +44,28 @@ void hs_head_trainer_begin_epoch(hs_head_trainer *t, uint64_t seed, int epoch, i
  * HS_ERR_DIVERGED, before any update, when the loss is not finite. */
 hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const int *labels,
                              int n, hs_batch_result *result, hs_error *err);
+
+/* The data-parallel step: this rank's n samples (0 allowed) of a global batch of
+ * global_n, with the mean loss over the global batch. Each rank's gradients are scaled by
+ * n / global_n and summed over ranks (hs_sum_gradients), so every rank takes the step one
+ * process would take on the whole batch, up to the order of the float sums. A failure on
+ * any rank (a loss that is not finite) fails the step on every rank, before the update.
+ * result holds this rank's part. With ctx NULL or one rank: hs_head_train_step. */
+hs_status hs_head_train_step_dist(hs_head_trainer *t, const hs_context *ctx,
+                                  const float *features, const int *labels, int n,
+                                  int global_n, hs_batch_result *result, hs_error *err);
+
+/* Sums the gradients of every parameter opt holds over the ranks of ctx: one span of the
+ * gradient arena (the trained layers are contiguous in it) in buckets of HS_DIST_BUCKET_FLOATS
+ * (dist.h). A no-op for one rank. */
+hs_status hs_sum_gradients(const hs_context *ctx, const hs_optimizer *opt, hs_error *err);
+
+/* Fails (HS_ERR_INTERNAL, naming the epoch) unless every rank's copy of the parameters opt
+ * holds is bit-identical: the all-reduce must hand every rank the same sums, so a difference
+ * means the ranks no longer train one model. A hash of the values is compared, once an
+ * epoch. */
+hs_status hs_check_ranks_agree(const hs_context *ctx, const hs_optimizer *opt, int epoch,
+                               hs_error *err);
 
 /* Inference-mode loss and accuracy of the head over n samples (in batches); when confusion
  * is not NULL (classes x classes, row = true class) it is incremented, and predictions (n)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "error.h"
 #include "gemm.h"
 #include "lbfgs.h"
@@ -16,22 +17,49 @@ typedef struct probe_problem {
     int n, dim, classes;
     double lambda;
     float *logits; /* n x classes scratch */
+    const hs_context *ctx; /* the ranks sharing the rows; NULL: one process */
+    hs_status status;      /* a failed all-reduce (the objective returns NaN then) */
+    hs_error *err;
 } probe_problem;
 
 /* Mean cross-entropy plus lambda/2 |W|^2 over params = [W (classes x dim), b (classes)]. */
 static double objective(void *ctx, const float *params, float *grad) {
     probe_problem *p = ctx;
-    int n = p->n, d = p->dim, c = p->classes;
+    int d = p->dim, c = p->classes;
+    /* This rank's rows [lo, hi) of the n. */
+    int64_t lo = 0, hi = p->n;
+    hs_dist_share(p->n, hs_dist_rank(p->ctx), hs_dist_world(p->ctx), &lo, &hi);
+    int n = (int)(hi - lo);
+    const float *x = p->x + (size_t)lo * d;
+    const int *labels = p->labels + lo;
     const float *w = params, *b = params + (size_t)c * d;
     float *gw = grad, *gb = grad + (size_t)c * d;
-    for (int i = 0; i < n; i++) memcpy(p->logits + (size_t)i * c, b, (size_t)c * sizeof(float));
-    hs_sgemm('N', 'T', n, c, d, 1.0f, p->x, d, w, d, 1.0f, p->logits, c);
-    /* logits become (softmax - onehot) / n: the gradient with respect to the logits */
-    double loss = hs_softmax_cross_entropy_ref(p->logits, n, c, p->labels, p->logits);
-    hs_sgemm('T', 'N', c, d, n, 1.0f, p->logits, c, p->x, d, 0.0f, gw, d);
+    double loss = 0;
     memset(gb, 0, (size_t)c * sizeof(float));
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < c; k++) gb[k] += p->logits[(size_t)i * c + k];
+    if (n > 0) {
+        for (int i = 0; i < n; i++)
+            memcpy(p->logits + (size_t)i * c, b, (size_t)c * sizeof(float));
+        hs_sgemm('N', 'T', n, c, d, 1.0f, x, d, w, d, 1.0f, p->logits, c);
+        /* logits become (softmax - onehot) / n: the gradient with respect to the logits */
+        loss = hs_softmax_cross_entropy_ref(p->logits, n, c, labels, p->logits);
+        if (n != p->n) { /* this rank's share of the mean over all p->n rows */
+            float share = (float)n / (float)p->n;
+            for (size_t i = 0; i < (size_t)n * c; i++) p->logits[i] *= share;
+            loss *= (double)n / p->n;
+        }
+        hs_sgemm('T', 'N', c, d, n, 1.0f, p->logits, c, x, d, 0.0f, gw, d);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < c; k++) gb[k] += p->logits[(size_t)i * c + k];
+    } else {
+        memset(gw, 0, (size_t)c * d * sizeof(float));
+    }
+    if (hs_dist_world(p->ctx) > 1 && !p->status) {
+        /* One sum for the gradient, one for the loss: every rank then holds the same
+         * objective and L-BFGS takes the same steps everywhere. */
+        p->status = hs_dist_sum_floats(p->ctx, grad, (size_t)c * d + c, p->err);
+        if (!p->status) p->status = hs_dist_sum_doubles(p->ctx, &loss, 1, p->err);
+    }
+    if (p->status) return NAN; /* L-BFGS stops on a non-finite value */
     double norm = 0;
     for (size_t i = 0; i < (size_t)c * d; i++) {
         norm += (double)w[i] * w[i];
@@ -48,7 +76,7 @@ static hs_status fit(probe_problem *p, float *params, int max_iterations, int *i
     hs_status st = hs_lbfgs_minimize(objective, p, params,
                                      (int64_t)p->classes * p->dim + p->classes, &o, &r, err);
     if (iterations) *iterations = r.iterations;
-    return st;
+    return p->status ? p->status : st; /* a failed all-reduce, not the NaN it caused */
 }
 
 static int count_correct(const float *x, const int *labels, int n, int dim, int classes,
@@ -75,6 +103,12 @@ static int count_correct(const float *x, const int *labels, int n, int dim, int 
 hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int classes,
                        uint64_t seed, float *weight, float *bias, hs_probe_result *result,
                        hs_error *err) {
+    return hs_probe_fit_dist(NULL, x, labels, n, dim, classes, seed, weight, bias, result, err);
+}
+
+hs_status hs_probe_fit_dist(const hs_context *ctx, const float *x, const int *labels, int n,
+                            int dim, int classes, uint64_t seed, float *weight, float *bias,
+                            hs_probe_result *result, hs_error *err) {
     memset(result, 0, sizeof *result);
     size_t count = (size_t)classes * dim + classes;
     int held = n / 5, fit_n = n - held;
@@ -123,7 +157,8 @@ hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int cl
     /* Strengths from strong to weak; each fit starts from the previous one's solution. */
     static const double grid[] = {1e-1, 1e-2, 1e-3, 1e-4, 1e-5};
     int best_correct = -1;
-    probe_problem p = {shuffled, shuffled_labels, fit_n, dim, classes, 0, logits};
+    probe_problem p = {shuffled, shuffled_labels, fit_n, dim, classes, 0, logits, ctx, HS_OK,
+                       err};
     for (size_t g = 0; held > 0 && g < sizeof grid / sizeof grid[0]; g++) {
         p.lambda = grid[g];
         if ((st = fit(&p, params, 150, NULL, err))) goto done;
@@ -139,7 +174,8 @@ hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int cl
     /* The final fit on all the training data (in its shuffled order: the loss is a mean, so
      * order does not matter) with the chosen strength. */
     memset(params, 0, count * sizeof(float));
-    p = (probe_problem){shuffled, shuffled_labels, n, dim, classes, result->lambda, logits};
+    p = (probe_problem){shuffled, shuffled_labels, n, dim, classes, result->lambda, logits,
+                        ctx, HS_OK, err};
     if ((st = fit(&p, params, 500, &result->iterations, err))) goto done;
     /* w . ((x - mean) * scale) + b = (w * scale) . x + (b - sum(w * scale * mean)) */
     for (int k = 0; k < classes; k++) {

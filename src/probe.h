@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "context.h"
 #include "headstart.h"
 
 typedef struct hs_probe_result {
@@ -19,5 +20,12 @@ typedef struct hs_probe_result {
 hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int classes,
                        uint64_t seed, float *weight, float *bias, hs_probe_result *result,
                        hs_error *err);
+
+/* The same fit over the ranks of ctx (every rank passes all n rows): each rank evaluates the
+ * loss and gradient on its contiguous share of the rows and L-BFGS sees their sums, so every
+ * rank runs the same iterations. Equal to hs_probe_fit up to the order of the float sums. */
+hs_status hs_probe_fit_dist(const hs_context *ctx, const float *x, const int *labels, int n,
+                            int dim, int classes, uint64_t seed, float *weight, float *bias,
+                            hs_probe_result *result, hs_error *err);
 
 #endif

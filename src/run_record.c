@@ -107,6 +107,11 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
     cJSON_AddItemToObject(pp, "std", float_array(net->info->preprocess.std, 3));
 
     cJSON_AddItemToObject(root, "options", options_json(c, img_size));
+    /* How many ranks trained it (dist.h): --batch-size is the global batch they split. */
+    const hs_context *ctx = net->ctx ? net->ctx : hs_context_default();
+    cJSON *parallel = cJSON_AddObjectToObject(root, "parallel");
+    cJSON_AddNumberToObject(parallel, "world_size", ctx->world_size);
+    cJSON_AddNumberToObject(parallel, "global_batch", c->batch_size);
     hs_status st = write_json(dir, root, err);
     cJSON_Delete(root);
     return st;

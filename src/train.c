@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "dist.h"
 #include "error.h"
 #include "feature_cache.h"
 #include "feature_set.h"
+#include "feature_shards.h"
 #include "fileutil.h"
 #include "finetune.h"
 #include "lr_schedule.h"
@@ -329,6 +331,7 @@ static hs_status run_identity(const hs_train_config *c, const char *weights_sha,
 typedef struct train_state {
     const hs_train_config *config;
     const hs_train_callbacks *cb;
+    hs_context *ctx;       /* the ranks of a data-parallel run (dist.h); rank 0 of 1 alone */
     char dir[4096];
     hs_dataset train, val;
     hs_net *net;
@@ -375,6 +378,7 @@ static hs_status open_network(train_state *s, hs_error *err) {
         (st = hs_net_load_weights(s->net, s->weights_path, err)))
         return st;
     s->net->bf16 = c->bf16;
+    s->net->ctx = s->ctx; /* run.json reads the world size from it */
     s->begin = s->net->head_begin;
     s->img_size = c->img_size ? c->img_size : info->preprocess.input_size;
     return HS_OK;
@@ -413,6 +417,8 @@ static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase
                          const char *key, const char *source, int dim, hs_feature_set *out,
                          hs_error *err) {
     const hs_backbone_info *info = s->net->info;
+    hs_cache_precision precision =
+        strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32;
     hs_feature_options o = {0};
     o.img_size = s->img_size;
     memcpy(o.mean, info->preprocess.mean, sizeof o.mean);
@@ -423,10 +429,19 @@ static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase
     o.progress_ctx = s->cb ? s->cb->ctx : NULL;
     o.phase = phase;
     o.stop = s->cb ? s->cb->stop : NULL;
+    if (hs_dist_world(s->ctx) > 1) {
+        /* Each rank its share of the images; rank 0 writes the entry (feature_shards.h). */
+        hs_shared_cache cache = {key ? s->cache_dir : NULL, key, source, precision};
+        int cache_failed = 0;
+        char cause[700];
+        hs_status st = hs_extract_features_shared(s->ctx, s->net, s->begin, ds, &o, &cache,
+                                                  dim, out, &cache_failed, cause,
+                                                  sizeof cause, err);
+        if (!st && cache_failed) note(s->cb, "%s: %s; computed them in memory", phase, cause);
+        return st;
+    }
     if (!key) return hs_extract_features(s->net, s->begin, ds, &o, out, err);
 
-    hs_cache_precision precision =
-        strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32;
     cache_sink sink = {0};
     if (hs_cache_writer_open(s->cache_dir, key, source, dim, precision, &sink.writer,
                              &sink.error))
@@ -474,11 +489,30 @@ static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
             s->img_size, info->preprocess.mean, info->preprocess.std,
             strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32,
             s->config->bf16, ds, source};
-        if ((st = hs_cache_key_make(&in, &key, err))) return st;
-        int hit = 0;
-        char why[600];
-        st = hs_cache_lookup(s->cache_dir, key, source, ds, c * h * w, out, &hit, why,
-                             sizeof why, err);
+        int hit = 0, root = hs_dist_is_root(s->ctx);
+        char why[600] = "";
+        st = hs_cache_key_make(&in, &key, err);
+        /* Rank 0 looks first (a lookup removes a damaged entry and sweeps leftovers); the
+         * others read the entry only once it has found it. */
+        if (!st && root)
+            st = hs_cache_lookup(s->cache_dir, key, source, ds, c * h * w, out, &hit, why,
+                                 sizeof why, err);
+        if (!(st = hs_dist_agree(s->ctx, st, err)))
+            st = hs_dist_broadcast(s->ctx, &hit, sizeof hit, 0, err);
+        if (!st && hit) {
+            if (!root) {
+                int mine = 0;
+                char why_here[600];
+                st = hs_cache_lookup(s->cache_dir, key, source, ds, c * h * w, out, &mine,
+                                     why_here, sizeof why_here, err);
+                if (!st && !mine)
+                    st = hs_fail(err, HS_ERR_IO, "cannot read the feature cache entry rank 0 "
+                                 "read in %s (%s): every rank needs the same cache folder on a "
+                                 "shared file system (--cache-dir), or pass --no-cache",
+                                 s->cache_dir, why_here);
+            }
+            st = hs_dist_agree(s->ctx, st, err);
+        }
         if (!st && hit) {
             *cached = 1;
             note(s->cb, "%s: %d read from the cache (%s)", phase, out->count, why);
@@ -496,26 +530,58 @@ done:
     return st;
 }
 
+/* Sums a rank's loss, correct count and confusion increments (classes x classes, or NULL)
+ * over the ranks, as doubles: exact for the counts (below 2^53). */
+static hs_status sum_over_ranks(train_state *s, double *loss_sum, long *correct,
+                                int *confusion, hs_error *err) {
+    if (hs_dist_world(s->ctx) <= 1) return HS_OK;
+    size_t cells = confusion ? (size_t)s->net->num_classes * s->net->num_classes : 0;
+    double *v = malloc((2 + cells) * sizeof(double));
+    hs_status st = v ? HS_OK : hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    if ((st = hs_dist_agree(s->ctx, st, err))) return st;
+    v[0] = *loss_sum;
+    v[1] = (double)*correct;
+    for (size_t i = 0; i < cells; i++) v[2 + i] = confusion[i];
+    if (!(st = hs_dist_sum_doubles(s->ctx, v, 2 + cells, err))) {
+        *loss_sum = v[0];
+        *correct = (long)v[1];
+        for (size_t i = 0; i < cells; i++) confusion[i] = (int)v[2 + i];
+    }
+    free(v);
+    return st;
+}
+
 /* Inference-mode loss and accuracy over a feature set, a chunk of rows at a time (the rows
- * may be half precision); confusion, when not NULL, is incremented. */
+ * may be half precision); confusion, when not NULL, is incremented. Each rank evaluates its
+ * contiguous share of the rows and the sums are reduced: every rank gets the totals. */
 static hs_status evaluate_features(train_state *s, const hs_feature_set *f,
                                    hs_batch_result *result, int *confusion, hs_error *err) {
     enum { CHUNK = 256 };
+    int classes = s->net->num_classes;
+    int64_t lo = 0, hi = 0;
+    hs_dist_share(f->count, hs_dist_rank(s->ctx), hs_dist_world(s->ctx), &lo, &hi);
     float *x = malloc((size_t)CHUNK * f->dim * sizeof(float));
-    if (!x) return hs_fail(err, HS_ERR_NOMEM, "out of memory evaluating");
-    hs_status st = HS_OK;
-    result->loss_sum = 0;
-    result->correct = 0;
-    for (int first = 0; first < f->count && !st; first += CHUNK) {
-        int n = f->count - first < CHUNK ? f->count - first : CHUNK;
+    /* This rank's increments, kept apart so that only they are summed. */
+    int *mine = confusion ? calloc((size_t)classes * classes, sizeof(int)) : NULL;
+    hs_status st = x && (mine || !confusion) ? HS_OK
+                                             : hs_fail(err, HS_ERR_NOMEM, "out of memory evaluating");
+    double loss_sum = 0;
+    long correct = 0;
+    for (int first = (int)lo; first < hi && !st; first += CHUNK) {
+        int n = hi - first < CHUNK ? (int)(hi - first) : CHUNK;
         hs_feature_range(f, first, n, x);
         hs_batch_result part;
-        st = hs_head_evaluate(s->net, s->begin, x, f->labels + first, n, CHUNK, &part,
-                              confusion, NULL, err);
-        result->loss_sum += part.loss_sum;
-        result->correct += part.correct;
+        st = hs_head_evaluate(s->net, s->begin, x, f->labels + first, n, CHUNK, &part, mine,
+                              NULL, err);
+        loss_sum += part.loss_sum;
+        correct += part.correct;
     }
+    if (!(st = hs_dist_agree(s->ctx, st, err))) st = sum_over_ranks(s, &loss_sum, &correct, mine, err);
+    for (int i = 0; !st && confusion && i < classes * classes; i++) confusion[i] += mine[i];
+    result->loss_sum = loss_sum;
+    result->correct = (int)correct;
     free(x);
+    free(mine);
     return st;
 }
 
@@ -528,24 +594,27 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
     float *x = malloc((size_t)batch * dim * sizeof(float));
     int *labels = malloc((size_t)batch * sizeof *labels);
     hs_status st = HS_OK;
-    if (!order || !x || !labels) {
-        st = hs_fail(err, HS_ERR_NOMEM, "out of memory for an epoch");
-        goto done;
-    }
+    if (!order || !x || !labels) st = hs_fail(err, HS_ERR_NOMEM, "out of memory for an epoch");
+    if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
     hs_head_trainer_begin_epoch(&s->trainer, s->config->seed, epoch, n, order);
     double loss_sum = 0;
     long correct = 0;
+    int rank = hs_dist_rank(s->ctx), world = hs_dist_world(s->ctx);
     for (int start = 0; start < n; start += batch) {
-        if (s->cb && s->cb->stop && *s->cb->stop) {
+        /* Ctrl-C reaches the ranks at slightly different steps: they stop together. */
+        if (s->cb && s->cb->stop && *s->cb->stop)
             st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
-            break;
-        }
+        if ((st = hs_dist_agree(s->ctx, st, err))) break;
         stage(s, "train step", epoch, start / batch + 1);
         int m = n - start < batch ? n - start : batch;
-        hs_feature_rows(f, order + start, m, x);
-        for (int b = 0; b < m; b++) labels[b] = f->labels[order[start + b]];
+        /* This rank's slice [a, b) of the global batch order[start .. start + m). */
+        int64_t a = 0, b = 0;
+        hs_dist_share(m, rank, world, &a, &b);
+        int mine = (int)(b - a);
+        hs_feature_rows(f, order + start + a, mine, x);
+        for (int k = 0; k < mine; k++) labels[k] = f->labels[order[start + a + k]];
         hs_batch_result r;
-        if ((st = hs_head_train_step(&s->trainer, x, labels, m, &r, err))) {
+        if ((st = hs_head_train_step_dist(&s->trainer, s->ctx, x, labels, mine, m, &r, err))) {
             if (st == HS_ERR_DIVERGED)
                 hs_fail_context(err, st, "epoch %d, step %d", epoch, start / batch + 1);
             break;
@@ -553,6 +622,7 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
         loss_sum += r.loss_sum;
         correct += r.correct;
     }
+    if (!st) st = sum_over_ranks(s, &loss_sum, &correct, NULL, err);
     *loss = loss_sum / n;
     *acc = 100.0 * (double)correct / n;
     if (!st && !isfinite(*loss))
@@ -631,17 +701,19 @@ static hs_status write_epoch_outputs(train_state *s, hs_error *err) {
 static hs_status run_epochs(train_state *s, hs_error *err) {
     const hs_train_config *c = s->config;
     char path[4200], *identity = NULL;
+    int root = hs_dist_is_root(s->ctx);
     hs_status st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val, &identity,
                                 err);
-    if (st) return st;
+    if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
     run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
     if (c->resume && !s->fresh) {
-        if ((st = hs_checkpoint_load(path, &s->trainer, s->history, &s->epochs_done, identity,
-                                     err)))
-            goto done;
+        /* Every rank reads the checkpoint rank 0 wrote, whatever the rank count then. */
+        st = hs_checkpoint_load(path, &s->trainer, s->history, &s->epochs_done, identity, err);
+        if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
         note(s->cb, "resuming %s after epoch %d", s->dir, s->epochs_done);
         /* The outputs of the last epoch may not have been written when the run stopped. */
-        if ((st = write_epoch_outputs(s, err))) goto done;
+        if (root) st = write_epoch_outputs(s, err);
+        if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
     } else if (c->resume) {
         note(s->cb, "%s holds no checkpoint (the run stopped before its first epoch ended): "
              "starting it from epoch 1", s->dir);
@@ -655,12 +727,16 @@ static hs_status run_epochs(train_state *s, hs_error *err) {
         if ((st = validate_epoch(s, epoch, &m.val_loss, &m.val_acc, err))) goto done;
         m.seconds = now_seconds() - start;
         s->history[s->epochs_done] = m;
-        if ((st = hs_checkpoint_save(path, &s->trainer, s->history, s->epochs_done + 1,
-                                     identity, err)))
-            goto done;
+        /* Rank 0 alone writes; the others wait to hear that it could. */
+        if ((st = hs_check_ranks_agree(s->ctx, &s->trainer.optimizer, epoch, err))) goto done;
+        if (root)
+            st = hs_checkpoint_save(path, &s->trainer, s->history, s->epochs_done + 1, identity,
+                                    err);
+        if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
         s->epochs_done++;
         stage(s, "checkpoint written", epoch, 0);
-        if ((st = write_epoch_outputs(s, err))) goto done;
+        if (root) st = write_epoch_outputs(s, err);
+        if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
         stage(s, "outputs written", epoch, 0);
         if (s->cb && s->cb->epoch_done) s->cb->epoch_done(s->cb->ctx, &m, c->epochs);
         trained = 1;
@@ -670,7 +746,8 @@ static hs_status run_epochs(train_state *s, hs_error *err) {
         double loss, acc;
         st = validate_epoch(s, s->epochs_done, &loss, &acc, err);
     }
-    if (!st && s->epochs_done > 0) st = write_confusion(s, err);
+    if (!st && s->epochs_done > 0 && root) st = write_confusion(s, err);
+    st = hs_dist_agree(s->ctx, st, err);
 done:
     free(identity);
     return st;
@@ -681,17 +758,22 @@ static hs_status extract_features(train_state *s, hs_train_result *result, hs_er
     const hs_train_config *c = s->config;
     hs_status st = HS_OK;
     if (!realpath(c->data, s->data_path)) snprintf(s->data_path, sizeof s->data_path, "%s", c->data);
-    if (!c->no_cache) {
+    /* Rank 0 resolves the cache folder and every rank uses that one: the ranks must agree
+     * on whether there is a cache (they take part in writing it), and a rank that cannot
+     * read rank 0's entry says so (extract). */
+    if (!c->no_cache && hs_dist_is_root(s->ctx)) {
         hs_error cache_err = {0};
         if (hs_cache_dir_resolve(c->cache_dir, s->cache_dir, sizeof s->cache_dir, &cache_err)) {
-            if (c->cache_dir) {
+            if (c->cache_dir)
                 st = hs_fail(err, cache_err.code, "--cache-dir: %s", cache_err.message);
-                return st;
-            }
-            note(s->cb, "no feature cache: %s", cache_err.message);
+            else
+                note(s->cb, "no feature cache: %s", cache_err.message);
             s->cache_dir[0] = '\0';
         }
     }
+    if ((st = hs_dist_agree(s->ctx, st, err)) ||
+        (st = hs_dist_broadcast(s->ctx, s->cache_dir, sizeof s->cache_dir, 0, err)))
+        return st;
     double f0 = now_seconds();
     int train_cached = 0, val_cached = 0;
     if ((st = extract(s, &s->train, "train", &s->train_features, &train_cached, err))) return st;
@@ -718,15 +800,15 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
     hs_status st = hs_unfreeze_boundary(s->net, c->unfreeze, &boundary, err);
     if (!st) st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val, &identity,
                                err);
-    if (st) return st;
+    if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
     int resume = c->resume && !s->fresh;
     if (!resume && c->probe_epochs > 0) {
         if ((st = extract_features(s, result, err))) goto done;
         hs_optimizer_kind kind = strcmp(c->optimizer, "adamw") == 0 ? HS_OPTIMIZER_ADAMW
                                                                     : HS_OPTIMIZER_SGD;
-        if ((st = hs_head_trainer_init(&s->trainer, s->net, s->begin, c->batch_size, kind,
-                                       c->lr, c->momentum, c->weight_decay, err)))
-            goto done;
+        st = hs_head_trainer_init(&s->trainer, s->net, s->begin, c->batch_size, kind, c->lr,
+                                  c->momentum, c->weight_decay, err);
+        if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
         for (int epoch = 1; epoch <= c->probe_epochs; epoch++) {
             double start = now_seconds();
             hs_epoch_metrics m = {epoch, 0, 0, 0, 0, 0};
@@ -743,6 +825,7 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
         memset(&s->trainer, 0, sizeof s->trainer);
     }
     hs_finetune_job job = {0};
+    job.ctx = s->ctx;
     job.config = c;
     job.cb = s->cb;
     job.dir = s->dir;
@@ -767,11 +850,14 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
     result->finetune_images_per_second = job.images_per_second;
     s->finetune_train_images = job.train_images;
     s->finetune_val_images = job.val_images;
-    if (!st && s->epochs_done > 0) st = write_confusion(s, err);
     if (!st) {
-        char path[4200];
-        run_path(path, sizeof path, s->dir, "model.safetensors");
-        st = hs_save_network(path, s->net, c->backbone, err);
+        if (hs_dist_is_root(s->ctx)) {
+            if (s->epochs_done > 0) st = write_confusion(s, err);
+            char path[4200];
+            run_path(path, sizeof path, s->dir, "model.safetensors");
+            if (!st) st = hs_save_network(path, s->net, c->backbone, err);
+        }
+        st = hs_dist_agree(s->ctx, st, err);
     }
 done:
     free(identity);
@@ -789,17 +875,21 @@ static hs_status run_probe(train_state *s, hs_error *err) {
     const hs_feature_set *f = &s->train_features;
     /* The solver is full-batch: it needs every row as float32 at once. */
     float *rows = NULL;
+    hs_status st = HS_OK;
     if (!f->values) {
         if (!(rows = malloc((size_t)f->count * f->dim * sizeof(float))))
-            return hs_fail(err, HS_ERR_NOMEM, "out of memory for %d x %d features", f->count,
-                           f->dim);
-        hs_feature_range(f, 0, f->count, rows);
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory for %d x %d features", f->count,
+                         f->dim);
+        else
+            hs_feature_range(f, 0, f->count, rows);
     }
-    hs_status st = hs_probe_fit(rows ? rows : f->values, f->labels, f->count, f->dim,
-                                s->net->num_classes, s->config->seed, fc->weight, fc->bias,
-                                &probe, err);
+    /* Over several ranks each evaluates the objective on its share of the rows. */
+    if (!(st = hs_dist_agree(s->ctx, st, err)))
+        st = hs_probe_fit_dist(s->ctx, rows ? rows : f->values, f->labels, f->count, f->dim,
+                               s->net->num_classes, s->config->seed, fc->weight, fc->bias,
+                               &probe, err);
     free(rows);
-    if (st) return st;
+    if ((st = hs_dist_agree(s->ctx, st, err))) return st;
     note(s->cb, "L-BFGS probe: L2 strength %g chosen on held-out training data (%.2f %%), %d "
          "iterations", probe.lambda, probe.holdout_accuracy, probe.iterations);
     hs_epoch_metrics m = {1, 0, 0, 0, 0, 0};
@@ -810,9 +900,11 @@ static hs_status run_probe(train_state *s, hs_error *err) {
     if ((st = validate_epoch(s, 1, &m.val_loss, &m.val_acc, err))) return st;
     m.seconds = now_seconds() - start;
     s->history[s->epochs_done++] = m;
-    if ((st = write_epoch_outputs(s, err))) return st;
+    if (hs_dist_is_root(s->ctx)) st = write_epoch_outputs(s, err);
+    if ((st = hs_dist_agree(s->ctx, st, err))) return st;
     if (s->cb && s->cb->epoch_done) s->cb->epoch_done(s->cb->ctx, &m, 1);
-    return write_confusion(s, err);
+    if (hs_dist_is_root(s->ctx)) st = write_confusion(s, err);
+    return hs_dist_agree(s->ctx, st, err);
 }
 
 static void fill_result(const train_state *s, hs_train_result *r) {
@@ -841,36 +933,55 @@ static void set_threads(int threads) {
     }
 }
 
+/* Over several ranks (dist.h) every rank runs every step below on the same data, each on
+ * its share of the images, and rank 0 alone writes the run folder. Each local failure is
+ * agreed on before the next collective step, so all ranks stop together with rank 0
+ * reporting the first failing rank's message. */
 hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
                    hs_train_result *result, hs_error *err) {
     double t0 = now_seconds();
     memset(result, 0, sizeof *result);
-    hs_status st = validate(c, err);
-    if (st) return st;
-    set_threads(c->threads);
     train_state s;
     memset(&s, 0, sizeof s);
     s.config = c;
     s.cb = cb;
+    s.ctx = hs_context_default();
+    int root = hs_dist_is_root(s.ctx), world = hs_dist_world(s.ctx);
+    hs_status st = validate(c, err);
+    if (!st && world > c->batch_size)
+        st = hs_fail(err, HS_ERR_ARGUMENT, "--batch-size %d is below the %d ranks: a batch is "
+                     "split over the ranks (pass at least %d)", c->batch_size, world, world);
+    if ((st = hs_dist_agree(s.ctx, st, err))) return st;
+    set_threads(c->threads);
     hs_dataset_options dopt = {c->val_fraction, c->seed, c->limit_train, c->limit_val};
     /* The data is opened before the output folder exists: bad DATA creates nothing. */
-    if ((st = hs_dataset_open(c->data, &dopt, &s.train, &s.val, err))) goto done;
+    st = hs_dataset_open(c->data, &dopt, &s.train, &s.val, err);
+    if ((st = hs_dist_agree(s.ctx, st, err))) goto done;
     for (int i = 0; i < s.train.warning_count; i++) note(cb, "%s", s.train.warnings[i]);
     if (s.train.skipped_files + s.val.skipped_files)
         note(cb, "skipped %d files that are not .jpg, .jpeg or .png",
              s.train.skipped_files + s.val.skipped_files);
-    if ((st = prepare_out_dir(c, s.dir, sizeof s.dir, &s.fresh, err))) goto done;
+    /* Rank 0 picks (or makes) the folder; every rank learns its name and whether a
+     * checkpoint is there to resume. */
+    if (root) st = prepare_out_dir(c, s.dir, sizeof s.dir, &s.fresh, err);
+    if (!(st = hs_dist_agree(s.ctx, st, err)) &&
+        !(st = hs_dist_broadcast(s.ctx, s.dir, sizeof s.dir, 0, err)))
+        st = hs_dist_broadcast(s.ctx, &s.fresh, sizeof s.fresh, 0, err);
+    if (st) goto done;
     note(cb, "writing the run to %s", s.dir);
-    if ((st = open_network(&s, err))) goto done;
-    s.history = calloc(HS_MAX_EPOCHS, sizeof *s.history);
-    s.confusion = calloc((size_t)s.train.class_count * s.train.class_count, sizeof(int));
-    if (!s.history || !s.confusion) {
-        st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
-        goto done;
+    if (world > 1)
+        note(cb, "data-parallel over %d ranks: each takes a share of the images and of every "
+             "batch of %d", world, c->batch_size);
+    st = open_network(&s, err);
+    if (!st) {
+        s.history = calloc(HS_MAX_EPOCHS, sizeof *s.history);
+        s.confusion = calloc((size_t)s.train.class_count * s.train.class_count, sizeof(int));
+        if (!s.history || !s.confusion) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
     }
-    if ((st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, s.img_size,
-                                        s.weights_path, s.weights_sha, err)))
-        goto done;
+    if (!st && root)
+        st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, s.img_size,
+                                       s.weights_path, s.weights_sha, err);
+    if ((st = hs_dist_agree(s.ctx, st, err))) goto done;
 
     if (strcmp(c->strategy, "finetune") == 0) {
         st = run_finetune(&s, result, err);
@@ -886,18 +997,19 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
                                                                     : HS_OPTIMIZER_SGD;
         st = hs_head_trainer_init(&s.trainer, s.net, s.begin, c->batch_size, kind, c->lr,
                                   c->momentum, c->weight_decay, err);
-        if (!st) st = run_epochs(&s, err);
+        if (!(st = hs_dist_agree(s.ctx, st, err))) st = run_epochs(&s, err);
     }
     result->train_seconds = now_seconds() - e0;
     if (!st) {
         char path[4200];
         run_path(path, sizeof path, s.dir, "model.safetensors");
-        st = hs_save_head(path, s.net, s.begin, c->backbone, err);
+        if (root) st = hs_save_head(path, s.net, s.begin, c->backbone, err);
+        st = hs_dist_agree(s.ctx, st, err);
     }
 done:
     fill_result(&s, result);
     result->total_seconds = now_seconds() - t0;
-    if (s.dir[0] && s.net) {
+    if (s.dir[0] && s.net && root) {
         hs_error ignored = {0};
         hs_run_record_write_end(s.dir, result, &s.train_features, &s.val_features, st,
                                 st ? err->message : NULL, &ignored);

@@ -1,10 +1,14 @@
 /* headstart train DATA [flags]: the transfer-learning job. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "context.h"
+#include "dist.h"
 
 static void print_help(void) {
     printf(
@@ -65,7 +69,12 @@ static void print_help(void) {
         "Writes metrics.csv, accuracy.png, loss.png, model.safetensors, checkpoint.safetensors,\n"
         "confusion.csv, confusion.png and run.json into the output folder. Ctrl-C stops after\n"
         "the current step; the last finished epoch stays resumable with --resume, and so does\n"
-        "a run killed at any point: --resume rewrites every output from the checkpoint.\n");
+        "a run killed at any point: --resume rewrites every output from the checkpoint.\n"
+        "\n"
+        "Data-parallel over several processes (a build with MPI): mpirun -np N headstart train\n"
+        "... (or srun). Each rank takes a share of the images and of every batch (--batch-size\n"
+        "is the global batch); rank 0 writes the run folder and prints. Without --threads each\n"
+        "rank uses its node's cores divided by the ranks there.\n");
 }
 
 static const char *const flags[] = {
@@ -173,22 +182,69 @@ static void on_epoch(void *ctx, const hs_epoch_metrics *m, int epochs) {
             m->epoch, epochs, m->train_loss, m->train_acc, m->val_loss, m->val_acc, m->seconds);
 }
 
-int cmd_train(int argc, char **argv) {
+/* Under a launcher without --threads or OMP_NUM_THREADS: the node's cores shared by the
+ * ranks on it (Open MPI and Slurm say how many), not every core for every rank. */
+static int threads_per_rank(const hs_context *ctx) {
+    if (hs_dist_world(ctx) <= 1 || getenv("OMP_NUM_THREADS")) return 0;
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!local) local = getenv("SLURM_NTASKS_PER_NODE");
+    if (!local) local = getenv("MPI_LOCALNRANKS");
+    int ranks = local ? atoi(local) : 0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ranks < 1 || cores < 1) return 0;
+    return cores / ranks > 1 ? (int)(cores / ranks) : 1;
+}
+
+/* Every rank parses the same command line and finds the same usage errors: the ranks but
+ * rank 0 do it with stdout and stderr sent to /dev/null, so that the user reads them once. */
+static int parse_options(const hs_context *ctx, int argc, char **argv, hs_train_config *c) {
+    int quiet = !hs_dist_is_root(ctx), saved_out = -1, saved_err = -1;
+    if (quiet) {
+        int null = open("/dev/null", O_WRONLY);
+        fflush(stdout);
+        fflush(stderr);
+        if (null >= 0) {
+            saved_out = dup(1);
+            saved_err = dup(2);
+            dup2(null, 1);
+            dup2(null, 2);
+            close(null);
+        }
+    }
+    int code = parse(argc, argv, c);
+    if (!code && !hs_backbone_find(c->backbone)) cli_backbone(c->backbone, &code);
+    if (quiet) {
+        fflush(stdout);
+        fflush(stderr);
+        if (saved_out >= 0) {
+            dup2(saved_out, 1);
+            close(saved_out);
+        }
+        if (saved_err >= 0) {
+            dup2(saved_err, 2);
+            close(saved_err);
+        }
+    }
+    return code;
+}
+
+static int train_on_rank(hs_context *ctx, int argc, char **argv) {
     hs_train_config config;
     hs_train_config_defaults(&config);
-    int code = parse(argc, argv, &config);
+    int root = hs_dist_is_root(ctx);
+    int code = parse_options(ctx, argc, argv, &config);
     if (code) return code;
-    if (!hs_backbone_find(config.backbone)) {
-        cli_backbone(config.backbone, &code);
-        return code;
-    }
+    if (!config.threads) config.threads = threads_per_rank(ctx);
     cli_progress_state progress;
     cli_progress_init(&progress);
-    hs_train_callbacks cb = {&progress, cli_progress, on_epoch, cli_note,
-                             cli_install_stop_handler(), NULL};
+    /* Rank 0 speaks for the job; the other ranks run silently. */
+    hs_train_callbacks cb = {&progress, root ? cli_progress : NULL, root ? on_epoch : NULL,
+                             root ? cli_note : NULL, cli_install_stop_handler(), NULL};
     hs_train_result result;
     hs_error err = {0};
     hs_status st = hs_train(&config, &cb, &result, &err);
+    /* Every rank returns the same status; only rank 0 prints about it. */
+    if (!root) return st ? (st == HS_ERR_INTERRUPTED ? HS_EXIT_INTERRUPTED : (int)st) : 0;
     if (st == HS_ERR_INTERRUPTED) {
         fprintf(stderr, "headstart: %s; %d epoch%s saved in %s\n", cli_term(err.message),
                 result.epochs_run, result.epochs_run == 1 ? "" : "s", cli_term(result.out_dir));
@@ -225,4 +281,16 @@ int cmd_train(int argc, char **argv) {
         printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
     printf("run written to %s\n", cli_term(result.out_dir));
     return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    hs_context *ctx = hs_context_default();
+    hs_error err = {0};
+    /* One process alone never touches MPI; under mpirun or srun every rank joins here. */
+    if (hs_dist_init(ctx, &argc, &argv, &err)) return cli_report(&err);
+    int code = train_on_rank(ctx, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    hs_dist_finalize(ctx);
+    return code;
 }
