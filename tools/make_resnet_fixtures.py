@@ -112,9 +112,10 @@ def residual_last_bns(model):
             if hasattr(m, "downsample") and hasattr(m, "bn2")]
 
 
-def randomise_batchnorm(model, generator):
-    """Random gamma and beta; running statistics measured on random batches (momentum None:
-    the plain average), then each channel's mean shifted and variance scaled at random.
+def randomise_batchnorm(model, generator, size=64, batch=4):
+    """Random gamma and beta; running statistics measured on random batches of size x size
+    images (momentum None: the plain average), then each channel's mean shifted and variance
+    scaled at random.
 
     The BatchNorm that ends a residual branch gets a small gamma, as trained ResNets have
     (torchvision's zero_init_residual starts it at zero): with gamma near 1 every block adds
@@ -135,7 +136,7 @@ def randomise_batchnorm(model, generator):
     model.train()
     with torch.no_grad():
         for _ in range(3):
-            model(torch.randn(4, 3, 64, 64, generator=generator))
+            model(torch.randn(batch, 3, size, size, generator=generator))
     with torch.no_grad():
         for bn in bns:
             c = bn.num_features
