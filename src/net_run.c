@@ -13,8 +13,8 @@
  * (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size oneDNN has
  * no jit kernel and every convolution would run gemm between two reorders). So no per-layer reorders are needed; ReLU, ReLU6, max
  * pooling and residual adds work on that layout directly (zero-padded channels stay zero), and
- * so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the padding) and the channel
- * scale of squeeze-and-excitation.
+ * so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the padding), global average
+ * pooling and the channel scale of squeeze-and-excitation.
  * Every other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the
  * activation is converted when one needs it. If oneDNN cannot make a blocked plan the pass
  * continues in NCHW (im2col + sgemm fallback). */
@@ -352,6 +352,24 @@ static void scale_any_layout(const float *x, hs_layout layout, const float *gate
         }
 }
 
+/* Global average pooling of a blocked activation (n x ceil(c/B) x hw x B) into the same
+ * layout at 1 x 1 (n x ceil(c/B) x B): squeeze-and-excitation pools every block's map, and
+ * its 1x1 convolutions then read the blocked result with no reorder either way. Sums in
+ * double, as the reference pooling; padded channels average zeros and stay zero. */
+static void global_pool_blocked(const float *x, int block, int n, int c, int hw, float *y) {
+    int64_t blocks = (c + block - 1) / block;
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)n * c * hw > 65536)
+    for (int b = 0; b < n; b++)
+        for (int64_t cb = 0; cb < blocks; cb++) {
+            const float *map = x + (b * blocks + cb) * hw * block;
+            double sum[16] = {0};
+            for (int64_t p = 0; p < hw; p++)
+                for (int lane = 0; lane < block; lane++) sum[lane] += map[p * block + lane];
+            for (int lane = 0; lane < block; lane++)
+                y[(b * blocks + cb) * block + lane] = (float)(sum[lane] / (double)hw);
+        }
+}
+
 /* Runs any other single-layer step from r->x into buf[current]. */
 static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
                            hs_act_shape out, hs_error *err) {
@@ -380,6 +398,13 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
         advance(r);
         return HS_OK;
     }
+    case HS_LAYER_ADAPTIVE_AVGPOOL: /* global pooling in a blocked layout stays blocked */
+        if (l->out_h != 1 || l->out_w != 1 || r->layout == HS_LAYOUT_NCHW ||
+            r->layout == HS_LAYOUT_NHWC)
+            break;
+        global_pool_blocked(r->x, hs_layout_block(r->layout), n, in.c, in.h * in.w, y);
+        advance(r);
+        return HS_OK;
     case HS_LAYER_SCALE:
         if (r->layout == HS_LAYOUT_NHWC && (st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
         y = r->buf[r->current];

@@ -7,7 +7,7 @@
 
 void hs_sigmoid_apply(const float *x, int64_t count, float *y) {
 #pragma omp parallel for schedule(static) if (count > 65536)
-    for (int64_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+    for (int64_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + hs_expf_vec(-x[i]));
 }
 
 static hs_status same_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,

@@ -7,7 +7,7 @@
 
 void hs_silu_apply(const float *x, int64_t count, float *y) {
 #pragma omp parallel for schedule(static) if (count > 65536)
-    for (int64_t i = 0; i < count; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+    for (int64_t i = 0; i < count; i++) y[i] = x[i] / (1.0f + hs_expf_vec(-x[i]));
 }
 
 static hs_status same_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
@@ -25,7 +25,7 @@ static hs_status silu_backward(hs_layer *l, const hs_backward_args *a, hs_error 
     if (!a->dx) return HS_OK;
     int64_t count = (int64_t)a->n * hs_act_numel(a->in);
     for (int64_t i = 0; i < count; i++) {
-        float x = a->x[i], s = 1.0f / (1.0f + expf(-x));
+        float x = a->x[i], s = 1.0f / (1.0f + hs_expf_vec(-x));
         a->dx[i] = a->dy[i] * s * (1.0f + x * (1.0f - s));
     }
     return HS_OK;
