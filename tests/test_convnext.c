@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "convnext_timm.h"
 #include "net.h"
 #include "net_train.h"
 #include "ops.h"
@@ -81,42 +82,15 @@ static void test_outputs(const char *file) {
     hs_net_free(net);
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* What a timm loader does for ConvNeXt: each tensor under its timm_key, layer scale's suffix
- * and shape mapped. */
+/* The same weights under timm's names (tests/convnext_timm.h does the mapping). */
 static void test_timm_names(void) {
     hs_state_dict timm, mapped, expected;
     test_load_fixture(NETS "/convnext_narrow_timm.safetensors", &timm);
     test_load_fixture(NETS "/convnext_narrow_expected.safetensors", &expected);
     hs_sd_init(&mapped);
     hs_net *net = narrow(0.1f);
-    hs_param_ref *refs = NULL;
-    int count = 0, found = 0;
     hs_error err = {0};
-    CHECK(hs_net_params(net, &refs, &count, &err) == HS_OK);
-    for (int i = 0; i < count; i++) {
-        char key[2 * HS_LAYER_NAME_SIZE];
-        snprintf(key, sizeof key, "%s", refs[i].timm_key);
-        if (ends_with(key, ".layer_scale"))
-            snprintf(key + strlen(key) - strlen("layer_scale"), sizeof key - strlen(key) +
-                     strlen("layer_scale"), "gamma");
-        const hs_sd_entry *e = hs_sd_find(&timm, key);
-        CHECK_MSG(e != NULL, "timm has no %s (for %s)", key, refs[i].key);
-        if (!e) continue;
-        int64_t numel = 1;
-        for (int d = 0; d < e->ndim; d++) numel *= e->shape[d];
-        CHECK_MSG(numel == hs_param_numel(&refs[i]), "%s: %lld values, %lld here", key,
-                  (long long)numel, (long long)hs_param_numel(&refs[i]));
-        if (numel != hs_param_numel(&refs[i])) continue;
-        CHECK(hs_sd_add_copy(&mapped, refs[i].key, refs[i].ndim, refs[i].shape, e->data,
-                             &err) == HS_OK);
-        found++;
-    }
-    CHECK(found == count && (size_t)count == timm.count); /* every timm tensor used once */
+    test_convnext_from_timm(net, &timm, &mapped);
     CHECK_MSG(hs_net_load_state_dict(net, &mapped, "timm", &err) == HS_OK, "%s", err.message);
     float *x = test_deterministic_input(2L * 3 * 64 * 64);
     float logits[2 * CLASSES];
@@ -124,7 +98,6 @@ static void test_timm_names(void) {
     CHECK_CLOSE("timm names: logits", logits, test_entry(&expected, "logits")->data,
                 2 * CLASSES, 1e-4f, 1e-5f);
     free(x);
-    free(refs);
     hs_sd_free(&timm);
     hs_sd_free(&mapped);
     hs_sd_free(&expected);

@@ -3,7 +3,8 @@
   .venv/bin/python tools/make_convnext_fixtures.py           small fixtures in tests/fixtures/nets
   .venv/bin/python tools/make_convnext_fixtures.py --full DIR
                                                              full-size convnext_tiny (random
-                                                             weights, 110 MB) for a dev-only check
+                                                             weights, 115 MB a file) for the
+                                                             dev-only tests/test_convnext_full.c
 
 The narrow net is torchvision's own ConvNeXt class (torchvision.models.convnext.ConvNeXt) with a
 block_setting of small widths and depths, NARROW_DIMS and NARROW_DEPTHS below (the C test builds
@@ -35,6 +36,7 @@ import sys
 import timm
 import torch
 import torch.nn.functional as F
+import torchvision
 from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -78,11 +80,10 @@ def features_and_logits(model, x):
     return feats, model.classifier[2](feats)
 
 
-def timm_state(model):
+def timm_state(model, dims, depths, classes):
     """torchvision's ConvNeXt weights under timm's names: timm's state dict lists the same
     tensors in the same order; only layer scale differs, gamma [C] for layer_scale [C, 1, 1]."""
-    t = timm.models.convnext.ConvNeXt(depths=NARROW_DEPTHS, dims=NARROW_DIMS,
-                                      num_classes=CLASSES)
+    t = timm.models.convnext.ConvNeXt(depths=depths, dims=dims, num_classes=classes)
     ours, theirs = model.state_dict(), t.state_dict()
     assert len(ours) == len(theirs)
     mapped = {}
@@ -109,7 +110,7 @@ def make_narrow():
     with torch.no_grad():
         feats, logits = features_and_logits(model, x)
         assert torch.allclose(logits, model(x), rtol=1e-6, atol=1e-6)
-        t, mapped = timm_state(model)
+        t, mapped = timm_state(model, NARROW_DIMS, NARROW_DEPTHS, CLASSES)
         timm_logits = t(x)
         # the same maths under timm's names: what the C timm check relies on
         assert torch.allclose(timm_logits, logits, rtol=1e-5, atol=1e-5), (timm_logits, logits)
@@ -140,18 +141,30 @@ def make_train_step(state):
 
 
 def make_full(folder):
+    """convnext_tiny with random weights: torchvision's file in both .pth layouts, timm's
+    names as safetensors, features and logits of deterministic_input(2, 3, 224, 224)."""
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    dims, depths = (96, 192, 384, 768), (3, 3, 9, 3)
     torch.manual_seed(99)
-    model = convnext((96, 192, 384, 768), (3, 3, 9, 3), 1000, 0.1)
+    model = convnext(dims, depths, 1000, 0.1)
     randomise(model, 98)
     model.eval()
-    x = torch.from_numpy(deterministic_input((1, 3, 224, 224)))
+    reference = torchvision.models.convnext_tiny()  # the builder torchvision users call
+    assert [(k, v.shape) for k, v in reference.state_dict().items()] == \
+        [(k, v.shape) for k, v in model.state_dict().items()]
+    x = torch.from_numpy(deterministic_input((2, 3, 224, 224)))
     with torch.no_grad():
         feats, logits = features_and_logits(model, x)
+        t, mapped = timm_state(model, dims, depths, 1000)
+        assert torch.allclose(t(x), logits, rtol=1e-4, atol=1e-4)
     torch.save(model.state_dict(), folder / "convnext_tiny_random_zip.pth")
+    torch.save(model.state_dict(), folder / "convnext_tiny_random_legacy.pth",
+               _use_new_zipfile_serialization=False)
+    save_fixture(folder / "convnext_tiny_random_timm.safetensors", mapped)
     save_fixture(folder / "convnext_tiny_random_expected.safetensors",
-                 {"features": feats, "logits": logits})
+                 {"features": feats, "logits": logits},
+                 {"input": "deterministic_input(2,3,224,224)"})
     print(f"wrote full-size convnext_tiny fixtures to {folder}")
 
 
