@@ -161,11 +161,12 @@ static hs_status report(hs_error *err, const hs_net *net, const hs_state_dict *s
     if (p->count > MAX_LISTED) snprintf(more, sizeof more, " and %d more", p->count - MAX_LISTED);
     const char *other = which_backbone(net, sd);
     if (other)
-        snprintf(hint, sizeof hint, "; the file holds the weights of %s (--backbone %s)", other,
+        snprintf(hint, sizeof hint, ", it holds the weights of %s (--backbone %s)", other,
                  other);
-    return hs_fail(err, HS_ERR_MISMATCH, "%s does not fit %s (%s names): %s %s%s%s", source,
+    /* The guess first: the list of keys after it may be cut at the message's end. */
+    return hs_fail(err, HS_ERR_MISMATCH, "%s does not fit %s (%s names)%s: %s %s%s", source,
                    net->info ? net->info->name : "this network",
-                   n == NAMING_TIMM ? "timm" : "torchvision", what, p->text, more, hint);
+                   n == NAMING_TIMM ? "timm" : "torchvision", hint, what, p->text, more);
 }
 
 hs_status hs_net_load_state_dict(hs_net *net, const hs_state_dict *sd, const char *source,
