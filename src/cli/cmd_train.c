@@ -291,6 +291,9 @@ int cmd_train(int argc, char **argv) {
     int code = train_on_rank(ctx, argc, argv);
     fflush(stdout);
     fflush(stderr);
+    /* No rank leaves before rank 0 has printed: a launcher ends the job as soon as one rank
+     * exits non-zero, which could cut rank 0's message short. */
+    hs_dist_barrier(ctx, &err);
     hs_dist_finalize(ctx);
     return code;
 }
