@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "batch_loader.h"
+#include "layers/layer.h"
 #include "checkpoint.h"
 #include "dist.h"
 #include "error.h"
@@ -29,10 +30,8 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int has_params(const hs_layer *l) {
-    return l->kind == HS_LAYER_CONV || l->kind == HS_LAYER_LINEAR ||
-           l->kind == HS_LAYER_BATCHNORM;
-}
+/* Any kind that lists tensors (conv, linear, the norms, layer scale). */
+static int has_params(const hs_layer *l) { return hs_layer_ops_of(l->kind)->params != NULL; }
 
 int hs_backbone_blocks(const hs_net *net, int *starts, int max) {
     int count = 0, last = 0;
