@@ -359,6 +359,32 @@ static void test_archive(void) {
         CHECK_MSG(strcmp(lines[i], want[i]) == 0, "%s vs %s", lines[i], want[i]);
 }
 
+/* CIFAR-10's binary folder (no images for a walk to find): the data batches' records
+ * (sorted by label, as the loader gives them), then the test batch's. */
+static void test_cifar(void) {
+    test_make_dir(TMP "/cifar");
+    const int labels[2][2] = {{3, 1}, {7, -1}};
+    const char *files[2] = {TMP "/cifar/data_batch_1.bin", TMP "/cifar/test_batch.bin"};
+    for (int b = 0; b < 2; b++) {
+        FILE *f = fopen(files[b], "wb");
+        CHECK(f != NULL);
+        if (!f) return;
+        for (int r = 0; r < 2 && labels[b][r] >= 0; r++) {
+            fputc(labels[b][r], f);
+            for (int i = 0; i < 3072; i++) fputc((i * 31 + r * 17 + b * 5) & 0xff, f);
+        }
+        fclose(f);
+    }
+    int code = run("features --weights none --img-size 64 --no-cache --out cifar.npy cifar");
+    CHECK_MSG(code == 0, "exit %d: %s", code, err_text);
+    char lines[8][256];
+    CHECK(read_lines(TMP "/cifar.txt", lines, 8) == 3);
+    CHECK_MSG(strcmp(lines[0], "cifar/data_batch_1.bin#1") == 0 &&
+                  strcmp(lines[1], "cifar/data_batch_1.bin#0") == 0 &&
+                  strcmp(lines[2], "cifar/test_batch.bin#0") == 0, "%s %s %s", lines[0],
+              lines[1], lines[2]);
+}
+
 /* A timm hub folder: model.safetensors with config.json beside it. Its input size and
  * mean/std are used (and recorded); --img-size beats it; the rows are those of the file's
  * weights with the config's statistics. */
@@ -475,6 +501,7 @@ int main(void) {
     free(want);
     test_errors();
     test_archive();
+    test_cifar();
     test_hub_config(net);
     test_backbones();
     hs_net_free(net);

@@ -432,7 +432,9 @@ int cmd_features(int argc, char **argv) {
                                n.weights_sha, p->source};
         hs_error err = {0};
         if (hs_features_extract(&job, &p->fs, &p->cached, note, sizeof note, &err)) {
-            code = cli_report(&err);
+            code = err.code == HS_ERR_INTERRUPTED ? HS_EXIT_INTERRUPTED : cli_report(&err);
+            if (err.code == HS_ERR_INTERRUPTED)
+                fprintf(stderr, "headstart: %s; nothing written\n", cli_term(err.message));
             goto done;
         }
         fprintf(stderr, "headstart: %s: %d image%s %s\n", cli_term(p->source), p->ds.count,
