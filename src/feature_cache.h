@@ -92,6 +92,23 @@ hs_status hs_cache_writer_commit(hs_cache_writer *w, const hs_feature_set *set,
 /* Removes the temporary file and frees the writer (NULL is fine). */
 void hs_cache_writer_abort(hs_cache_writer *w);
 
+/* A missing entry's features, computed and cached (feature_cache_fill.c). */
+typedef struct hs_cache_fill_job {
+    hs_net *net;
+    int boundary;                       /* the backbone is layers [0, boundary) */
+    const hs_dataset *dataset;
+    const hs_feature_options *options;  /* its sink is the cache writer's */
+    const char *dir, *key, *source;
+    int dim;                            /* the row width the network gives */
+    hs_cache_precision precision;
+} hs_cache_fill_job;
+
+/* Computes the features into a new entry and reads them back from it. When the cache cannot
+ * be written or read back, computes them in memory instead and puts the cause in fallback
+ * (empty when the cache worked); errors are only what stops the job (--strict, Ctrl-C). */
+hs_status hs_cache_fill(const hs_cache_fill_job *job, hs_feature_set *out, char *fallback,
+                        size_t fallback_size, hs_error *err);
+
 /* ---- managing the cache ('headstart cache') ---------------------------------------------- */
 
 /* The features/ folder of the cache (as hs_cache_dir_resolve, without creating it). */

@@ -295,31 +295,6 @@ hs_status hs_features_write(const char *path, hs_features_format format, long ro
 
 /* ---- extraction through the cache --------------------------------------------------------- */
 
-/* The cache writer as the extraction's sink, remembering its own failure so that a cache
- * that cannot be written is told apart from the job's errors (--strict, Ctrl-C). */
-typedef struct cache_sink {
-    hs_cache_writer *writer;
-    int failed;
-    hs_error error;
-} cache_sink;
-
-static hs_status cache_sink_append(void *ctx, const float *rows, int n, hs_error *err) {
-    cache_sink *c = ctx;
-    if (hs_cache_writer_append(c->writer, rows, n, &c->error) == HS_OK) return HS_OK;
-    c->failed = 1;
-    return hs_fail(err, c->error.code, "%s", c->error.message);
-}
-
-/* As training does: a cache that cannot be written or read back never stops the job. */
-static hs_status in_memory(const hs_features_job *job, hs_feature_options *o, const char *cause,
-                           hs_feature_set *out, char *note, size_t note_size, hs_error *err) {
-    snprintf(note, note_size, "%s; computed in memory", cause);
-    hs_feature_set_free(out);
-    o->sink = NULL;
-    o->sink_ctx = NULL;
-    return hs_extract_features(job->net, job->net->feature_end, job->dataset, o, out, err);
-}
-
 hs_status hs_features_extract(const hs_features_job *job, hs_feature_set *out, int *cached,
                               char *note, size_t note_size, hs_error *err) {
     memset(out, 0, sizeof *out);
@@ -358,39 +333,16 @@ hs_status hs_features_extract(const hs_features_job *job, hs_feature_set *out, i
         free(key);
         return st;
     }
-    snprintf(note, note_size, "computed (%s)", why);
-    cache_sink sink = {0};
-    if (hs_cache_writer_open(job->cache_dir, key, job->source, dim, HS_CACHE_F32, &sink.writer,
-                             &sink.error)) {
-        free(key);
-        return in_memory(job, &o, sink.error.message, out, note, note_size, err);
-    }
-    o.sink = cache_sink_append;
-    o.sink_ctx = &sink;
-    st = hs_extract_features(net, boundary, job->dataset, &o, out, err);
-    if (st) {
-        hs_cache_writer_abort(sink.writer);
-        free(key);
-        return sink.failed ? in_memory(job, &o, sink.error.message, out, note, note_size, err)
-                           : st;
-    }
-    if (hs_cache_writer_commit(sink.writer, out, &sink.error)) {
-        free(key);
-        return in_memory(job, &o, sink.error.message, out, note, note_size, err);
-    }
-    /* Read the entry back, so that a first export and a repeated one give the same bytes
-     * from the same place (and a bad entry is found now, not next time). */
-    hs_feature_set_free(out);
-    st = hs_cache_lookup(job->cache_dir, key, job->source, job->dataset, dim, out, &hit, why,
-                         sizeof why, err);
+    hs_cache_fill_job fill = {net, boundary, job->dataset, &o, job->cache_dir, key,
+                              job->source, dim, HS_CACHE_F32};
+    char fallback[700];
+    st = hs_cache_fill(&fill, out, fallback, sizeof fallback, err);
     free(key);
-    if (st) return st;
-    if (!hit) {
-        char cause[700];
-        snprintf(cause, sizeof cause, "the cache entry just written cannot be read: %s", why);
-        return in_memory(job, &o, cause, out, note, note_size, err);
+    if (!st) {
+        if (fallback[0]) snprintf(note, note_size, "%s; computed in memory", fallback);
+        else snprintf(note, note_size, "computed (%s)", why);
     }
-    return HS_OK;
+    return st;
 }
 
 void hs_features_set_threads(int threads) {

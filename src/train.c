@@ -384,33 +384,6 @@ static hs_status open_network(train_state *s, hs_error *err) {
     return HS_OK;
 }
 
-/* The cache writer as the extraction's sink, remembering its own failure so that a cache
- * that cannot be written is told apart from the job's errors (--strict, Ctrl-C). */
-typedef struct cache_sink {
-    hs_cache_writer *writer;
-    int failed;
-    hs_error error;
-} cache_sink;
-
-static hs_status cache_sink_append(void *ctx, const float *rows, int n, hs_error *err) {
-    cache_sink *c = ctx;
-    if (hs_cache_writer_append(c->writer, rows, n, &c->error) == HS_OK) return HS_OK;
-    c->failed = 1;
-    return hs_fail(err, c->error.code, "%s", c->error.message);
-}
-
-/* Cache policy: a cache that cannot be written or read back (full disk, permissions, a
- * folder gone) never stops the run; the features are computed in memory, the cause noted. */
-static hs_status compute_in_memory(train_state *s, const hs_dataset *ds, hs_feature_options *o,
-                                   const char *phase, const char *cause, hs_feature_set *out,
-                                   hs_error *err) {
-    note(s->cb, "%s: %s; computing them in memory", phase, cause);
-    hs_feature_set_free(out);
-    o->sink = NULL;
-    o->sink_ctx = NULL;
-    return hs_extract_features(s->net, s->begin, ds, o, out, err);
-}
-
 /* Computes the features of ds, streaming them into a new cache entry when there is a cache
  * (then reading them back from it, so a first run and a rerun train on the same numbers). */
 static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase,
@@ -441,33 +414,15 @@ static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase
         return st;
     }
     if (!key) return hs_extract_features(s->net, s->begin, ds, &o, out, err);
-
-    cache_sink sink = {0};
-    if (hs_cache_writer_open(s->cache_dir, key, source, dim, precision, &sink.writer,
-                             &sink.error))
-        return compute_in_memory(s, ds, &o, phase, sink.error.message, out, err);
-    o.sink = cache_sink_append;
-    o.sink_ctx = &sink;
-    hs_status st = hs_extract_features(s->net, s->begin, ds, &o, out, err);
-    if (st) {
-        hs_cache_writer_abort(sink.writer);
-        return sink.failed ? compute_in_memory(s, ds, &o, phase, sink.error.message, out, err)
-                           : st;
-    }
-    if (hs_cache_writer_commit(sink.writer, out, &sink.error))
-        return compute_in_memory(s, ds, &o, phase, sink.error.message, out, err);
-    hs_feature_set_free(out);
-    int hit = 0;
-    char why[600];
-    if ((st = hs_cache_lookup(s->cache_dir, key, source, ds, dim, out, &hit, why, sizeof why,
-                              err)))
-        return st;
-    if (!hit) {
-        char cause[700];
-        snprintf(cause, sizeof cause, "the feature cache just written cannot be read: %s", why);
-        return compute_in_memory(s, ds, &o, phase, cause, out, err);
-    }
-    return HS_OK;
+    /* Cache policy: a cache that cannot be written or read back (full disk, permissions, a
+     * folder gone) never stops the run; the features are computed in memory, the cause
+     * noted. */
+    hs_cache_fill_job job = {s->net, s->begin, ds, &o, s->cache_dir, key, source, dim,
+                             precision};
+    char fallback[700];
+    hs_status st = hs_cache_fill(&job, out, fallback, sizeof fallback, err);
+    if (!st && fallback[0]) note(s->cb, "%s: %s; computing them in memory", phase, fallback);
+    return st;
 }
 
 /* The features of one side of the data: from the cache when it holds them, else computed. */

@@ -8,30 +8,13 @@
 #include <sys/wait.h>
 
 #include "check.h"
+#include "cli_run.h"
 #include "colour_images.h"
 #include "test_util.h"
 
 #define TMP HS_TEST_TMP_DIR "/cli_convnext"
 
-static char out_text[1 << 16], err_text[1 << 16];
-
-static void read_file(const char *path, char *buf, size_t size) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
-    buf[n] = '\0';
-    if (f) fclose(f);
-}
-
-/* `headstart ARGS` in TMP: its exit code; stdout and stderr in out_text and err_text. */
-static int run(const char *args) {
-    char command[4096];
-    snprintf(command, sizeof command, "cd " TMP " && '%s' %s > out.txt 2> err.txt", HS_CLI_PATH,
-             args);
-    int status = system(command);
-    read_file(TMP "/out.txt", out_text, sizeof out_text);
-    read_file(TMP "/err.txt", err_text, sizeof err_text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+static int run(const char *args) { return cli_run_in(TMP, args); }
 
 static int count(const char *text, const char *needle) {
     int n = 0;

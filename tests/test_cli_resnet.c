@@ -5,30 +5,13 @@
 #include <sys/wait.h>
 
 #include "check.h"
+#include "cli_run.h"
 #include "colour_images.h"
 #include "test_util.h"
 
 #define TMP HS_TEST_TMP_DIR "/cli_resnet"
 
-static char out_text[1 << 16], err_text[1 << 16];
-
-static void read_file(const char *path, char *buf, size_t size) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
-    buf[n] = '\0';
-    if (f) fclose(f);
-}
-
-/* Runs `headstart ARGS` in TMP; stdout and stderr land in out_text and err_text. */
-static int run(const char *args) {
-    char command[4096];
-    snprintf(command, sizeof command, "cd " TMP " && '%s' %s > out.txt 2> err.txt",
-             HS_CLI_PATH, args);
-    int status = system(command);
-    read_file(TMP "/out.txt", out_text, sizeof out_text);
-    read_file(TMP "/err.txt", err_text, sizeof err_text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+static int run(const char *args) { return cli_run_in(TMP, args); }
 
 static int count_lines(const char *text) {
     int n = 0;
@@ -92,7 +75,7 @@ static void test_train(void) {
         CHECK_MSG(code == 0, "%s: exit %d: %s", runs[i].run, code, err_text);
         char path[512], record[1 << 14];
         snprintf(path, sizeof path, TMP "/%s/run.json", runs[i].run);
-        read_file(path, record, sizeof record);
+        cli_read_file(path, record, sizeof record);
         CHECK_MSG(strstr(record, "\"resnet18\"") != NULL, "%s: %s", runs[i].run, record);
         /* --unfreeze 2: ResNet-18's top two blocks, layer4.0 (with its projection) and .1 */
         if (i == 1)
