@@ -45,14 +45,27 @@ const char *hs_status_name(hs_status status);
 
 /* ---- Backbones ------------------------------------------------------------------------- */
 
-/* How images are prepared for a backbone: the shorter side is resized to resize_size, the
- * centre input_size x input_size is cropped, pixels scaled to [0, 1] and normalised per
- * channel with (x - mean) / std. */
+/* The resize filter, each pixel-exact with Pillow's (which torchvision uses on PIL images):
+ * antialiased when shrinking (the support widens by the downscale factor). */
+typedef enum hs_interpolation {
+    HS_INTERP_BILINEAR = 0, /* PIL's BILINEAR: triangle, support 1 (torchvision's default) */
+    HS_INTERP_BICUBIC = 1   /* PIL's BICUBIC: cubic convolution, support 2, a = -0.5 */
+} hs_interpolation;
+
+/* "bilinear" or "bicubic". */
+const char *hs_interpolation_name(hs_interpolation interpolation);
+/* Parses a name as timm and torchvision spell it ("bilinear", "bicubic"); 0 when unknown. */
+int hs_interpolation_parse(const char *name, hs_interpolation *out);
+
+/* How images are prepared for a backbone: the shorter side is resized to resize_size with
+ * the interpolation's filter, the centre input_size x input_size is cropped, pixels scaled
+ * to [0, 1] and normalised per channel with (x - mean) / std. */
 typedef struct hs_preprocess {
     int input_size;
     int resize_size;
     float mean[3];
     float std[3];
+    hs_interpolation interpolation; /* zero (bilinear) where an initialiser leaves it out */
 } hs_preprocess;
 
 typedef struct hs_backbone_info {

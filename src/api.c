@@ -3,12 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbones.h"
 #include "error.h"
 #include "net.h"
 #include "pth.h"
 #include "safetensors.h"
-
-hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error *err);
 
 hs_status hs_net_create(const char *backbone, uint64_t seed, hs_net **out, hs_error *err) {
     *out = NULL;

@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbones.h"
 #include "bench_forward.h"
 #include "error.h"
 #include "net.h"
-
-hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error *err);
 
 hs_status hs_backbone_stats_compute(const hs_backbone_info *info, int input_size,
                                     hs_backbone_stats *out, hs_error *err) {

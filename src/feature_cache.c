@@ -101,7 +101,8 @@ hs_status hs_cache_key_make(const hs_cache_key_input *in, char **key, hs_error *
                        HS_CACHE_FORMAT_VERSION, in->backbone, in->weights_sha, in->boundary,
                        in->boundary_layer);
     /* The resize and scaling are the code's; a change to them bumps the format version. */
-    bad |= text_add(&t, "img_size=%d\nresize=bilinear-pil-antialias rgb/255\n", in->img_size);
+    bad |= text_add(&t, "img_size=%d\nresize=%s-pil-antialias rgb/255\n", in->img_size,
+                    hs_interpolation_name(in->interpolation));
     bad |= text_add(&t, "mean=%.9g,%.9g,%.9g\nstd=%.9g,%.9g,%.9g\n", in->mean[0], in->mean[1],
                     in->mean[2], in->std[0], in->std[1], in->std[2]);
     bad |= text_add(&t, "compute=%s\n", in->bf16 ? "bf16" : "f32");

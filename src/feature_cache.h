@@ -58,6 +58,7 @@ typedef struct hs_cache_key_input {
     int bf16;                      /* the backbone computed in bfloat16 */
     const hs_dataset *dataset;
     const char *source;            /* e.g. "/data/cifar (train)": finds predecessors */
+    hs_interpolation interpolation; /* of the resize; zero: bilinear */
 } hs_cache_key_input;
 
 /* Builds the key text (owned by the caller: free). */

@@ -15,14 +15,15 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-hs_status hs_image_prepare_square(const hs_image *img, int size, const float mean[3],
-                                  const float std[3], float *out, hs_error *err) {
+hs_status hs_image_prepare_square(const hs_image *img, int size, hs_interpolation interpolation,
+                                  const float mean[3], const float std[3], float *out,
+                                  hs_error *err) {
     if (img->width == size && img->height == size) {
         hs_image_to_tensor(img, mean, std, out);
         return HS_OK;
     }
     hs_image resized = {0};
-    hs_status st = hs_image_resize(img, size, size, &resized, err);
+    hs_status st = hs_image_resize_with(img, size, size, interpolation, &resized, err);
     if (st) return st;
     hs_image_to_tensor(&resized, mean, std, out);
     hs_image_free(&resized);
@@ -69,7 +70,8 @@ static void prepare_batch(const hs_dataset *ds, int start, int n, const hs_featu
         hs_image img = {0};
         errors[i].code = hs_dataset_load_image(ds, start + i, &img, &errors[i]);
         if (!errors[i].code)
-            errors[i].code = hs_image_prepare_square(&img, o->img_size, o->mean, o->std,
+            errors[i].code = hs_image_prepare_square(&img, o->img_size, o->interpolation,
+                                                     o->mean, o->std,
                                                      batch + (size_t)i * image_floats, &errors[i]);
         hs_image_free(&img);
     }

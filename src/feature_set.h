@@ -23,6 +23,7 @@ typedef hs_status (*hs_feature_sink_fn)(void *ctx, const float *rows, int n, hs_
 
 typedef struct hs_feature_options {
     int img_size;            /* images are resized to img_size x img_size (no crop) */
+    hs_interpolation interpolation; /* of that resize; zero: bilinear */
     float mean[3], std[3];   /* normalisation after scaling pixels to [0, 1] */
     int batch_size;
     int strict;              /* an unreadable image is an error instead of skipped */
@@ -64,9 +65,11 @@ void hs_feature_set_free(hs_feature_set *fs);
 void hs_feature_rows(const hs_feature_set *fs, const int *rows, int n, float *out);
 void hs_feature_range(const hs_feature_set *fs, int first, int n, float *out);
 
-/* The image preparation training uses: resize to size x size, scale, normalise (3 x size x
- * size floats). Prediction uses the same, so a model sees what it was trained on. */
-hs_status hs_image_prepare_square(const hs_image *img, int size, const float mean[3],
-                                  const float std[3], float *out, hs_error *err);
+/* The image preparation training uses: resize to size x size with interpolation, scale,
+ * normalise (3 x size x size floats). Prediction uses the same, so a model sees what it was
+ * trained on. */
+hs_status hs_image_prepare_square(const hs_image *img, int size, hs_interpolation interpolation,
+                                  const float mean[3], const float std[3], float *out,
+                                  hs_error *err);
 
 #endif

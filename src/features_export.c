@@ -319,7 +319,8 @@ hs_status hs_features_extract(const hs_features_job *job, hs_feature_set *out, i
     char *key = NULL;
     hs_cache_key_input in = {net->info->name, job->weights_sha256, boundary,
                              net->layers[boundary].name, o.img_size, o.mean, o.std,
-                             HS_CACHE_F32, net->bf16, job->dataset, job->source};
+                             HS_CACHE_F32, net->bf16, job->dataset, job->source,
+                             o.interpolation};
     if ((st = hs_cache_key_make(&in, &key, err))) return st;
     int hit = 0;
     char why[600];

@@ -209,8 +209,9 @@ static hs_status open_data(finetune *f, hs_error *err) {
     f->slice_first = (int)lo;
     f->slice_size = (int)(hi - lo); /* >= 1: train.c refuses fewer images than ranks */
     o->batch_size = f->slice_size;
-    memcpy(o->mean, info->preprocess.mean, sizeof o->mean);
-    memcpy(o->std, info->preprocess.std, sizeof o->std);
+    const hs_preprocess *pp = f->job->preprocess ? f->job->preprocess : &info->preprocess;
+    memcpy(o->mean, pp->mean, sizeof o->mean);
+    memcpy(o->std, pp->std, sizeof o->std);
     o->augment = 1;
     o->crop.scale[0] = c->crop_scale;
     o->mixup_alpha = c->mixup;

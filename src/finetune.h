@@ -53,6 +53,7 @@ typedef struct hs_finetune_job {
     const hs_dataset *train, *val;
     hs_net *net;                 /* its head trained by stage 1 (or restored by resume) */
     int img_size;
+    const hs_preprocess *preprocess; /* mean and std of the run (NULL: the backbone's) */
     int boundary;                /* first trained layer */
     const char *identity;        /* the checkpoint's identity lines */
     int resume;                  /* 1: restore the checkpoint in dir first */

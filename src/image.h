@@ -20,8 +20,9 @@
 #define HS_IMAGE_MAX_ASPECT 100
 
 /* The most filter taps one axis of a resize may have (output side times kernel width, which
- * is 2 * ceil(input / output) + 1 when shrinking): 4 M taps are 48 MB of kernels. Within the
- * limits above a preprocessing resize needs under 0.3 M. */
+ * is 2 * ceil(support * input / output) + 1 when shrinking; support 1 bilinear, 2 bicubic):
+ * 4 M taps are 48 MB of kernels. Within the limits above a preprocessing resize needs under
+ * 0.6 M (bicubic). */
 #define HS_RESIZE_MAX_TAPS (1LL << 22)
 
 typedef struct hs_image {
@@ -38,12 +39,17 @@ hs_status hs_image_decode_memory(const uint8_t *data, size_t size, const char *n
                                  hs_image *out, hs_error *err);
 void hs_image_free(hs_image *img);
 
-/* Resizes with an antialiased bilinear (triangle) filter, as PIL's Image.resize(BILINEAR).
- * Refuses (HS_ERR_IMAGE) a resize whose kernels would pass HS_RESIZE_MAX_TAPS on an axis. */
+/* Resizes as PIL's Image.resize(size, BILINEAR or BICUBIC), pixel for pixel. Refuses
+ * (HS_ERR_IMAGE) a resize whose kernels would pass HS_RESIZE_MAX_TAPS on an axis. */
+hs_status hs_image_resize_with(const hs_image *src, int width, int height,
+                               hs_interpolation interpolation, hs_image *dst, hs_error *err);
+/* hs_image_resize_with(..., HS_INTERP_BILINEAR, ...): the resize of training's square
+ * inputs and augmentation. */
 hs_status hs_image_resize(const hs_image *src, int width, int height, hs_image *dst,
                           hs_error *err);
 
-/* Resize the shorter side to pp->resize_size (keeping aspect, as torchvision's Resize(int)),
+/* Resize the shorter side to pp->resize_size (keeping aspect, as torchvision's Resize(int),
+ * with pp->interpolation),
  * centre-crop input_size x input_size, then write 3 x S x S floats of (x/255 - mean) / std.
  * Refuses (HS_ERR_IMAGE) an image whose resized size would pass HS_IMAGE_MAX_PIXELS. */
 hs_status hs_image_preprocess(const hs_image *img, const hs_preprocess *pp, float *out,

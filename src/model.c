@@ -106,7 +106,8 @@ hs_status hs_model_predict_files(hs_model *m, const char *const *paths, int n, f
         hs_image img = {0};
         errors[i].code = hs_image_load(paths[i], &img, &errors[i]);
         if (!errors[i].code)
-            errors[i].code = hs_image_prepare_square(&img, size, m->record.mean, m->record.std,
+            errors[i].code = hs_image_prepare_square(&img, size, m->record.interpolation,
+                                                     m->record.mean, m->record.std,
                                                      batch + (size_t)i * image_floats, &errors[i]);
         hs_image_free(&img);
     }
@@ -178,6 +179,7 @@ hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callba
     if (!st) {
         hs_feature_options o = {0};
         o.img_size = m->record.img_size;
+        o.interpolation = m->record.interpolation;
         memcpy(o.mean, m->record.mean, sizeof o.mean);
         memcpy(o.std, m->record.std, sizeof o.std);
         o.batch_size = 32;

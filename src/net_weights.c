@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backbones.h"
 #include "error.h"
 #include "net.h"
 
@@ -127,8 +128,6 @@ static int fits_exactly(const hs_param_ref *refs, int count, naming n, int skip_
     for (size_t i = 0; i < sd->count; i++) counters += is_batch_counter(sd->entries[i].name);
     return used + counters == sd->count;
 }
-
-hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error *err);
 
 /* A backbone other than this one whose backbone tensors the file holds exactly, in either
  * naming: how a ResNet-50 file given for ResNet-18 says what it is. Only the layer lists

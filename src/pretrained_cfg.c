@@ -10,6 +10,7 @@
 #include "error.h"
 #include "fileutil.h"
 #include "json_bound.h"
+#include "weight_versions.h"
 
 /* A hub config.json may also carry the label names (21,843 for ImageNet-21k) and their
  * descriptions: room for those, and no more, before cJSON spends ~80 bytes a value. */
@@ -52,8 +53,14 @@ static hs_status parse_cfg(const cJSON *cfg, const char *name, hs_pretrained_cfg
         return hs_fail(err, HS_ERR_FORMAT,
                        "%s: crop_mode '%.32s' is not supported (headstart crops the centre)",
                        name, v->valuestring);
-    if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "interpolation")) && cJSON_IsString(v))
+    if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "interpolation")) && cJSON_IsString(v)) {
+        hs_interpolation interp;
+        if (!hs_interpolation_parse(v->valuestring, &interp))
+            return hs_fail(err, HS_ERR_FORMAT, "%s: interpolation '%.32s' is not supported "
+                           "(headstart resizes bilinear or bicubic, as PIL)", name,
+                           v->valuestring);
         snprintf(out->interpolation, sizeof out->interpolation, "%s", v->valuestring);
+    }
     const char *stats[2] = {"mean", "std"};
     for (int k = 0; k < 2; k++) {
         if (!(v = cJSON_GetObjectItemCaseSensitive(cfg, stats[k]))) continue;
@@ -117,8 +124,8 @@ hs_status hs_pretrained_cfg_find(const char *weights_path, char *config_path,
 }
 
 hs_status hs_preprocess_resolve(const hs_backbone_info *info, const char *weights_path,
-                                int img_size, hs_preprocess *out, char *note, size_t note_size,
-                                hs_error *err) {
+                                const char *weights_sha256, int img_size, hs_preprocess *out,
+                                char *note, size_t note_size, hs_error *err) {
     *out = info->preprocess;
     size_t used = 0;
     if (note && note_size) note[0] = '\0';
@@ -129,6 +136,13 @@ hs_status hs_preprocess_resolve(const hs_backbone_info *info, const char *weight
             if (k_ > 0) used += (size_t)k_;                                                \
         }                                                                                  \
     } while (0)
+    const hs_weights_version *version = hs_weights_version_of(info, weights_path,
+                                                              weights_sha256);
+    if (version && memcmp(&version->preprocess, out, sizeof *out) != 0) {
+        *out = version->preprocess;
+        NOTE("%s %s (%s): resize %d %s, crop %d", info->name, version->tag, version->file,
+             out->resize_size, hs_interpolation_name(out->interpolation), out->input_size);
+    }
     char path[4096];
     int found = 0;
     hs_status st = hs_pretrained_cfg_find(weights_path, path, sizeof path, &found, err);
@@ -149,12 +163,11 @@ hs_status hs_preprocess_resolve(const hs_backbone_info *info, const char *weight
             out->resize_size = (int)floor(out->input_size / ratio); /* timm's scale_size */
         if (cfg.has_mean) memcpy(out->mean, cfg.mean, sizeof out->mean);
         if (cfg.has_std) memcpy(out->std, cfg.std, sizeof out->std);
-        NOTE("preprocessing from %s: %d px, resize %d, mean %.3f,%.3f,%.3f, std %.3f,%.3f,%.3f",
-             path, out->input_size, out->resize_size, out->mean[0], out->mean[1], out->mean[2],
-             out->std[0], out->std[1], out->std[2]);
-        if (cfg.interpolation[0] && strcmp(cfg.interpolation, "bilinear") != 0)
-            NOTE("; it asks for %s interpolation, headstart resizes bilinear (PIL's)",
-                 cfg.interpolation);
+        if (cfg.interpolation[0]) hs_interpolation_parse(cfg.interpolation, &out->interpolation);
+        NOTE("%spreprocessing from %s: %d px, resize %d %s, mean %.3f,%.3f,%.3f, std "
+             "%.3f,%.3f,%.3f", used ? "; " : "", path, out->input_size, out->resize_size,
+             hs_interpolation_name(out->interpolation), out->mean[0], out->mean[1],
+             out->mean[2], out->std[0], out->std[1], out->std[2]);
     }
     if (img_size) {
         if (img_size < 32 || img_size > 1024)

@@ -10,14 +10,14 @@
  * differ in these between tags (resnet50.a1_in1k resizes to 224/0.95, .tv_in1k to 256), so
  * they come with the file, not with the net.
  *
- * Precedence, per field: --img-size beats config.json beats the backbone's built-in
- * preprocessing (backbones.c). config.json is read only beside a file named as hubs name
- * them (model.safetensors, pytorch_model.bin), so a stray config.json in a folder of
- * torchvision files changes nothing.
+ * Precedence, per field: --img-size beats config.json beats the known weights file's
+ * preprocessing (weight_versions.h: ResNet-50 V2 resizes to 232) beats the backbone's
+ * built-in (backbones.c). config.json is read only beside a file named as hubs name them
+ * (model.safetensors, pytorch_model.bin), so a stray config.json in a folder of torchvision
+ * files changes nothing.
  *
- * What headstart cannot follow is said in the note, not silently dropped: its resize is
- * PIL's bilinear (timm mostly asks for bicubic), and only square inputs and the centre crop
- * are supported (other input sizes or crop modes are an HS_ERR_FORMAT). */
+ * Interpolations other than bilinear and bicubic (PIL-exact both), non-square inputs and
+ * crop modes other than the centre are refused (HS_ERR_FORMAT), not silently changed. */
 #ifndef HS_PRETRAINED_CFG_H
 #define HS_PRETRAINED_CFG_H
 
@@ -45,12 +45,13 @@ hs_status hs_pretrained_cfg_parse(const char *text, size_t len, const char *name
 hs_status hs_pretrained_cfg_find(const char *weights_path, char *config_path,
                                  size_t config_size, int *found, hs_error *err);
 
-/* The preprocessing to run info with: the built-in, then config.json beside weights_path
- * (NULL or "none": no file), then img_size (0: none). With img_size the resize keeps the
- * crop ratio it had. note (may be NULL) receives where the fields came from and what
- * headstart does differently ("" when all is built-in). */
+/* The preprocessing to run info with: the built-in, then the known file weights_path is
+ * (by its name, else by weights_sha256: hex, NULL when not computed), then config.json
+ * beside weights_path (NULL or "none": no file), then img_size (0: none). With img_size
+ * the resize keeps the crop ratio it had. note (may be NULL) receives where the fields came
+ * from ("" when all is built-in). */
 hs_status hs_preprocess_resolve(const hs_backbone_info *info, const char *weights_path,
-                                int img_size, hs_preprocess *out, char *note, size_t note_size,
-                                hs_error *err);
+                                const char *weights_sha256, int img_size, hs_preprocess *out,
+                                char *note, size_t note_size, hs_error *err);
 
 #endif

@@ -69,7 +69,8 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
 
 hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
                                     const hs_dataset *train, const hs_dataset *val,
-                                    const hs_net *net, int img_size, const char *weights_path,
+                                    const hs_net *net, const hs_preprocess *prep,
+                                    const char *weights_path,
                                     const char *weights_sha, hs_error *err) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
@@ -99,12 +100,16 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
     cJSON_AddStringToObject(backbone, "first_trained_layer", net->layers[net->head_begin].name);
     cJSON_AddNumberToObject(backbone, "seed", (double)c->seed);
 
+    /* What the run resolved (pretrained_cfg.h: the weights file's version, a config.json
+     * beside it, --img-size): predict and evaluate prepare images with exactly this. */
+    const int img_size = prep->input_size;
     cJSON *pp = cJSON_AddObjectToObject(root, "preprocessing");
     cJSON_AddNumberToObject(pp, "img_size", img_size);
+    cJSON_AddStringToObject(pp, "interpolation", hs_interpolation_name(prep->interpolation));
     cJSON_AddStringToObject(pp, "resize", "whole image to img_size x img_size, antialiased "
-                                          "bilinear, no crop");
-    cJSON_AddItemToObject(pp, "mean", float_array(net->info->preprocess.mean, 3));
-    cJSON_AddItemToObject(pp, "std", float_array(net->info->preprocess.std, 3));
+                                          "(PIL's filter), no crop");
+    cJSON_AddItemToObject(pp, "mean", float_array(prep->mean, 3));
+    cJSON_AddItemToObject(pp, "std", float_array(prep->std, 3));
 
     cJSON_AddItemToObject(root, "options", options_json(c, img_size));
     /* How many ranks trained it (dist.h): --batch-size is the global batch they split. */
@@ -261,6 +266,12 @@ hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err)
         /* converting a double outside uint64's range is undefined behaviour */
         st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: invalid backbone seed", dir);
     }
+    const cJSON *interp = pp ? cJSON_GetObjectItemCaseSensitive(pp, "interpolation") : NULL;
+    if (!st && interp &&
+        !(cJSON_IsString(interp) && hs_interpolation_parse(interp->valuestring,
+                                                           &out->interpolation)))
+        st = hs_fail(err, HS_ERR_FORMAT, "%s/run.json: interpolation must be \"bilinear\" or "
+                     "\"bicubic\"", dir);
     if (!st) {
         out->img_size = size->valueint;
         /* Absent in runs written before the flag existed: float32. */

@@ -14,6 +14,7 @@ typedef struct hs_run_record {
     char weights_path[4096];  /* as used for training; "none" for random weights */
     char weights_sha256[80];
     int img_size;
+    hs_interpolation interpolation; /* of the square resize; bilinear when absent */
     float mean[3], std[3];
     char train_layers[16];    /* "head" or "classifier" */
     char strategy[16];        /* "probe" (model.safetensors: the head) or "finetune" (the
@@ -26,7 +27,8 @@ typedef struct hs_run_record {
 
 hs_status hs_run_record_write_start(const char *dir, const hs_train_config *config,
                                     const hs_dataset *train, const hs_dataset *val,
-                                    const hs_net *net, int img_size, const char *weights_path,
+                                    const hs_net *net, const hs_preprocess *pp,
+                                    const char *weights_path,
                                     const char *weights_sha, hs_error *err);
 hs_status hs_run_record_write_end(const char *dir, const hs_train_result *result,
                                   const hs_feature_set *train, const hs_feature_set *val,

@@ -30,6 +30,7 @@
 #include "lr_schedule.h"
 #include "hash.h"
 #include "plot.h"
+#include "pretrained_cfg.h"
 #include "probe.h"
 #include "run_record.h"
 
@@ -337,6 +338,7 @@ typedef struct train_state {
     hs_net *net;
     int begin;             /* first trained layer: the frozen boundary */
     int img_size;
+    hs_preprocess pp;      /* resolved (pretrained_cfg.h); pp.input_size is img_size */
     char weights_path[4096];
     char weights_sha[65];
     char cache_dir[4096];  /* empty: no cache */
@@ -380,7 +382,17 @@ static hs_status open_network(train_state *s, hs_error *err) {
     s->net->bf16 = c->bf16;
     s->net->ctx = s->ctx; /* run.json reads the world size from it */
     s->begin = s->net->head_begin;
-    s->img_size = c->img_size ? c->img_size : info->preprocess.input_size;
+    /* The preprocessing of the file used (its version, a config.json beside it); training
+     * resizes whole images without a crop, so --img-size only sets the input size. */
+    int random = strcmp(s->weights_path, "none") == 0;
+    char why[1024];
+    if ((st = hs_preprocess_resolve(info, random ? NULL : s->weights_path,
+                                    random ? NULL : s->weights_sha, 0, &s->pp, why, sizeof why,
+                                    err)))
+        return st;
+    if (why[0]) note(s->cb, "%s", why);
+    if (c->img_size) s->pp.input_size = c->img_size;
+    s->img_size = s->pp.input_size;
     return HS_OK;
 }
 
@@ -389,13 +401,13 @@ static hs_status open_network(train_state *s, hs_error *err) {
 static hs_status compute(train_state *s, const hs_dataset *ds, const char *phase,
                          const char *key, const char *source, int dim, hs_feature_set *out,
                          hs_error *err) {
-    const hs_backbone_info *info = s->net->info;
     hs_cache_precision precision =
         strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32;
     hs_feature_options o = {0};
     o.img_size = s->img_size;
-    memcpy(o.mean, info->preprocess.mean, sizeof o.mean);
-    memcpy(o.std, info->preprocess.std, sizeof o.std);
+    o.interpolation = s->pp.interpolation;
+    memcpy(o.mean, s->pp.mean, sizeof o.mean);
+    memcpy(o.std, s->pp.std, sizeof o.std);
     o.batch_size = s->config->batch_size < 32 ? 32 : s->config->batch_size;
     o.strict = s->config->strict;
     o.progress = s->cb ? s->cb->progress : NULL;
@@ -438,12 +450,11 @@ static hs_status extract(train_state *s, const hs_dataset *ds, const char *side,
                                 err);
     if (st) return st;
     if (s->cache_dir[0]) {
-        const hs_backbone_info *info = s->net->info;
         hs_cache_key_input in = {
             s->config->backbone, s->weights_sha, s->begin, s->net->layers[s->begin].name,
-            s->img_size, info->preprocess.mean, info->preprocess.std,
+            s->img_size, s->pp.mean, s->pp.std,
             strcmp(s->config->feature_precision, "f16") == 0 ? HS_CACHE_F16 : HS_CACHE_F32,
-            s->config->bf16, ds, source};
+            s->config->bf16, ds, source, s->pp.interpolation};
         int hit = 0, root = hs_dist_is_root(s->ctx);
         char why[600] = "";
         st = hs_cache_key_make(&in, &key, err);
@@ -788,6 +799,7 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
     job.val = &s->val;
     job.net = s->net;
     job.img_size = s->img_size;
+    job.preprocess = &s->pp;
     job.boundary = boundary;
     job.identity = identity;
     job.resume = resume;
@@ -934,7 +946,7 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
         if (!s.history || !s.confusion) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
     }
     if (!st && root)
-        st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, s.img_size,
+        st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, &s.pp,
                                        s.weights_path, s.weights_sha, err);
     if ((st = hs_dist_agree(s.ctx, st, err))) goto done;
 

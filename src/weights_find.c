@@ -2,7 +2,9 @@
  * the source tree's weights/ (where scripts/fetch-weights.sh puts them), headstart's cache
  * ($XDG_CACHE_HOME/headstart/weights or ~/.cache/headstart/weights) and torch's hub cache
  * ($TORCH_HOME/hub/checkpoints or ~/.cache/torch/hub/checkpoints), the folder PyTorch itself
- * downloads torchvision's files into. Nothing is downloaded: headstart works offline.
+ * downloads torchvision's files into. The backbone's default file is looked for in all of
+ * them first, then its other known files (weight_versions.h). Nothing is downloaded:
+ * headstart works offline.
  *
  * Last, the Hugging Face hub cache, where timm puts what it downloads ($HF_HUB_CACHE, else
  * $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub):
@@ -21,6 +23,7 @@
 
 #include "error.h"
 #include "headstart.h"
+#include "weight_versions.h"
 
 #ifndef HS_SOURCE_DIR
 #define HS_SOURCE_DIR "."
@@ -131,21 +134,33 @@ static int try_hub_caches(const char *name, char *out, size_t out_size) {
            try_hub(path, name, out, out_size);
 }
 
-hs_status hs_find_weights(const hs_backbone_info *info, char *out, size_t out_size,
-                          hs_error *err) {
-    const char *file = info->weights_file;
+static int try_folders(const char *file, char *out, size_t out_size) {
     const char *home = getenv("HOME");
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *torch_home = getenv("TORCH_HOME");
-    if (try_folder(getenv("HEADSTART_WEIGHTS"), "", file, out, out_size) ||
-        try_folder("weights", "", file, out, out_size) ||
-        try_folder(HS_SOURCE_DIR, "/weights", file, out, out_size) ||
-        try_folder(xdg, "/headstart/weights", file, out, out_size) ||
-        try_folder(home, "/.cache/headstart/weights", file, out, out_size) ||
-        try_folder(torch_home, "/hub/checkpoints", file, out, out_size) ||
-        try_folder(home, "/.cache/torch/hub/checkpoints", file, out, out_size) ||
-        try_hub_caches(info->name, out, out_size))
-        return HS_OK;
+    return try_folder(getenv("HEADSTART_WEIGHTS"), "", file, out, out_size) ||
+           try_folder("weights", "", file, out, out_size) ||
+           try_folder(HS_SOURCE_DIR, "/weights", file, out, out_size) ||
+           try_folder(xdg, "/headstart/weights", file, out, out_size) ||
+           try_folder(home, "/.cache/headstart/weights", file, out, out_size) ||
+           try_folder(torch_home, "/hub/checkpoints", file, out, out_size) ||
+           try_folder(home, "/.cache/torch/hub/checkpoints", file, out, out_size);
+}
+
+hs_status hs_find_weights(const hs_backbone_info *info, char *out, size_t out_size,
+                          hs_error *err) {
+    const char *file = info->weights_file;
+    /* The default file first, then the other known files of the net in table order
+     * (ResNet-50's V2, EfficientNet's torchvision 0.13 names): each is prepared as its own
+     * row says once found (hs_preprocess_resolve). */
+    if (try_folders(file, out, out_size)) return HS_OK;
+    for (int i = 0; i < hs_weights_version_count(); i++) {
+        const hs_weights_version *v = hs_weights_version_at(i);
+        if (strcmp(v->backbone, info->name) == 0 && strcmp(v->file, file) != 0 &&
+            try_folders(v->file, out, out_size))
+            return HS_OK;
+    }
+    if (try_hub_caches(info->name, out, out_size)) return HS_OK;
     return hs_fail(err, HS_ERR_NOT_FOUND,
                    "pretrained weights for %s (%s) are not on this machine: %s", info->name,
                    file, info->weights_hint);

@@ -632,7 +632,7 @@ static void test_loader(void) {
     float want[3 * 24 * 24];
     hs_image img = {0};
     CHECK(hs_dataset_load_image(&t.ds, order[21], &img, &err) == HS_OK);
-    CHECK(hs_image_prepare_square(&img, 24, o.mean, o.std, want, &err) == HS_OK);
+    CHECK(hs_image_prepare_square(&img, 24, HS_INTERP_BILINEAR, o.mean, o.std, want, &err) == HS_OK);
     hs_image_free(&img);
     CHECK(memcmp(b.images + floats / 4, want, sizeof want) == 0);
     CHECK(b.targets[3 + t.ds.samples[order[21]].label] == 1.0f);

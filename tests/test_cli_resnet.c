@@ -1,12 +1,14 @@
 /* The headstart command with the ResNets and VGG16-BN, as a user runs it, with random
  * weights (--weights none: no file needed): classify, a probe and a fine-tuning run on
  * generated images, predict and evaluate of those runs, and the backbones listing. */
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "check.h"
 #include "cli_run.h"
 #include "colour_images.h"
+#include "headstart.h"
 #include "test_util.h"
 
 #define TMP HS_TEST_TMP_DIR "/cli_resnet"
@@ -94,6 +96,75 @@ static void test_train(void) {
     }
 }
 
+/* A timm hub folder (model.safetensors with config.json beside it) brings its
+ * preprocessing to classify, train, predict and evaluate: train records the config's size,
+ * interpolation, mean and std in run.json, and predict prepares images as recorded (the
+ * probabilities move when the record's interpolation or mean is edited). */
+static void test_hub_config(void) {
+    test_make_dir(TMP "/hub");
+    hs_net *net = NULL;
+    hs_error err = {0};
+    CHECK(hs_net_create("resnet18", 3, &net, &err) == HS_OK);
+    CHECK_MSG(hs_net_save_weights(net, TMP "/hub/model.safetensors", &err) == HS_OK, "%s",
+              err.message);
+    hs_net_free(net);
+    FILE *f = fopen(TMP "/hub/config.json", "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("{\"architecture\": \"resnet18\", \"pretrained_cfg\": {\"input_size\": [3, 40, 40],"
+          " \"crop_pct\": 0.8, \"interpolation\": \"bicubic\", \"mean\": [0.5, 0.4, 0.3],"
+          " \"std\": [0.2, 0.25, 0.3]}}\n", f);
+    fclose(f);
+
+    int code = run("classify --backbone resnet18 --weights hub/model.safetensors --format csv "
+                   "--top-k 1 data/red");
+    CHECK_MSG(code == 0 && strstr(err_text, "hub/config.json") && strstr(err_text, "bicubic") &&
+                  strstr(err_text, "40 px, resize 50"), "exit %d: %s", code, err_text);
+
+    code = run("train data --backbone resnet18 --weights hub/model.safetensors --epochs 1 "
+               "--batch-size 4 --val-fraction 0.34 --no-cache --seed 1 --out hubrun");
+    CHECK_MSG(code == 0, "exit %d: %s", code, err_text);
+    static char record[1 << 15];
+    cli_read_file(TMP "/hubrun/run.json", record, sizeof record);
+    CHECK_MSG(strstr(record, "\"img_size\":\t40") && strstr(record, "\"interpolation\":\t"
+                                                                     "\"bicubic\"") &&
+                  strstr(record, "\"mean\":\t[0.5, 0.4000000") &&
+                  strstr(record, "\"std\":\t[0.2000000"),
+              "%s", record);
+
+    static char first[1 << 16], changed[1 << 16];
+    code = run("predict hubrun --format csv --top-k 3 data/red");
+    CHECK_MSG(code == 0, "exit %d: %s", code, err_text);
+    snprintf(first, sizeof first, "%s", out_text);
+    static const char *const edits[2][2] = {{"\"bicubic\"", "\"bilinear\""},
+                                            {"[0.5, 0.4", "[0.1, 0.4"}};
+    for (int k = 0; k < 2; k++) {
+        static char edited[1 << 15];
+        char *at = strstr(record, edits[k][0]);
+        CHECK(at != NULL);
+        if (!at) continue;
+        snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - record), record, edits[k][1],
+                 at + strlen(edits[k][0]));
+        f = fopen(TMP "/hubrun/run.json", "w");
+        CHECK(f != NULL);
+        if (!f) return;
+        fputs(edited, f);
+        fclose(f);
+        code = run("predict hubrun --format csv --top-k 3 data/red");
+        snprintf(changed, sizeof changed, "%s", out_text);
+        CHECK_MSG(code == 0 && strcmp(first, changed) != 0,
+                  "edit %d of run.json did not change predict: exit %d: %s", k, code, err_text);
+        f = fopen(TMP "/hubrun/run.json", "w");
+        if (f) fputs(record, f), fclose(f);
+    }
+    code = run("predict hubrun --format csv --top-k 3 data/red");
+    CHECK_MSG(code == 0 && strcmp(first, out_text) == 0, "predict is not repeatable: %s",
+              out_text);
+    code = run("evaluate hubrun data");
+    CHECK_MSG(code == 0 && strstr(out_text, " of 18 images)"), "exit %d: %s%s", code, out_text,
+              err_text);
+}
+
 int main(void) {
     CHECK(system("rm -rf '" TMP "'") == 0); /* runs of an earlier test run */
     test_make_dir(TMP);
@@ -102,5 +173,6 @@ int main(void) {
     test_classify("resnet50");
     test_classify("vgg16_bn");
     test_train();
+    test_hub_config();
     return check_finish("test_cli_resnet");
 }

@@ -100,7 +100,7 @@ static hs_dataset make_dataset(void) {
 
 static hs_cache_key_input make_input(const hs_dataset *ds) {
     hs_cache_key_input in = {"efficientnet_lite0", "abc123", 60, "_fc", 224, mean, stdev,
-                             HS_CACHE_F16, 0, ds, "/data (train)"};
+                             HS_CACHE_F16, 0, ds, "/data (train)", HS_INTERP_BILINEAR};
     return in;
 }
 
@@ -215,7 +215,7 @@ static void test_invalidation(void) {
         {"img_size", "image size"}, {"mean", "normalisation mean"}, {"precision", "precision"},
         {"class", "class map"},     {"bf16", "compute precision"},     {"size", "file list (names/sizes/modification times)"},
         {"mtime", "file list (names/sizes"}, {"label", "file list"},
-        {"count", "file list (6 -> 5 images)"}};
+        {"count", "file list (6 -> 5 images)"}, {"interpolation", "resize"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hs_dataset changed = make_dataset();
         char *other_names[] = {"a", "c"};
@@ -230,6 +230,7 @@ static void test_invalidation(void) {
         if (!strcmp(w, "precision")) in.precision = HS_CACHE_F32;
         if (!strcmp(w, "class")) changed.class_names = other_names;
         if (!strcmp(w, "bf16")) in.bf16 = 1;
+        if (!strcmp(w, "interpolation")) in.interpolation = HS_INTERP_BICUBIC;
         if (!strcmp(w, "size")) samples[3].size++;
         if (!strcmp(w, "mtime")) samples[4].mtime++;
         if (!strcmp(w, "label")) samples[5].label = 0;

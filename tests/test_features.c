@@ -131,7 +131,8 @@ static int read_lines(const char *path, char lines[][256], int max) {
 
 /* Each image prepared as train prepares it, through hs_net_features one at a time. */
 static float *expected_rows(hs_net *net, const char *const *paths, int n, int size,
-                            const float mean[3], const float std[3], int *dim) {
+                            hs_interpolation interp, const float mean[3], const float std[3],
+                            int *dim) {
     *dim = hs_net_feature_dim(net);
     float *rows = test_alloc_floats((int64_t)n * *dim);
     float *x = test_alloc_floats(3L * size * size);
@@ -141,7 +142,7 @@ static float *expected_rows(hs_net *net, const char *const *paths, int n, int si
         char path[1024];
         snprintf(path, sizeof path, "%s%s", paths[i][0] == '/' ? "" : TMP "/", paths[i]);
         CHECK_MSG(hs_image_load(path, &img, &err) == HS_OK, "%s", err.message);
-        CHECK(hs_image_prepare_square(&img, size, mean, std, x, &err) == HS_OK);
+        CHECK(hs_image_prepare_square(&img, size, interp, mean, std, x, &err) == HS_OK);
         CHECK_MSG(hs_net_features(net, x, 1, size, size, rows + (size_t)i * *dim, &err) == HS_OK,
                   "%s", err.message);
         hs_image_free(&img);
@@ -385,9 +386,9 @@ static void test_cifar(void) {
               lines[1], lines[2]);
 }
 
-/* A timm hub folder: model.safetensors with config.json beside it. Its input size and
- * mean/std are used (and recorded); --img-size beats it; the rows are those of the file's
- * weights with the config's statistics. */
+/* A timm hub folder: model.safetensors with config.json beside it. Its input size,
+ * interpolation and mean/std are used (and recorded); --img-size beats it; the rows are
+ * those of the file's weights resized bicubic with the config's statistics. */
 static void test_hub_config(hs_net *net) {
     test_make_dir(TMP "/hub");
     hs_error err = {0};
@@ -414,7 +415,7 @@ static void test_hub_config(hs_net *net) {
     const float mean[3] = {0.5f, 0.4f, 0.3f}, std[3] = {0.2f, 0.25f, 0.3f};
     const char *path = IMAGES "/rgb.png";
     int dim = 0;
-    float *want = expected_rows(net, &path, 1, 72, mean, std, &dim);
+    float *want = expected_rows(net, &path, 1, 72, HS_INTERP_BICUBIC, mean, std, &dim);
     CHECK(m.rows == 1 && m.cols == dim);
     if (m.rows == 1 && m.cols == dim) CHECK_CLOSE("hub rows", m.data, want, dim, 1e-6f, row_atol);
     free(want);
@@ -494,7 +495,8 @@ int main(void) {
     if (!net) return check_finish("test_features");
     const hs_preprocess *pp = &hs_net_backbone(net)->preprocess;
     int dim = 0;
-    float *want = expected_rows(net, expected_paths, EXPECTED, SIZE, pp->mean, pp->std, &dim);
+    float *want = expected_rows(net, expected_paths, EXPECTED, SIZE, pp->interpolation, pp->mean,
+                                pp->std, &dim);
     check_informative(want, EXPECTED, dim);
     test_npy_rows(net, want, dim);
     test_safetensors_cache(want, dim);

@@ -123,14 +123,25 @@ static void test_resize(void) {
     for (size_t i = 0; i < expected.count; i++) {
         const hs_sd_entry *e = &expected.entries[i];
         int w, h;
-        if (sscanf(e->name, "resize/%dx%d", &w, &h) != 2) continue;
+        hs_interpolation interp = HS_INTERP_BILINEAR;
+        if (sscanf(e->name, "bicubic/%dx%d", &w, &h) == 2) interp = HS_INTERP_BICUBIC;
+        else if (sscanf(e->name, "resize/%dx%d", &w, &h) != 2) continue;
         hs_image dst;
-        CHECK_MSG(hs_image_resize(&src, w, h, &dst, &err) == HS_OK, "%s", err.message);
+        CHECK_MSG(hs_image_resize_with(&src, w, h, interp, &dst, &err) == HS_OK, "%s",
+                  err.message);
         compare_image(e->name, &dst, e, 0.0f);
         hs_image_free(&dst);
-        n++;
+        if (interp == HS_INTERP_BILINEAR) {
+            /* hs_image_resize is the bilinear one */
+            CHECK(hs_image_resize(&src, w, h, &dst, &err) == HS_OK);
+            compare_image(e->name, &dst, e, 0.0f);
+            hs_image_free(&dst);
+        }
+        n += interp == HS_INTERP_BICUBIC ? 100 : 1;
     }
-    CHECK(n >= 5);
+    /* both filters, shrinking and enlarging (3x2 and 90x11 from 37x23) */
+    CHECK_MSG(n / 100 >= 8 && n % 100 >= 8, "%d bicubic and %d bilinear resizes checked",
+              n / 100, n % 100);
     /* same size: a copy */
     hs_image same;
     CHECK(hs_image_resize(&src, src.width, src.height, &same, &err) == HS_OK);
@@ -145,7 +156,7 @@ static void test_preprocess(void) {
     const hs_sd_entry *mean = want("pp/mean"), *std = want("pp/std");
     if (!mean || !std) return;
     hs_preprocess pp = {32, 40, {mean->data[0], mean->data[1], mean->data[2]},
-                        {std->data[0], std->data[1], std->data[2]}};
+                        {std->data[0], std->data[1], std->data[2]}, HS_INTERP_BILINEAR};
     const char *files[] = {"pp_wide.png", "pp_tall.png"};
     for (int i = 0; i < 2; i++) {
         char key[64], path[256];
@@ -167,11 +178,38 @@ static void test_preprocess(void) {
         hs_image_free(&img);
         free(out);
     }
+    /* bicubic: Resize(40, interpolation=BICUBIC), the same crop and normalisation */
+    pp.interpolation = HS_INTERP_BICUBIC;
+    int bicubic_checked = 0;
+    for (int i = 0; i < 2; i++) {
+        char key[64], key_bilinear[64];
+        snprintf(key, sizeof key, "pp_bicubic/%s", files[i]);
+        snprintf(key_bilinear, sizeof key_bilinear, "pp/%s", files[i]);
+        const hs_sd_entry *e = want(key), *bilinear = want(key_bilinear);
+        if (!e || !bilinear) continue;
+        char path[256];
+        snprintf(path, sizeof path, DIR "%s", files[i]);
+        float *out = malloc(3 * 32 * 32 * sizeof *out);
+        hs_error err = {0};
+        CHECK_MSG(hs_image_file_to_tensor(path, &pp, out, &err) == HS_OK, "%s", err.message);
+        CHECK_CLOSE(key, out, e->data, 3 * 32 * 32, 0.0f, PP_ATOL);
+        /* and the filters differ on these pictures, so the check sees which one ran */
+        int differ = 0;
+        for (int k = 0; k < 3 * 32 * 32; k++) differ += e->data[k] != bilinear->data[k];
+        CHECK_MSG(differ > 100, "%s: only %d values differ from bilinear", key, differ);
+        free(out);
+        bicubic_checked++;
+    }
+    CHECK(bicubic_checked == 2);
+    CHECK(strcmp(hs_interpolation_name(HS_INTERP_BICUBIC), "bicubic") == 0);
+    hs_interpolation parsed = HS_INTERP_BILINEAR;
+    CHECK(hs_interpolation_parse("bicubic", &parsed) && parsed == HS_INTERP_BICUBIC);
+    CHECK(!hs_interpolation_parse("lanczos", &parsed) && parsed == HS_INTERP_BICUBIC);
     /* a crop larger than the resized image pads with black, as torchvision does */
     hs_image tiny;
     hs_error err = {0};
     CHECK(hs_image_load(DIR "rgb.png", &tiny, &err) == HS_OK);
-    hs_preprocess big = {24, 8, {0, 0, 0}, {1, 1, 1}};
+    hs_preprocess big = {24, 8, {0, 0, 0}, {1, 1, 1}, HS_INTERP_BILINEAR};
     float *out = malloc(3 * 24 * 24 * sizeof *out);
     CHECK(hs_image_preprocess(&tiny, &big, out, &err) == HS_OK);
     CHECK(out[0] == 0.0f);
@@ -216,7 +254,7 @@ static void test_bad_files(void) {
     alarm(0);
     unlink(HS_TEST_TMP_DIR "/image/fifo.png");
     float out[3 * 4 * 4];
-    hs_preprocess pp = {4, 4, {0, 0, 0}, {1, 1, 1}};
+    hs_preprocess pp = {4, 4, {0, 0, 0}, {1, 1, 1}, HS_INTERP_BILINEAR};
     CHECK(hs_image_file_to_tensor(DIR "text.jpg", &pp, out, &err) == HS_ERR_IMAGE);
 
     /* every truncation of a valid JPEG and PNG: an error or an image, never a crash */
@@ -307,7 +345,7 @@ static void test_extreme_shapes(void) {
     test_make_dir(HS_TEST_TMP_DIR "/image");
     snprintf(path, sizeof path, "%s", HS_TEST_TMP_DIR "/image/sliver.png");
     write_png_header(path, 1, 89478485);
-    hs_preprocess pp = {224, 256, {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+    hs_preprocess pp = {224, 256, {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}, HS_INTERP_BILINEAR};
     float *out = malloc(3 * 224 * 224 * sizeof(float));
     hs_error err = {0};
     hs_image img = {0, 0, NULL};

@@ -5,14 +5,14 @@
  * cache's layout. */
 #include <string.h>
 
+#include "backbones.h"
 #include "check.h"
 #include "net.h"
 #include "pretrained_cfg.h"
 #include "test_util.h"
+#include "weight_versions.h"
 
 #define TMP HS_TEST_TMP_DIR "/timm"
-
-hs_status hs_build_backbone(hs_net *net, const hs_backbone_info *info, hs_error *err);
 
 /* A small net whose layers have timm names unlike their torchvision ones, with a depthwise
  * 1x1 convolution: its weight is [C, 1, 1, 1] here and stored as [C] (as timm stores
@@ -248,39 +248,93 @@ static void test_resolve(void) {
     write_text(TMP "/hub/model.safetensors", "not read here");
     write_text(TMP "/hub/efficientnet-lite0-57934424.pth", "not read here");
 
-    CHECK(hs_preprocess_resolve(lite0, NULL, 0, &pp, note, sizeof note, &err) == HS_OK);
+    CHECK(hs_preprocess_resolve(lite0, NULL, NULL, 0, &pp, note, sizeof note, &err) == HS_OK);
     CHECK(memcmp(&pp, &lite0->preprocess, sizeof pp) == 0 && note[0] == '\0');
 
-    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", 0, &pp, note, sizeof note,
+    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", NULL, 0, &pp, note, sizeof note,
                                 &err) == HS_OK);
     /* timm's scale_size: floor(240 / 0.95) = 252 */
     CHECK_MSG(pp.input_size == 240 && pp.resize_size == 252, "%d %d", pp.input_size,
               pp.resize_size);
     CHECK(pp.mean[0] == 0.5f && pp.mean[2] == 0.3f && pp.std[1] == 0.25f);
+    CHECK(pp.interpolation == HS_INTERP_BICUBIC && lite0->preprocess.interpolation ==
+                                                       HS_INTERP_BILINEAR);
     CHECK_MSG(strstr(note, "hub/config.json") && strstr(note, "bicubic"), "%s", note);
 
-    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", 96, &pp, note, sizeof note,
+    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", NULL, 96, &pp, note, sizeof note,
                                 &err) == HS_OK);
     CHECK_MSG(pp.input_size == 96 && pp.resize_size == 101 && pp.mean[0] == 0.5f, "%d %d",
               pp.input_size, pp.resize_size); /* 96 * 252 / 240 = 100.8 */
 
     /* The same folder, a torchvision file name: config.json is not this file's. */
-    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/efficientnet-lite0-57934424.pth", 0, &pp, note,
+    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/efficientnet-lite0-57934424.pth", NULL, 0, &pp, note,
                                 sizeof note, &err) == HS_OK);
     CHECK(memcmp(&pp, &lite0->preprocess, sizeof pp) == 0);
 
     /* input_size alone keeps the built-in crop ratio (224 / 256): floor(288 / 0.875) = 329. */
     write_text(TMP "/hub/config.json", "{\"input_size\": [3, 288, 288]}");
-    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", 0, &pp, note, sizeof note,
+    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", NULL, 0, &pp, note, sizeof note,
                                 &err) == HS_OK);
     CHECK_MSG(pp.input_size == 288 && pp.resize_size == 329 &&
                   pp.mean[0] == lite0->preprocess.mean[0], "%d %d", pp.input_size,
               pp.resize_size);
     write_text(TMP "/hub/config.json", "{\"input_size\": [3, 288, 200]}");
-    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", 0, &pp, note, sizeof note,
+    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", NULL, 0, &pp, note, sizeof note,
                                 &err) == HS_ERR_FORMAT);
-    CHECK(hs_preprocess_resolve(lite0, NULL, 8, &pp, note, sizeof note, &err) ==
+    CHECK(hs_preprocess_resolve(lite0, NULL, NULL, 8, &pp, note, sizeof note, &err) ==
           HS_ERR_ARGUMENT);
+    /* an interpolation headstart cannot do exactly is refused, not swapped for another */
+    write_text(TMP "/hub/config.json", "{\"interpolation\": \"lanczos\"}");
+    CHECK(hs_preprocess_resolve(lite0, TMP "/hub/model.safetensors", NULL, 0, &pp, note,
+                                sizeof note, &err) == HS_ERR_FORMAT &&
+          strstr(err.message, "lanczos"));
+}
+
+/* The file used decides the preprocessing: ResNet-50's V2 file resizes to 232 (by its name,
+ * or by its SHA-256 when renamed), EfficientNet-B0's torchvision 0.14 file is bicubic, and
+ * every backbone's default row is its built-in preprocessing. */
+static void test_weight_versions(void) {
+    const hs_backbone_info *r50 = hs_backbone_find("resnet50");
+    hs_preprocess pp;
+    hs_error err = {0};
+    char note[1024];
+    CHECK(hs_preprocess_resolve(r50, "/x/resnet50-11ad3fa6.pth", NULL, 0, &pp, note,
+                                sizeof note, &err) == HS_OK);
+    CHECK_MSG(pp.resize_size == 232 && pp.input_size == 224 &&
+                  pp.interpolation == HS_INTERP_BILINEAR && strstr(note, "IMAGENET1K_V2"),
+              "%d %s", pp.resize_size, note);
+    CHECK(hs_preprocess_resolve(r50, "/x/resnet50-0676ba61.pth", NULL, 0, &pp, note,
+                                sizeof note, &err) == HS_OK);
+    CHECK(pp.resize_size == 256 && note[0] == '\0');
+    CHECK(hs_preprocess_resolve(r50, "/x/mine.pth", "11ad3fa6" "0123456789abcdef", 0, &pp, note,
+                                sizeof note, &err) == HS_OK);
+    CHECK(pp.resize_size == 232);
+    CHECK(hs_preprocess_resolve(r50, "/x/mine.pth", "deadbeef", 0, &pp, note, sizeof note,
+                                &err) == HS_OK);
+    CHECK(pp.resize_size == 256);
+    /* another net's prefix does not count */
+    CHECK(hs_weights_version_of(hs_backbone_find("resnet18"), "/x/resnet50-11ad3fa6.pth",
+                                NULL) == NULL);
+    const hs_backbone_info *b0 = hs_backbone_find("efficientnet_b0");
+    CHECK(hs_preprocess_resolve(b0, "efficientnet_b0_rwightman-3dd342df.pth", NULL, 0, &pp,
+                                note, sizeof note, &err) == HS_OK);
+    CHECK(pp.interpolation == HS_INTERP_BICUBIC && pp.resize_size == 256);
+    const hs_backbone_info *b1 = hs_backbone_find("efficientnet_b1");
+    CHECK(hs_preprocess_resolve(b1, "efficientnet_b1-c27df63c.pth", NULL, 0, &pp, note,
+                                sizeof note, &err) == HS_OK);
+    CHECK(pp.interpolation == HS_INTERP_BILINEAR && pp.resize_size == 255 &&
+          pp.input_size == 240);
+    for (int i = 0; i < hs_backbone_count(); i++) {
+        const hs_backbone_info *info = hs_backbone_at(i);
+        const hs_weights_version *v = hs_weights_version_of(info, info->weights_file, NULL);
+        CHECK_MSG(v && strcmp(v->sha256, info->weights_sha256) == 0 &&
+                      memcmp(&v->preprocess, &info->preprocess, sizeof pp) == 0,
+                  "%s: its default file's row differs from its preprocessing", info->name);
+    }
+    for (int i = 0; i < hs_weights_version_count(); i++) {
+        const hs_weights_version *v = hs_weights_version_at(i);
+        CHECK_MSG(hs_backbone_find(v->backbone) && strstr(v->file, v->sha256), "%s", v->file);
+    }
 }
 
 /* hs_find_weights in the hub cache: models--timm--<name>[.tag]/snapshots/<rev>/, the first
@@ -333,6 +387,7 @@ int main(void) {
     test_mismatch_messages();
     test_pretrained_cfg();
     test_resolve();
+    test_weight_versions();
     test_hub_cache();
     return check_finish("test_timm");
 }

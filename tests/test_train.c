@@ -243,7 +243,7 @@ static hs_status network_features(hs_net *net, int begin, const hs_dataset *ds, 
     for (int i = 0; i < n && !st; i++) {
         hs_image img = {0};
         st = hs_dataset_load_image(ds, rows[i], &img, err);
-        if (!st) st = hs_image_prepare_square(&img, size, p->mean, p->std,
+        if (!st) st = hs_image_prepare_square(&img, size, p->interpolation, p->mean, p->std,
                                               batch + (size_t)i * image_floats, err);
         hs_image_free(&img);
     }

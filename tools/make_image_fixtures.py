@@ -6,7 +6,10 @@ broken files, decompression bombs, and expected.safetensors holding what PIL / t
 give for them:
   img/<file>           ImageOps.exif_transpose(Image.open(p)).convert("RGB"), H x W x 3
   resize/<w>x<h>       resize_src.png resized with Image.BILINEAR, H x W x 3
+  bicubic/<w>x<h>      resize_src.png resized with Image.BICUBIC (support 2, a = -0.5,
+                       antialiased when shrinking), H x W x 3
   pp/<file>            Resize(40), CenterCrop(32), ToTensor, Normalize(PP_MEAN, PP_STD): 3x32x32
+  pp_bicubic/<file>    the same with Resize(40, interpolation=BICUBIC)
   pp/mean, pp/std      the normalisation used
 """
 import io
@@ -27,7 +30,7 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "images")
 
 PP_MEAN = [0.485, 0.456, 0.406]
 PP_STD = [0.229, 0.224, 0.225]
-RESIZES = [(41, 26), (13, 9), (61, 7), (5, 3), (37, 27), (20, 23)]
+RESIZES = [(41, 26), (13, 9), (61, 7), (5, 3), (37, 27), (20, 23), (3, 2), (90, 11)]
 
 
 def pattern(w, h, seed, noise=20):
@@ -177,6 +180,8 @@ def main():
     for w, h in RESIZES:
         tensors["resize/%dx%d" % (w, h)] = np.asarray(src.resize((w, h), Image.BILINEAR),
                                                       dtype=np.float32)
+        tensors["bicubic/%dx%d" % (w, h)] = np.asarray(src.resize((w, h), Image.BICUBIC),
+                                                       dtype=np.float32)
     import torch  # noqa: F401
     from torchvision import transforms
     tf = transforms.Compose([transforms.Resize(40), transforms.CenterCrop(32),
@@ -184,6 +189,12 @@ def main():
     for name in ("pp_wide.png", "pp_tall.png"):
         pic = Image.open(os.path.join(OUT, name)).convert("RGB")
         tensors["pp/" + name] = tf(pic).numpy()
+    tf = transforms.Compose([
+        transforms.Resize(40, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(32), transforms.ToTensor(), transforms.Normalize(PP_MEAN, PP_STD)])
+    for name in ("pp_wide.png", "pp_tall.png"):
+        pic = Image.open(os.path.join(OUT, name)).convert("RGB")
+        tensors["pp_bicubic/" + name] = tf(pic).numpy()
     tensors["pp/mean"] = np.array(PP_MEAN, dtype=np.float32)
     tensors["pp/std"] = np.array(PP_STD, dtype=np.float32)
     save_fixture(os.path.join(OUT, "expected.safetensors"), tensors)

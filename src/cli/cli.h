@@ -23,8 +23,11 @@ const char *cli_closest_backbone(const char *name);
 const hs_backbone_info *cli_backbone(const char *name, int *exit_code);
 
 /* Creates the network and loads its weights: weights_arg is a file, "none" (random weights,
- * said on stderr) or NULL (look for the pretrained file). */
-int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net **out);
+ * said on stderr) or NULL (look for the pretrained file). pp (may be NULL) receives the
+ * preprocessing of the file used (pretrained_cfg.h: its version by name, a config.json
+ * beside it), said on stderr when it is not the built-in. */
+int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net **out,
+                 hs_preprocess *pp);
 
 /* Collects image paths: files as given, folders walked with the library's walker
  * (hs_walk_images: sorted, hidden entries skipped, links followed, each folder and file once,

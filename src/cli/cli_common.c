@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "folder_walk.h"
+#include "pretrained_cfg.h"
 #include "terminal_text.h"
 
 int cli_report(const hs_error *err) {
@@ -76,7 +77,8 @@ const hs_backbone_info *cli_backbone(const char *name, int *exit_code) {
     return NULL;
 }
 
-int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net **out) {
+int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net **out,
+                 hs_preprocess *pp) {
     hs_error err = {0};
     char found[4096];
     const char *path = weights_arg;
@@ -85,6 +87,11 @@ int cli_open_net(const hs_backbone_info *info, const char *weights_arg, hs_net *
         if (hs_find_weights(info, found, sizeof found, &err)) return cli_report(&err);
         path = found;
     }
+    char note[1024];
+    if (pp && hs_preprocess_resolve(info, strcmp(path, "none") ? path : NULL, NULL, 0, pp,
+                                    note, sizeof note, &err))
+        return cli_report(&err);
+    if (pp && note[0]) fprintf(stderr, "headstart: note: %s\n", cli_term(note));
     hs_net *net = NULL;
     if (hs_net_create(info->name, 0, &net, &err)) return cli_report(&err);
     if (strcmp(path, "none") == 0) {

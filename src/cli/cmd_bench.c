@@ -114,7 +114,7 @@ int cmd_bench(int argc, char **argv) {
     hs_net *net = NULL;
     hs_error err = {0};
     if (o.weights) {
-        if ((code = cli_open_net(info, o.weights, &net))) return code;
+        if ((code = cli_open_net(info, o.weights, &net, NULL))) return code;
     } else if (hs_net_create(info->name, 1, &net, &err)) {
         return cli_report(&err);
     }

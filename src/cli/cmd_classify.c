@@ -108,9 +108,10 @@ int cmd_classify(int argc, char **argv) {
         return HS_ERR_ARGUMENT;
     }
     hs_net *net = NULL;
-    if ((code = cli_open_net(info, o.weights, &net))) goto done;
+    hs_preprocess pp;
+    if ((code = cli_open_net(info, o.weights, &net, &pp))) goto done;
 
-    int size = info->preprocess.input_size, classes = hs_net_num_classes(net);
+    int size = pp.input_size, classes = hs_net_num_classes(net);
     size_t image_floats = (size_t)3 * size * size;
     float *batch = malloc((size_t)o.batch_size * image_floats * sizeof(float));
     float *logits = malloc((size_t)o.batch_size * classes * sizeof(float));
@@ -129,7 +130,7 @@ int cmd_classify(int argc, char **argv) {
         int n = 0;
         for (int i = begin; i < count && i < begin + o.batch_size; i++) {
             hs_error err = {0};
-            if (hs_image_file_to_tensor(paths[i], &info->preprocess, batch + n * image_floats,
+            if (hs_image_file_to_tensor(paths[i], &pp, batch + n * image_floats,
                                         &err)) {
                 fprintf(stderr, "headstart: skipped: %s\n", cli_term(err.message));
                 failed++;

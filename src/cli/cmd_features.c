@@ -299,8 +299,10 @@ static int open_backbone(const hs_backbone_info *info, const features_options *o
         if (hs_sha256_file(n->weights_path, n->weights_sha, &err)) return cli_report(&err);
     }
     char note[1024];
-    if (hs_preprocess_resolve(info, strcmp(n->weights_path, "none") ? n->weights_path : NULL,
-                              o->img_size, &n->pp, note, sizeof note, &err))
+    int random = strcmp(n->weights_path, "none") == 0;
+    if (hs_preprocess_resolve(info, random ? NULL : n->weights_path,
+                              random ? NULL : n->weights_sha, o->img_size, &n->pp, note,
+                              sizeof note, &err))
         return cli_report(&err);
     if (note[0]) fprintf(stderr, "headstart: note: %s\n", cli_term(note));
     if (hs_net_create(info->name, 0, &n->net, &err)) return cli_report(&err);
@@ -414,6 +416,7 @@ int cmd_features(int argc, char **argv) {
     cli_progress_init(&progress);
     hs_feature_options fo = {0};
     fo.img_size = n.pp.input_size;
+    fo.interpolation = n.pp.interpolation;
     memcpy(fo.mean, n.pp.mean, sizeof fo.mean);
     memcpy(fo.std, n.pp.std, sizeof fo.std);
     fo.batch_size = o.batch_size;
