@@ -1,9 +1,11 @@
 """The peers' forward throughput at 224 px, on the same threads and batches as bench_forward:
 PyTorch eager (NCHW, channels_last, channels_last + bf16 autocast), ONNX Runtime (CPU EP,
-float32) and OpenVINO (its default precision, float32 and bf16 hints), on torchvision's vgg16
-and efficientnet_lite_pytorch's Lite0 with random weights (speed does not depend on them).
+float32) and OpenVINO (its default precision, float32 and bf16 hints), on torchvision's nets
+of the same names as headstart's backbones (vgg16, resnet18, resnet50, mobilenet_v2,
+mobilenet_v3_large, efficientnet_b0, convnext_tiny, ...) and efficientnet_lite_pytorch's Lite0,
+with random weights (speed does not depend on them).
 
-Usage: forward_peers.py THREADS BATCHES(1,32) REPS [--nets vgg16,efficientnet_lite0]
+Usage: forward_peers.py THREADS BATCHES(1,32) REPS [--nets vgg16,efficientnet_lite0,...]
 Prints "net batch engine img/s" lines (best of REPS after one warm-up); an engine that cannot
 run prints its reason on stderr and no line. Runs in .venv-bench (tools/setup-bench-env.sh).
 """
@@ -26,11 +28,11 @@ torch.set_num_threads(args.threads)
 
 
 def build(name):
-    if name == "vgg16":
-        import torchvision
-        return torchvision.models.vgg16()
-    from efficientnet_lite_pytorch import EfficientNet
-    return EfficientNet.from_name("efficientnet-lite0")
+    if name.startswith("efficientnet_lite"):
+        from efficientnet_lite_pytorch import EfficientNet
+        return EfficientNet.from_name(name.replace("_", "-"))
+    import torchvision
+    return getattr(torchvision.models, name)()  # the same layers as headstart's net
 
 
 def best_rate(run, n):

@@ -21,6 +21,21 @@ static int count_lines(const char *text) {
     return n;
 }
 
+/* The line of out_text that follows marker (which starts with '\n'), without its '\n'. */
+static void line_of(const char *marker, char *line, size_t size) {
+    const char *at = strstr(out_text, marker);
+    line[0] = '\0';
+    if (!at) return;
+    at++;
+    const char *end = strchr(at, '\n');
+    snprintf(line, size, "%.*s", end ? (int)(end - at) : (int)strlen(at), at);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 static void test_listing(void) {
     CHECK(run("backbones") == 0);
     static const char *const rows[] = {"resnet18 ", "resnet34 ", "resnet50 ", "resnet101 ",
@@ -30,6 +45,30 @@ static void test_listing(void) {
     /* A missing file is named with torchvision's address. */
     CHECK_MSG(strstr(out_text, "https://download.pytorch.org/models/resnet50-0676ba61.pth") ||
                   strstr(out_text, "resnet50-0676ba61.pth"), "%s", out_text);
+
+    /* Only ResNet-50's V2 file here (the caches pointed away): it is found, and its row
+     * resizes to 232 as torchvision prepares that file; EfficientNet-B0's row is bicubic. */
+    setenv("HOME", TMP, 1);
+    static const char *const away[] = {"TORCH_HOME", "XDG_CACHE_HOME", "HEADSTART_WEIGHTS",
+                                       "HF_HOME", "HF_HUB_CACHE"};
+    for (int i = 0; i < 5; i++) unsetenv(away[i]);
+    test_make_dir(TMP "/weights");
+    FILE *f = fopen(TMP "/weights/resnet50-11ad3fa6.pth", "w");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    CHECK(run("backbones --format csv") == 0);
+    char r50[4096], b0[4096];
+    line_of("\nresnet50,", r50, sizeof r50);
+    line_of("\nefficientnet_b0,", b0, sizeof b0);
+    CHECK_MSG(strncmp(r50, "resnet50,224,232,2048,", 22) == 0 &&
+                  ends_with(r50, "weights/resnet50-11ad3fa6.pth,bilinear"), "%s", r50);
+    CHECK_MSG(strncmp(b0, "efficientnet_b0,224,256,1280,", 29) == 0 && ends_with(b0, ",bicubic"),
+              "%s", b0);
+    CHECK(run("backbones --format json") == 0);
+    CHECK_MSG(strstr(out_text, "\"resnet50-11ad3fa6.pth\"") && strstr(out_text, "IMAGENET1K_V2") &&
+                  strstr(out_text, "\"efficientnet_b0_rwightman-3dd342df.pth\""), "%s",
+              out_text);
+    remove(TMP "/weights/resnet50-11ad3fa6.pth");
 }
 
 /* ImageNet's 1000 classes from a random backbone: the run works, the probabilities are a

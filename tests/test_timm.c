@@ -127,6 +127,58 @@ static void test_timm_names(void) {
     hs_net_free(dst);
 }
 
+/* timm's MobileNetV3 keeps the classifier's first Linear as conv_head, a 1x1 conv:
+ * [1280, 960, 1, 1] (large) and [1024, 576, 1, 1] (small) where torchvision's classifier.0 is
+ * [1280, 960]. A timm-style state dict with those shapes loads every value and gives the
+ * same logits. */
+static void test_mobilenet_v3_conv_head(void) {
+    static const struct {
+        const char *net;
+        int64_t out, in;
+    } cases[] = {{"mobilenet_v3_large", 1280, 960}, {"mobilenet_v3_small", 1024, 576}};
+    for (int k = 0; k < 2; k++) {
+        hs_net *src = NULL, *dst = NULL;
+        hs_error err = {0};
+        CHECK(hs_net_create(cases[k].net, 1, &src, &err) == HS_OK);
+        CHECK(hs_net_create(cases[k].net, 2, &dst, &err) == HS_OK);
+        if (!src || !dst) return;
+        hs_param_ref *refs = NULL;
+        int count = 0, reshaped = 0;
+        hs_state_dict sd;
+        hs_sd_init(&sd);
+        CHECK(hs_net_params(src, &refs, &count, &err) == HS_OK);
+        for (int i = 0; i < count; i++) {
+            int64_t shape[4] = {cases[k].out, cases[k].in, 1, 1};
+            int head = strcmp(refs[i].timm_key, "conv_head.weight") == 0;
+            if (head) {
+                CHECK(refs[i].ndim == 2 && refs[i].shape[0] == cases[k].out &&
+                      refs[i].shape[1] == cases[k].in);
+                reshaped++;
+            }
+            float *copy = test_alloc_floats(hs_param_numel(&refs[i]));
+            memcpy(copy, *refs[i].data, (size_t)hs_param_numel(&refs[i]) * sizeof(float));
+            CHECK(hs_sd_add(&sd, refs[i].timm_key, head ? 4 : refs[i].ndim,
+                            head ? shape : refs[i].shape, HS_DTYPE_F32, copy, &err) == HS_OK);
+        }
+        free(refs);
+        CHECK_MSG(reshaped == 1 && hs_sd_find(&sd, "classifier.0.weight") == NULL, "%s",
+                  cases[k].net);
+        CHECK_MSG(hs_net_load_state_dict(dst, &sd, "model.safetensors", &err) == HS_OK, "%s: %s",
+                  cases[k].net, err.message);
+        CHECK_MSG(same_values(src, dst), "%s: values differ after the load", cases[k].net);
+        const int size = 32;
+        float *x = test_alloc_floats(3 * size * size), a[1000], b[1000];
+        for (int i = 0; i < 3 * size * size; i++) x[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+        CHECK(hs_net_forward(src, x, 1, size, size, a, &err) == HS_OK);
+        CHECK(hs_net_forward(dst, x, 1, size, size, b, &err) == HS_OK);
+        CHECK_MSG(memcmp(a, b, sizeof a) == 0, "%s: logits differ", cases[k].net);
+        free(x);
+        hs_sd_free(&sd);
+        hs_net_free(src);
+        hs_net_free(dst);
+    }
+}
+
 /* A file of another known backbone says which; a file of none says what is missing. */
 static void test_mismatch_messages(void) {
     hs_error err = {0};
@@ -387,6 +439,7 @@ int main(void) {
     test_mismatch_messages();
     test_pretrained_cfg();
     test_resolve();
+    test_mobilenet_v3_conv_head();
     test_weight_versions();
     test_hub_cache();
     return check_finish("test_timm");
