@@ -5,8 +5,9 @@
  * resizes to 256 before the 224 crop, its IMAGENET1K_V2 (resnet50-11ad3fa6.pth) to 232;
  * EfficientNet-B1 V1 resizes bicubic to 256, V2 bilinear to 255. So the preprocessing goes
  * with the file that is used, recognised by the SHA-256 prefix torchvision puts in its name
- * (NAME-<8 hex>.pth) or, for a renamed file, by its SHA-256. Each row's preprocessing is
- * torchvision 0.14's weights.transforms() (tools/check_weight_versions.py compares them).
+ * (NAME-<8 hex>.pth) or, for a renamed file, by its SHA-256. Each row's preprocessing and
+ * top-1 are torchvision's weights.transforms() and meta (tools/check_weight_versions.py
+ * compares them: torchvision 0.14 for the 0.13/0.14 file names, 0.20 for the later ones).
  * The first row of a backbone is its hs_backbone_info default (backbones.c). */
 #ifndef HS_WEIGHT_VERSIONS_H
 #define HS_WEIGHT_VERSIONS_H
