@@ -37,13 +37,6 @@ const char *hs_dnnl_isa_name(void) {
     }
 }
 
-/* oneDNN 2.6 has bf16 convolutions from avx512_core on (emulated there, native with
- * avx512_core_bf16 and AMX); below that the plan silently falls back to float32. */
-static int dnnl_has_bf16(void) {
-    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-    return (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
-}
-
 /* What a layer is called in the kernel table; NULL for layers without a product. */
 static const char *layer_label(const hs_layer *l, char *buf, size_t size) {
     if (l->kind == HS_LAYER_LINEAR) return "linear";
@@ -141,7 +134,7 @@ hs_status hs_bench_forward(hs_net *net, const hs_bench_options *o, hs_bench_resu
         return hs_fail(err, HS_ERR_ARGUMENT, "threads must be 0..1024, not %d", o->threads);
     snprintf(r->isa, sizeof r->isa, "%s", hs_dnnl_isa_name());
     snprintf(r->gemm, sizeof r->gemm, "%s", hs_gemm_backend_name(HS_GEMM_DEFAULT));
-    if (o->bf16 && !dnnl_has_bf16())
+    if (o->bf16 && hs_dnnl_bf16_support() == 0)
         return hs_fail(err, HS_ERR_ARGUMENT,
                        "bf16: oneDNN runs at %s on this CPU and has no bfloat16 convolutions "
                        "there (they need AVX-512: native with AVX512_BF16 or AMX); float32 "
