@@ -37,6 +37,15 @@ const char *hs_dnnl_isa_name(void) {
     }
 }
 
+static const char *layout_name(hs_layout layout) {
+    switch (layout) {
+    case HS_LAYOUT_NHWC: return "nhwc";
+    case HS_LAYOUT_NCHW16C: return "nChw16c";
+    case HS_LAYOUT_NCHW8C: return "nChw8c";
+    default: return "nchw";
+    }
+}
+
 /* What a layer is called in the kernel table; NULL for layers without a product. */
 static const char *layer_label(const hs_layer *l, char *buf, size_t size) {
     if (l->kind == HS_LAYER_LINEAR) return "linear";
@@ -96,8 +105,11 @@ static void add_kernel(void *ctx, const hs_layer *l, double gflop) {
     if (!label) return;
     if (l->kind == HS_LAYER_LINEAR)
         snprintf(kernel, sizeof kernel, "%s %s", r->gemm, t->batch == 1 ? "gemv" : "sgemm");
+    else if (l->plan) /* oneDNN's kernel and the activation layout it writes */
+        snprintf(kernel, sizeof kernel, "%s %s", hs_conv_plan_impl(l->plan),
+                 layout_name(hs_conv_plan_dst_layout(l->plan)));
     else /* no plan after a run: oneDNN could not make one and the direct path ran */
-        snprintf(kernel, sizeof kernel, "%s", l->plan ? hs_conv_plan_impl(l->plan) : "im2col+sgemm");
+        snprintf(kernel, sizeof kernel, "im2col+sgemm");
     /* the im2col fallback runs depthwise convolutions as direct loops (ops_fast.c) */
     if (strstr(label, "depthwise") && strcmp(kernel, "im2col+sgemm") == 0)
         snprintf(kernel, sizeof kernel, "direct loops");
