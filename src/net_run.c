@@ -8,16 +8,26 @@
  * convolution layers (remade when the input shape, the options or the weights change:
  * whoever writes weights sets net->prepared = 0).
  *
- * Between convolutions activations stay in oneDNN's blocked layout, which its fastest
- * kernels read and write: nChw16c where oneDNN runs AVX-512, nChw8c on AVX2 / AVX / SSE4.1
- * (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size oneDNN has
- * no jit kernel and every convolution would run gemm between two reorders). So no per-layer reorders are needed; ReLU, ReLU6, max
- * pooling and residual adds work on that layout directly (zero-padded channels stay zero), and
- * so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the padding), global average
- * pooling and the channel scale of squeeze-and-excitation.
- * Every other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the
- * activation is converted when one needs it. If oneDNN cannot make a blocked plan the pass
- * continues in NCHW (im2col + sgemm fallback). */
+ * Between convolutions activations stay in the layout the convolution kernels read and write,
+ * so no per-layer reorders are needed. Two policies, chosen per run:
+ * - float32: oneDNN's blocked layout, nChw16c where oneDNN runs AVX-512, nChw8c on AVX2 / AVX /
+ *   SSE4.1 (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size
+ *   oneDNN has no jit kernel and every convolution would run gemm between two reorders).
+ * - bf16: every plan is made with format `any` (HS_LAYOUT_ANY), so oneDNN picks its best kernel
+ *   (brgconv, AMX where the CPU has it: fixed blocked formats pin it to older kernels); the
+ *   layout it chose for a layer's destination is where the next layer reads, and a reorder
+ *   runs only where the next plan chose another. Activations stay bf16 from the first
+ *   convolution on; the network's input is converted once (float32 NCHW -> bf16) and the
+ *   output is float32 NCHW.
+ * ReLU, ReLU6, max pooling and residual adds work on the blocked layouts directly (zero-padded
+ * channels stay zero), and so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the
+ * padding), global average pooling and the channel scale of squeeze-and-excitation; NHWC and
+ * bf16 max pooling, global pooling and adds go through oneDNN (act_dnnl.c). Any other layer on
+ * bf16 activations gets them converted to float32 in the same layout (one reorder). Every
+ * other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the activation
+ * is converted when one needs it. If oneDNN cannot make a plan the pass continues in NCHW
+ * float32 (im2col + sgemm fallback); bf16 is asked for only where oneDNN has bf16 kernels
+ * (hs_dnnl_bf16_support), so below AVX-512 a bf16 request runs float32. */
 #include <stdlib.h>
 #include <string.h>
 
