@@ -176,12 +176,13 @@ static int test_lite(int variant) {
     float *feat = malloc(2 * 1280 * sizeof(float)), *logits = malloc(2 * 1000 * sizeof(float));
     CHECK(hs_net_feature_dim(net) == 1280);
     /* The runtime layout; Lite0 (residual adds, ReLU6, padded channel blocks) also in both
-     * block sizes forced. */
-    static const int layouts[] = {0, HS_LAYOUT_NCHW8C, HS_LAYOUT_NCHW16C};
-    for (int i = 0; i < (variant == 0 ? 3 : 1); i++) {
+     * block sizes forced and in the layouts oneDNN chooses (float32 NHWC). */
+    static const int layouts[] = {0, HS_LAYOUT_NCHW8C, HS_LAYOUT_NCHW16C, HS_LAYOUT_ANY};
+    for (int i = 0; i < (variant == 0 ? 4 : 1); i++) {
         char what[64];
-        snprintf(what, sizeof what, "%s, block %d", name,
-                 layouts[i] ? hs_layout_block((hs_layout)layouts[i]) : 0);
+        snprintf(what, sizeof what, "%s, block %d%s", name,
+                 layouts[i] ? hs_layout_block((hs_layout)layouts[i]) : 0,
+                 layouts[i] == HS_LAYOUT_ANY ? " (oneDNN's layouts)" : "");
         net->blocked_layout = layouts[i];
         CHECK(hs_net_features(net, x, 2, size, size, feat, &err) == HS_OK);
         CHECK(hs_net_head(net, feat, 2, logits, &err) == HS_OK);
@@ -217,6 +218,7 @@ int main(void) {
     test_tiny_vgg16("legacy", 0);
     test_tiny_vgg16("zip", HS_LAYOUT_NCHW8C);
     test_tiny_vgg16("zip", HS_LAYOUT_NCHW16C);
+    test_tiny_vgg16("zip", HS_LAYOUT_ANY); /* float32 in oneDNN's layouts: NHWC pooling */
     test_strict_loading();
     int checked = 0;
     for (int v = 0; v <= 2; v++) checked += test_lite(v);
