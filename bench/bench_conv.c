@@ -24,9 +24,11 @@ static const conv_bench cases[] = {
 
 int main(int argc, char **argv) {
     if (argc > 1) omp_set_num_threads(atoi(argv[1]));
-    /* src layout, dst layout, bf16 */
-    static const int variants[][3] = {{0, 0, 0}, {1, 1, 0}, {2, 2, 0}, {0, 2, 0}, {1, 1, 1}, {2, 2, 1}, {0, 2, 1}};
-    const char *names[] = {"nchw", "nhwc", "16c"};
+    /* src layout, dst layout (4: oneDNN's choice), bf16 (2: bf16 activations in and out, as
+     * hs_net_run runs bf16) */
+    static const int variants[][3] = {{0, 0, 0}, {1, 1, 0}, {2, 2, 0}, {0, 2, 0}, {4, 4, 0},
+                                      {1, 1, 1}, {2, 2, 1}, {0, 2, 1}, {2, 2, 2}, {4, 4, 2}};
+    const char *names[] = {"nchw", "nhwc", "16c", "8c", "any"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const conv_bench *c = &cases[i];
         int pad = c->k / 2;
@@ -45,7 +47,7 @@ int main(int argc, char **argv) {
         printf("%-30s", c->name);
         for (size_t l = 0; l < sizeof variants / sizeof variants[0]; l++) {
             const int *v = variants[l];
-            hs_conv_options opt = {v[0], v[1], HS_POST_RELU, v[2]};
+            hs_conv_options opt = {v[0], v[1], HS_POST_RELU, v[2] > 0, v[2] == 2};
             hs_conv_plan *p = hs_conv_plan_create(&s, c->n, c->h, c->h, wt, b, &opt);
             if (!p) { printf(" -"); continue; }
             double best = 1e9;
@@ -55,8 +57,10 @@ int main(int argc, char **argv) {
                 double t = now() - t0;
                 if (r && t < best) best = t;
             }
-            printf("\n   %s->%s%s %6.1f GF/s (%s)", names[v[0]], names[v[1]], v[2] ? " bf16" : "",
-                   2 * macs / best / 1e9, hs_conv_plan_impl(p));
+            printf("\n   %s->%s%s %6.1f GF/s (%s, %s->%s)", names[v[0]], names[v[1]],
+                   v[2] == 2 ? " bf16 act" : v[2] ? " bf16" : "", 2 * macs / best / 1e9,
+                   hs_conv_plan_impl(p), names[hs_conv_plan_src_layout(p)],
+                   names[hs_conv_plan_dst_layout(p)]);
             hs_conv_plan_free(p);
         }
         double best = 1e9;

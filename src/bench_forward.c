@@ -37,11 +37,13 @@ const char *hs_dnnl_isa_name(void) {
     }
 }
 
-/* oneDNN 2.6 has bf16 convolutions from avx512_core on (emulated there, native with
- * avx512_core_bf16 and AMX); below that the plan silently falls back to float32. */
-static int dnnl_has_bf16(void) {
-    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-    return (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
+static const char *layout_name(hs_layout layout) {
+    switch (layout) {
+    case HS_LAYOUT_NHWC: return "nhwc";
+    case HS_LAYOUT_NCHW16C: return "nChw16c";
+    case HS_LAYOUT_NCHW8C: return "nChw8c";
+    default: return "nchw";
+    }
 }
 
 /* What a layer is called in the kernel table; NULL for layers without a product. */
@@ -103,8 +105,11 @@ static void add_kernel(void *ctx, const hs_layer *l, double gflop) {
     if (!label) return;
     if (l->kind == HS_LAYER_LINEAR)
         snprintf(kernel, sizeof kernel, "%s %s", r->gemm, t->batch == 1 ? "gemv" : "sgemm");
+    else if (l->plan) /* oneDNN's kernel and the activation layout it writes */
+        snprintf(kernel, sizeof kernel, "%s %s", hs_conv_plan_impl(l->plan),
+                 layout_name(hs_conv_plan_dst_layout(l->plan)));
     else /* no plan after a run: oneDNN could not make one and the direct path ran */
-        snprintf(kernel, sizeof kernel, "%s", l->plan ? hs_conv_plan_impl(l->plan) : "im2col+sgemm");
+        snprintf(kernel, sizeof kernel, "im2col+sgemm");
     /* the im2col fallback runs depthwise convolutions as direct loops (ops_fast.c) */
     if (strstr(label, "depthwise") && strcmp(kernel, "im2col+sgemm") == 0)
         snprintf(kernel, sizeof kernel, "direct loops");
@@ -141,7 +146,7 @@ hs_status hs_bench_forward(hs_net *net, const hs_bench_options *o, hs_bench_resu
         return hs_fail(err, HS_ERR_ARGUMENT, "threads must be 0..1024, not %d", o->threads);
     snprintf(r->isa, sizeof r->isa, "%s", hs_dnnl_isa_name());
     snprintf(r->gemm, sizeof r->gemm, "%s", hs_gemm_backend_name(HS_GEMM_DEFAULT));
-    if (o->bf16 && !dnnl_has_bf16())
+    if (o->bf16 && hs_dnnl_bf16_support() == 0)
         return hs_fail(err, HS_ERR_ARGUMENT,
                        "bf16: oneDNN runs at %s on this CPU and has no bfloat16 convolutions "
                        "there (they need AVX-512: native with AVX512_BF16 or AMX); float32 "

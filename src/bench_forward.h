@@ -21,7 +21,8 @@ typedef struct hs_bench_options {
 /* One kind of layer and the kernel it ran, with how many layers and their share of FLOPs. */
 typedef struct hs_bench_kernel {
     char layer[32];  /* "conv 3x3", "conv 1x1", "conv depthwise", "linear" */
-    char kernel[64]; /* oneDNN's implementation name, "im2col+sgemm", "onednn sgemm", ... */
+    char kernel[64]; /* oneDNN's implementation name and the layout it writes
+                      * ("brgconv:avx512_core_bf16 nhwc"), "im2col+sgemm", "onednn sgemm" */
     int layers;
     double gflop;    /* per image */
 } hs_bench_kernel;

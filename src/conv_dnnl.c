@@ -13,8 +13,16 @@
  * which one this CPU's kernels want). Source and destination layouts are chosen
  * separately, so a network can enter the blocked layout at its first convolution.
  *
- * bf16 (opt-in): weights are stored and the source converted to bfloat16, products are
- * accumulated and written in float32 (needs avx512_bf16 hardware to be fast).
+ * Either layout may be HS_LAYOUT_ANY: oneDNN then picks the layout its best kernel for this
+ * shape wants (format_tag any), and hs_conv_plan_src_layout / hs_conv_plan_dst_layout say
+ * which (a layout headstart cannot name makes the plan fall back to the fixed blocked one).
+ * With fixed blocked formats oneDNN is pinned to its older jit kernels; with `any` it can pick
+ * brgconv (and on AMX CPUs its AMX kernels).
+ *
+ * bf16 (opt-in): weights are stored and products taken in bfloat16 with float32
+ * accumulation. With bf16_act the source and destination arrays are bfloat16 too (the
+ * activations between two bf16 layers: no float32 round trip); without it the float32 source
+ * is converted inside the plan and the output written in float32.
  *
  * When oneDNN cannot make a primitive, an NCHW plan falls back to im2col + OpenBLAS sgemm
  * (hs_conv2d_forward_im2col) on its own copy of the weights; a plan in another layout is
@@ -30,9 +38,10 @@
 struct hs_conv_plan {
     hs_conv2d_shape s;
     int n, h, w, oh, ow;
-    hs_layout src_layout, dst_layout;
+    hs_layout src_layout, dst_layout; /* as run (HS_LAYOUT_ANY resolved) */
+    hs_conv_options opt;              /* as asked for: what hs_conv_plan_matches compares */
     hs_post_op post;
-    int bf16;
+    int bf16, bf16_act;
     char impl[48];                  /* oneDNN's kernel name, or "im2col+sgemm" */
 
     dnnl_primitive_t conv;          /* NULL: the im2col fallback runs */
@@ -48,8 +57,7 @@ struct hs_conv_plan {
  * A plan keeps the context it was made in (hs_conv_options.ctx, or hs_context_default()) and
  * runs on its stream; the context owns them and frees them on release. */
 
-/* Makes the context's engine and stream on first use; 0 when oneDNN cannot. */
-static int context_dnnl(hs_context *ctx) {
+int hs_context_dnnl(hs_context *ctx) {
     int ready;
 #pragma omp critical(hs_dnnl_init)
     {
@@ -80,13 +88,38 @@ void hs_context_dnnl_release(hs_context *ctx) {
     ctx->dnnl_state = 0;
 }
 
-static dnnl_format_tag_t layout_tag(hs_layout layout) {
+int hs_layout_dnnl_tag(hs_layout layout) {
     switch (layout) {
     case HS_LAYOUT_NHWC: return dnnl_nhwc;
     case HS_LAYOUT_NCHW16C: return dnnl_nChw16c;
     case HS_LAYOUT_NCHW8C: return dnnl_nChw8c;
+    case HS_LAYOUT_ANY: return dnnl_format_tag_any;
     default: return dnnl_nchw;
     }
+}
+#define layout_tag(l) ((dnnl_format_tag_t)hs_layout_dnnl_tag(l))
+
+/* The hs_layout a memory descriptor oneDNN chose is in, or HS_LAYOUT_ANY for one headstart
+ * has no name for. */
+static hs_layout layout_of_md(const dnnl_memory_desc_t *md) {
+    static const hs_layout named[] = {HS_LAYOUT_NCHW, HS_LAYOUT_NHWC, HS_LAYOUT_NCHW16C,
+                                      HS_LAYOUT_NCHW8C};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        dnnl_memory_desc_t want;
+        if (dnnl_memory_desc_init_by_tag(&want, md->ndims, md->dims, md->data_type,
+                                         layout_tag(named[i])) == dnnl_success &&
+            dnnl_memory_desc_equal(&want, md))
+            return named[i];
+    }
+    return HS_LAYOUT_ANY;
+}
+
+int hs_dnnl_bf16_support(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    unsigned core = (unsigned)dnnl_cpu_isa_avx512_core, bf16 = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    if ((isa & bf16) == bf16) return 2; /* AVX512_BF16 or AMX: native */
+    if ((isa & core) == core) return 1; /* AVX-512 without it: oneDNN emulates */
+    return 0;
 }
 
 int hs_layout_block(hs_layout layout) {
@@ -168,13 +201,15 @@ static void destroy_dnnl(hs_conv_plan *p) {
     p->src_buf = p->scratch_buf = NULL;
 }
 
-/* Builds the oneDNN side of a plan; returns 0 (and leaves nothing behind) on any failure. */
+/* Builds the oneDNN side of a plan; returns 0 (and leaves nothing behind) on any failure,
+ * a layout oneDNN chose that headstart has no name for included. */
 static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) {
-    if (!context_dnnl(p->ctx)) return 0;
+    if (!hs_context_dnnl(p->ctx)) return 0;
     dnnl_engine_t engine = p->ctx->dnnl_engine;
     const hs_conv2d_shape *s = &p->s;
     int g = s->groups;
     dnnl_data_type_t compute = p->bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t out_type = p->bf16_act ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t src_dims = {p->n, s->in_channels, p->h, p->w};
     dnnl_dims_t dst_dims = {p->n, s->out_channels, p->oh, p->ow};
     dnnl_dims_t w_dims = {g, s->out_channels / g, s->in_channels / g, s->kernel_h, s->kernel_w};
@@ -185,15 +220,14 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
     dnnl_dims_t dilates = {s->dilation_h - 1, s->dilation_w - 1};
     dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
 
-    dnnl_memory_desc_t src_user_md, src_md, w_user_md, w_any_md, b_md, dst_md;
-    dnnl_memory_desc_init_by_tag(&src_user_md, 4, src_dims, dnnl_f32, layout_tag(p->src_layout));
+    dnnl_memory_desc_t src_md, w_user_md, w_any_md, b_md, dst_md;
     dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, compute, layout_tag(p->src_layout));
     dnnl_memory_desc_init_by_tag(&w_user_md, w_ndims, g > 1 ? w_dims : w4_dims, dnnl_f32,
                                  g > 1 ? dnnl_goihw : dnnl_oihw);
     dnnl_memory_desc_init_by_tag(&w_any_md, w_ndims, g > 1 ? w_dims : w4_dims, compute,
                                  dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, layout_tag(p->dst_layout));
+    dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, out_type, layout_tag(p->dst_layout));
 
     dnnl_convolution_desc_t cd;
     if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
@@ -225,6 +259,15 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
     /* oneDNN's reference kernels are hundreds of times slower than the caller's other
      * options (another layout, or im2col): refuse them. */
     if (ok && strncmp(p->impl, "ref", 3) == 0) ok = 0;
+    /* The layouts oneDNN chose (the asked-for ones when fixed). */
+    const dnnl_memory_desc_t *src_pd_md = NULL, *dst_pd_md = NULL;
+    if (ok) {
+        src_pd_md = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+        dst_pd_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+        p->src_layout = layout_of_md(src_pd_md);
+        p->dst_layout = layout_of_md(dst_pd_md);
+        ok = p->src_layout != HS_LAYOUT_ANY && p->dst_layout != HS_LAYOUT_ANY;
+    }
 
     dnnl_memory_t w_user = NULL;
     if (ok) {
@@ -250,19 +293,27 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
             ok = p->scratch_buf &&
                  dnnl_memory_create(&p->scratch, sp_md, engine, p->scratch_buf) == dnnl_success;
         }
-        ok = ok && dnnl_memory_create(&p->src_user, &src_user_md, engine, DNNL_MEMORY_NONE) ==
-                       dnnl_success &&
-             dnnl_memory_create(&p->dst, &dst_md, engine, DNNL_MEMORY_NONE) == dnnl_success;
+        ok = ok && dnnl_memory_create(&p->dst, dst_pd_md, engine, DNNL_MEMORY_NONE) ==
+                       dnnl_success;
     }
-    if (ok && p->bf16) { /* the f32 source is converted into a bf16 buffer the plan owns */
+    if (ok && p->bf16 && !p->bf16_act) {
+        /* the caller's float32 source is converted into a bf16 buffer the plan owns */
+        dnnl_memory_desc_t src_user_md;
         dnnl_primitive_desc_t rpd = NULL;
-        p->src_buf = aligned_bytes(dnnl_memory_desc_get_size(&src_md));
+        dnnl_memory_desc_init_by_tag(&src_user_md, 4, src_dims, dnnl_f32,
+                                     layout_tag(p->src_layout));
+        p->src_buf = aligned_bytes(dnnl_memory_desc_get_size(src_pd_md));
         ok = p->src_buf &&
-             dnnl_memory_create(&p->src, &src_md, engine, p->src_buf) == dnnl_success &&
-             dnnl_reorder_primitive_desc_create(&rpd, &src_user_md, engine, &src_md, engine,
+             dnnl_memory_create(&p->src_user, &src_user_md, engine, DNNL_MEMORY_NONE) ==
+                 dnnl_success &&
+             dnnl_memory_create(&p->src, src_pd_md, engine, p->src_buf) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, &src_user_md, engine, src_pd_md, engine,
                                                 NULL) == dnnl_success &&
              dnnl_primitive_create(&p->src_convert, rpd) == dnnl_success;
         if (rpd) dnnl_primitive_desc_destroy(rpd);
+    } else if (ok) { /* the caller's array is the kernel's source */
+        ok = dnnl_memory_create(&p->src_user, src_pd_md, engine, DNNL_MEMORY_NONE) ==
+             dnnl_success;
     }
     if (w_user) dnnl_memory_destroy(w_user);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -281,8 +332,9 @@ hs_conv_plan *hs_conv_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
 hs_conv_plan *hs_conv_plan_create_in(hs_context *ctx, const hs_conv2d_shape *s, int n, int h,
                                      int w, const float *weight, const float *bias,
                                      const hs_conv_options *opt) {
-    static const hs_conv_options defaults = {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, HS_POST_NONE, 0};
+    static const hs_conv_options defaults = {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, HS_POST_NONE, 0, 0};
     if (!opt) opt = &defaults;
+    if (opt->bf16_act && !opt->bf16) return NULL; /* bf16 arrays need bf16 products */
     hs_conv_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->s = *s;
@@ -293,18 +345,29 @@ hs_conv_plan *hs_conv_plan_create_in(hs_context *ctx, const hs_conv2d_shape *s, 
                              s->dilation_h);
     p->ow = hs_conv_out_size(w, s->kernel_w, s->stride_w, s->pad_left, s->pad_right,
                              s->dilation_w);
+    p->opt = *opt;
     p->src_layout = opt->src_layout;
     p->dst_layout = opt->dst_layout;
     p->post = opt->post;
     p->bf16 = opt->bf16;
+    p->bf16_act = opt->bf16_act;
     p->ctx = ctx ? ctx : hs_context_default();
     if (create_dnnl(p, weight, bias)) return p;
+    /* A layout oneDNN chose that has no name here: ask again for the fixed blocked one. */
+    if (opt->src_layout == HS_LAYOUT_ANY || opt->dst_layout == HS_LAYOUT_ANY) {
+        hs_layout blocked = hs_layout_blocked();
+        p->src_layout = opt->src_layout == HS_LAYOUT_ANY ? blocked : opt->src_layout;
+        p->dst_layout = opt->dst_layout == HS_LAYOUT_ANY ? blocked : opt->dst_layout;
+        p->impl[0] = '\0';
+        if (create_dnnl(p, weight, bias)) return p;
+    }
 
     /* Fallback: im2col + sgemm, NCHW only, float32 only. */
-    if (p->src_layout != HS_LAYOUT_NCHW || p->dst_layout != HS_LAYOUT_NCHW || p->bf16) {
+    if (opt->src_layout != HS_LAYOUT_NCHW || opt->dst_layout != HS_LAYOUT_NCHW || p->bf16) {
         free(p);
         return NULL;
     }
+    p->src_layout = p->dst_layout = HS_LAYOUT_NCHW;
     size_t wcount = (size_t)s->out_channels * (s->in_channels / s->groups) * s->kernel_h *
                     s->kernel_w;
     p->fallback_weight = malloc(wcount * sizeof(float));
@@ -324,7 +387,11 @@ const char *hs_conv_plan_impl(const hs_conv_plan *p) {
     return p->conv ? p->impl : "im2col+sgemm";
 }
 
-int hs_conv_plan_run(hs_conv_plan *p, const float *x, float *y) {
+hs_layout hs_conv_plan_src_layout(const hs_conv_plan *p) { return p->src_layout; }
+
+hs_layout hs_conv_plan_dst_layout(const hs_conv_plan *p) { return p->dst_layout; }
+
+int hs_conv_plan_run(hs_conv_plan *p, const void *x, void *y) {
     if (!p->conv) {
         hs_conv2d_forward_im2col(x, p->n, p->h, p->w, p->fallback_weight, p->fallback_bias,
                                  &p->s, y);
@@ -350,8 +417,9 @@ int hs_conv_plan_run(hs_conv_plan *p, const float *x, float *y) {
 int hs_conv_plan_matches(const hs_conv_plan *p, const hs_conv2d_shape *s, int n, int h, int w,
                          const hs_conv_options *opt) {
     return p && p->n == n && p->h == h && p->w == w && memcmp(&p->s, s, sizeof *s) == 0 &&
-           p->src_layout == opt->src_layout && p->dst_layout == opt->dst_layout &&
-           p->post == opt->post && p->bf16 == opt->bf16;
+           p->opt.src_layout == opt->src_layout && p->opt.dst_layout == opt->dst_layout &&
+           p->opt.post == opt->post && p->opt.bf16 == opt->bf16 &&
+           p->opt.bf16_act == opt->bf16_act;
 }
 
 void hs_conv_plan_free(hs_conv_plan *p) {
@@ -372,18 +440,5 @@ int hs_layout_convert(const float *x, hs_layout from, float *y, hs_layout to, in
 
 int hs_layout_convert_in(hs_context *ctx, const float *x, hs_layout from, float *y, hs_layout to,
                          int n, int c, int h, int w) {
-    if (!ctx) ctx = hs_context_default();
-    if (!context_dnnl(ctx)) return -1;
-    dnnl_engine_t engine = ctx->dnnl_engine;
-    dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_t md_from, md_to;
-    dnnl_memory_desc_init_by_tag(&md_from, 4, dims, dnnl_f32, layout_tag(from));
-    dnnl_memory_desc_init_by_tag(&md_to, 4, dims, dnnl_f32, layout_tag(to));
-    dnnl_memory_t m_from = NULL, m_to = NULL;
-    int ok = dnnl_memory_create(&m_from, &md_from, engine, (void *)x) == dnnl_success &&
-             dnnl_memory_create(&m_to, &md_to, engine, y) == dnnl_success &&
-             reorder_once(ctx, m_from, m_to);
-    if (m_from) dnnl_memory_destroy(m_from);
-    if (m_to) dnnl_memory_destroy(m_to);
-    return ok ? 0 : -1;
+    return hs_act_convert_in(ctx, x, from, 0, y, to, 0, n, c, h, w);
 }

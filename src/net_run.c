@@ -8,16 +8,26 @@
  * convolution layers (remade when the input shape, the options or the weights change:
  * whoever writes weights sets net->prepared = 0).
  *
- * Between convolutions activations stay in oneDNN's blocked layout, which its fastest
- * kernels read and write: nChw16c where oneDNN runs AVX-512, nChw8c on AVX2 / AVX / SSE4.1
- * (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size oneDNN has
- * no jit kernel and every convolution would run gemm between two reorders). So no per-layer reorders are needed; ReLU, ReLU6, max
- * pooling and residual adds work on that layout directly (zero-padded channels stay zero), and
- * so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the padding), global average
- * pooling and the channel scale of squeeze-and-excitation.
- * Every other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the
- * activation is converted when one needs it. If oneDNN cannot make a blocked plan the pass
- * continues in NCHW (im2col + sgemm fallback). */
+ * Between convolutions activations stay in the layout the convolution kernels read and write,
+ * so no per-layer reorders are needed. Two policies, chosen per run:
+ * - float32: oneDNN's blocked layout, nChw16c where oneDNN runs AVX-512, nChw8c on AVX2 / AVX /
+ *   SSE4.1 (hs_layout_blocked, from the ISA oneDNN actually uses; in the other block size
+ *   oneDNN has no jit kernel and every convolution would run gemm between two reorders).
+ * - bf16: every plan is made with format `any` (HS_LAYOUT_ANY), so oneDNN picks its best kernel
+ *   (brgconv, AMX where the CPU has it: fixed blocked formats pin it to older kernels); the
+ *   layout it chose for a layer's destination is where the next layer reads, and a reorder
+ *   runs only where the next plan chose another. Activations stay bf16 from the first
+ *   convolution on; the network's input is converted once (float32 NCHW -> bf16) and the
+ *   output is float32 NCHW.
+ * ReLU, ReLU6, max pooling and residual adds work on the blocked layouts directly (zero-padded
+ * channels stay zero), and so do sigmoid, SiLU, hard swish, hard sigmoid (which re-zero the
+ * padding), global average pooling and the channel scale of squeeze-and-excitation; NHWC and
+ * bf16 max pooling, global pooling and adds go through oneDNN (act_dnnl.c). Any other layer on
+ * bf16 activations gets them converted to float32 in the same layout (one reorder). Every
+ * other layer runs its own forward (layers/) in NCHW, and the output is NCHW: the activation
+ * is converted when one needs it. If oneDNN cannot make a plan the pass continues in NCHW
+ * float32 (im2col + sgemm fallback); bf16 is asked for only where oneDNN has bf16 kernels
+ * (hs_dnnl_bf16_support), so below AVX-512 a bf16 request runs float32. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +37,10 @@
 #include "layers/layer.h"
 #include "net.h"
 #include "ops.h"
+
+/* Whether float32 convolutions also take the layouts oneDNN chooses (else the fixed blocked
+ * layout). Measured on the nets both ways (bench/README.md). */
+#define FLOAT32_CHOOSES 0
 
 static hs_status layer_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
                              hs_error *err) {
@@ -227,12 +241,16 @@ static hs_conv_plan *layer_plan(hs_net *net, hs_layer *l, const hs_conv2d_shape 
 typedef struct run_state {
     float *buf[2];
     int current;            /* buf[current] is the next output */
-    const float *x;         /* current activation */
+    const float *x;         /* current activation (bf16: the array holds uint16_t) */
     hs_layout layout;       /* its layout */
+    int bf16;               /* whether it is bfloat16 */
     hs_layout blocked;      /* the blocked layout of this CPU's kernels */
+    int choose;             /* convolutions in the layouts oneDNN chooses (HS_LAYOUT_ANY) */
+    int bf16_convs;         /* convolutions in bf16 with bf16 activations */
     int n;
     float **slot;           /* saved edge outputs */
     hs_layout *slot_layout;
+    int *slot_bf16;
     hs_context *ctx;
     hs_act_shape edge_shape; /* the running step's second input */
 } run_state;
@@ -243,15 +261,23 @@ static void advance(run_state *r) {
     r->current ^= 1;
 }
 
-/* Moves the current activation into `layout` (through the free buffer). */
-static hs_status convert(run_state *r, hs_act_shape s, hs_layout layout, hs_error *err) {
-    if (r->layout == layout) return HS_OK;
+/* Moves the current activation into `layout` and type (through the free buffer). */
+static hs_status convert_to(run_state *r, hs_act_shape s, hs_layout layout, int bf16,
+                            hs_error *err) {
+    if (r->layout == layout && r->bf16 == bf16) return HS_OK;
     float *y = r->buf[r->current];
-    if (hs_layout_convert_in(r->ctx, r->x, r->layout, y, layout, r->n, s.c, s.h, s.w))
+    if (hs_act_convert_in(r->ctx, r->x, r->layout, r->bf16, y, layout, bf16, r->n, s.c, s.h,
+                          s.w))
         return hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert an activation");
     advance(r);
     r->layout = layout;
+    r->bf16 = bf16;
     return HS_OK;
+}
+
+/* The same keeping the type (float32 kernels call it on float32 activations). */
+static hs_status convert(run_state *r, hs_act_shape s, hs_layout layout, hs_error *err) {
+    return convert_to(r, s, layout, r->bf16, err);
 }
 
 /* Runs one convolution step from r->x into buf[current]. */
@@ -261,22 +287,34 @@ static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_a
     hs_status st = fold_conv(net, l, step->bn, err);
     if (st) return st;
     hs_conv2d_shape s = hs_conv_for_input(l, in.h, in.w);
-    hs_conv_options opt = {r->layout, r->blocked, step->post, net->bf16};
+    int bf16 = r->bf16_convs;
+    hs_conv_options opt = {HS_LAYOUT_ANY, HS_LAYOUT_ANY, step->post, bf16, bf16};
     hs_conv_plan *plan = NULL;
-    /* oneDNN reads NCHW directly only for few input channels (a network's first layer). */
-    if (r->layout == HS_LAYOUT_NCHW && s.in_channels <= 4)
+    if (r->choose) {
         plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
-    if (!plan) {
-        if ((st = convert(r, in, r->blocked, err))) return st;
-        opt.src_layout = r->blocked;
+    } else {
+        /* Fixed blocked layouts. oneDNN reads NCHW directly only for few input channels (a
+         * network's first layer). */
+        opt.dst_layout = r->blocked;
+        if (r->layout == HS_LAYOUT_NCHW && s.in_channels <= 4) {
+            opt.src_layout = HS_LAYOUT_NCHW;
+            plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
+        }
+        if (!plan) {
+            opt.src_layout = r->blocked;
+            plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
+        }
+    }
+    if (!plan) { /* oneDNN cannot: NCHW, float32, im2col fallback */
+        opt = (hs_conv_options){HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, step->post, 0, 0};
         plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
     }
-    if (!plan) { /* oneDNN cannot: NCHW, im2col fallback */
-        if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
-        opt.src_layout = opt.dst_layout = HS_LAYOUT_NCHW;
-        opt.bf16 = 0;
-        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
-    }
+    /* The source in the layout and type the plan reads: a reorder only where the previous
+     * layer wrote another (or at the network's float32 NCHW input). */
+    if ((st = convert_to(r, in, plan ? hs_conv_plan_src_layout(plan) : HS_LAYOUT_NCHW,
+                         opt.bf16_act, err)))
+        return st;
+    if (plan) opt.dst_layout = hs_conv_plan_dst_layout(plan);
     float *y = r->buf[r->current];
     int64_t out_count = 0;
     if (plan) {
@@ -294,26 +332,30 @@ static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_a
     }
     advance(r);
     r->layout = opt.dst_layout;
+    r->bf16 = opt.bf16_act;
     return HS_OK;
 }
 
-/* Converts a kept output to NCHW in place (through the free buffer, which holds nothing). */
-static hs_status slot_to_nchw(run_state *r, int slot, hs_act_shape s, hs_error *err) {
-    if (r->slot_layout[slot] == HS_LAYOUT_NCHW) return HS_OK;
+/* Converts a kept output to a layout and type in place (through the free buffer, which
+ * holds nothing). */
+static hs_status slot_to(run_state *r, int slot, hs_act_shape s, hs_layout layout, int bf16,
+                         hs_error *err) {
+    if (r->slot_layout[slot] == layout && r->slot_bf16[slot] == bf16) return HS_OK;
     float *tmp = r->buf[r->current];
     if (tmp == r->x) return hs_fail(err, HS_ERR_INTERNAL, "no free buffer to convert an edge");
-    if (hs_layout_convert_in(r->ctx, r->slot[slot], r->slot_layout[slot], tmp, HS_LAYOUT_NCHW,
-                             r->n, s.c, s.h, s.w))
+    if (hs_act_convert_in(r->ctx, r->slot[slot], r->slot_layout[slot], r->slot_bf16[slot], tmp,
+                          layout, bf16, r->n, s.c, s.h, s.w))
         return hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert an activation");
-    memcpy(r->slot[slot], tmp, (size_t)r->n * hs_act_numel(s) * sizeof(float));
-    r->slot_layout[slot] = HS_LAYOUT_NCHW;
+    memcpy(r->slot[slot], tmp, hs_act_bytes(layout, bf16, r->n, s.c, s.h, s.w));
+    r->slot_layout[slot] = layout;
+    r->slot_bf16[slot] = bf16;
     return HS_OK;
 }
 
 static hs_status save_output(run_state *r, int slot, hs_act_shape s) {
-    memcpy(r->slot[slot], r->x,
-           (size_t)hs_layout_size(r->layout, r->n, s.c, s.h, s.w) * sizeof(float));
+    memcpy(r->slot[slot], r->x, hs_act_bytes(r->layout, r->bf16, r->n, s.c, s.h, s.w));
     r->slot_layout[slot] = r->layout;
+    r->slot_bf16[slot] = r->bf16;
     return HS_OK;
 }
 
@@ -376,6 +418,11 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
     hs_layer *l = &net->layers[step->layer];
     int n = r->n;
     hs_status st = HS_OK;
+    /* bf16 activations: max pooling and the residual add run on them (oneDNN, any layout);
+     * every other kind gets float32 in the same layout, one reorder. */
+    if (r->bf16 && l->kind != HS_LAYER_MAXPOOL && l->kind != HS_LAYER_ADD &&
+        (st = convert_to(r, in, r->layout, 0, err)))
+        return st;
     float *y = r->buf[r->current];
     switch (l->kind) {
     case HS_LAYER_RELU: case HS_LAYER_RELU6: { /* any layout */
@@ -399,32 +446,53 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
         return HS_OK;
     }
     case HS_LAYER_ADAPTIVE_AVGPOOL: /* global pooling in a blocked layout stays blocked */
-        if (l->out_h != 1 || l->out_w != 1 || r->layout == HS_LAYOUT_NCHW ||
-            r->layout == HS_LAYOUT_NHWC)
-            break;
-        global_pool_blocked(r->x, hs_layout_block(r->layout), n, in.c, in.h * in.w, y);
+        if (l->out_h != 1 || l->out_w != 1 || r->layout == HS_LAYOUT_NCHW) break;
+        if (r->layout == HS_LAYOUT_NHWC) { /* oneDNN's average over the whole map */
+            if (hs_act_pool(r->ctx, r->x, r->layout, 0, n, in.c, in.h, in.w, 1, in.h, in.w, 1,
+                            0, y))
+                return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN pooling failed", l->name);
+        } else {
+            global_pool_blocked(r->x, hs_layout_block(r->layout), n, in.c, in.h * in.w, y);
+        }
         advance(r);
         return HS_OK;
     case HS_LAYER_SCALE:
         if (r->layout == HS_LAYOUT_NHWC && (st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
+        if ((st = slot_to(r, step->edge_slot, r->edge_shape, r->slot_layout[step->edge_slot], 0,
+                          err)))
+            return st;
         y = r->buf[r->current];
         scale_any_layout(r->x, r->layout, r->slot[step->edge_slot],
                          r->slot_layout[step->edge_slot], n, in.c, in.h * in.w, y);
         advance(r);
         return HS_OK;
     case HS_LAYER_MAXPOOL:
-        hs_maxpool2d_forward(r->x, r->layout, n, in.c, in.h, in.w, l->pool_kernel,
-                             l->pool_stride, l->pool_pad, y);
+        if (r->bf16 || r->layout == HS_LAYOUT_NHWC) { /* oneDNN's pooling reads those */
+            if (hs_act_pool(r->ctx, r->x, r->layout, r->bf16, n, in.c, in.h, in.w, 0,
+                            l->pool_kernel, l->pool_kernel, l->pool_stride, l->pool_pad, y))
+                return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN pooling failed", l->name);
+        } else {
+            hs_maxpool2d_forward(r->x, r->layout, n, in.c, in.h, in.w, l->pool_kernel,
+                                 l->pool_stride, l->pool_pad, y);
+        }
         advance(r);
         return HS_OK;
-    case HS_LAYER_ADD: { /* in the edge's layout, in place on a buffer of ours */
-        if ((st = convert(r, in, r->slot_layout[step->edge_slot], err))) return st;
-        int64_t count = hs_layout_size(r->layout, n, in.c, in.h, in.w);
+    case HS_LAYER_ADD: { /* in the edge's layout and type, in place on a buffer of ours */
+        int edge = step->edge_slot;
+        if ((st = convert_to(r, in, r->slot_layout[edge], r->slot_bf16[edge], err))) return st;
         if (r->x != r->buf[0] && r->x != r->buf[1]) { /* the caller's input: not ours */
-            memcpy(r->buf[r->current], r->x, (size_t)count * sizeof(float));
+            memcpy(r->buf[r->current], r->x,
+                   hs_act_bytes(r->layout, r->bf16, n, in.c, in.h, in.w));
             advance(r);
         }
-        hs_add_inplace((float *)r->x, r->slot[step->edge_slot], count);
+        if (r->bf16) {
+            if (hs_act_add(r->ctx, (float *)r->x, r->slot[edge], r->layout, 1, n, in.c, in.h,
+                           in.w))
+                return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN add failed", l->name);
+        } else {
+            hs_add_inplace((float *)r->x, r->slot[edge],
+                           hs_layout_size(r->layout, n, in.c, in.h, in.w));
+        }
         return HS_OK;
     }
     /* ConvNeXt's kinds: per pixel or per channel, in NCHW or a blocked layout as it comes
@@ -450,7 +518,7 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
     hs_forward_args a = {r->x, in, y, out, n, 0, NULL, NULL, NULL, NULL, {0, 0, 0}};
     if (step->edge_slot >= 0) { /* the layer's own forward reads its second input in NCHW */
         hs_act_shape e = r->edge_shape;
-        if ((st = slot_to_nchw(r, step->edge_slot, e, err))) return st;
+        if ((st = slot_to(r, step->edge_slot, e, HS_LAYOUT_NCHW, 0, err))) return st;
         a.other = r->slot[step->edge_slot];
         a.other_shape = e;
     }
@@ -468,8 +536,18 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
 
     /* Two ping-pong buffers sized for the largest activation (in either layout), plus one
      * per kept output. */
+    /* Activation layouts: by default the ones oneDNN's kernels choose (bf16, and float32 where
+     * that measured faster: FLOAT32_CHOOSES below); net->blocked_layout forces the fixed
+     * blocked layout of either size, or HS_LAYOUT_ANY the chosen ones (tests). */
     hs_layout blocked = hs_layout_blocked();
-    if (hs_layout_block((hs_layout)net->blocked_layout) > 1) blocked = net->blocked_layout;
+    int bf16_convs = net->bf16 && hs_dnnl_bf16_support() > 0;
+    int choose = bf16_convs ? 1 : FLOAT32_CHOOSES;
+    if (hs_layout_block((hs_layout)net->blocked_layout) > 1) {
+        blocked = net->blocked_layout;
+        choose = 0;
+    } else if (net->blocked_layout == HS_LAYOUT_ANY) {
+        choose = 1;
+    }
     int span = last - first;
     hs_act_shape *shapes = malloc(((size_t)span + 1) * sizeof *shapes);
     if (!shapes) return hs_fail(err, HS_ERR_NOMEM, "out of memory for the network's shapes");
@@ -492,6 +570,7 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     size_t buffers = 2 + (size_t)p.slots;
     float *slot_ptr[8 + 2];
     hs_layout slot_layout[8 + 2];
+    int slot_bf16[8 + 2] = {0};
     if (p.slots > 8) {
         free(p.steps);
         free(shapes);
@@ -519,8 +598,8 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     float *base = net->run_buffer;
     size_t stride = bytes / sizeof(float);
     for (int k = 0; k < p.slots; k++) slot_ptr[k] = base + (2 + k) * stride;
-    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, blocked, n, slot_ptr,
-                   slot_layout, net->ctx, {0, 0, 0}};
+    run_state r = {{base, base + stride}, 0, input, HS_LAYOUT_NCHW, 0, blocked, choose,
+                   bf16_convs, n, slot_ptr, slot_layout, slot_bf16, net->ctx, {0, 0, 0}};
 
     if (p.input_slot >= 0) save_output(&r, p.input_slot, shapes[0]);
     hs_act_shape s = shapes[0];
@@ -532,6 +611,7 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
         if (step->load_slot >= 0) {
             r.x = r.slot[step->load_slot];
             r.layout = r.slot_layout[step->load_slot];
+            r.bf16 = r.slot_bf16[step->load_slot];
         }
         if (step->edge_slot >= 0) r.edge_shape = shapes[hs_range_slot(l->from, first)];
         if (!is_identity_at_inference(l->kind)) {
@@ -545,11 +625,11 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
     free(p.steps);
     s = shapes[span];
     free(shapes);
-    if (!st) {
-        if (r.layout == HS_LAYOUT_NCHW)
+    if (!st) { /* float32 NCHW out */
+        if (r.layout == HS_LAYOUT_NCHW && !r.bf16)
             memcpy(out, r.x, (size_t)n * s.c * s.h * s.w * sizeof(float));
-        else if (hs_layout_convert_in(net->ctx, r.x, r.layout, out, HS_LAYOUT_NCHW, n, s.c, s.h,
-                                      s.w))
+        else if (hs_act_convert_in(net->ctx, r.x, r.layout, r.bf16, out, HS_LAYOUT_NCHW, 0, n,
+                                   s.c, s.h, s.w))
             st = hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to convert the output");
     }
     return st;

@@ -4,6 +4,7 @@
 #include "bench_forward.h"
 #include "check.h"
 #include "net.h"
+#include "ops.h"
 
 /* GFLOP = 2 x multiply-adds of the backbone: the layers before feature_end. */
 static void check_gflop(const char *backbone, double want, double rtol) {
@@ -44,6 +45,20 @@ static void check_run(void) {
     for (int i = 0; i < net->feature_end; i++) convs += net->layers[i].kind == HS_LAYER_CONV;
     CHECK_MSG(layers == convs, "%d layers in the kernel table, %d convolutions", layers, convs);
     CHECK(fabs(gflop - r.gflop_per_image) < 1e-9);
+    /* bf16: oneDNN's bf16 kernels in the table where the CPU has them natively; refused
+     * where oneDNN has none (capped to AVX2: test_bench_forward_AVX2) */
+    o.bf16 = 1;
+    hs_status st = hs_bench_forward(net, &o, &r, &err);
+    if (hs_dnnl_bf16_support() == 0) {
+        CHECK_MSG(st == HS_ERR_ARGUMENT && strstr(err.message, "--precision f32"), "%s",
+                  err.message);
+    } else {
+        CHECK_MSG(st == HS_OK, "%s", err.message);
+        for (int k = 0; k < r.kernel_count && hs_dnnl_bf16_support() == 2; k++)
+            CHECK_MSG(strstr(r.kernels[k].kernel, "bf16") != NULL, "%s runs %s in bf16",
+                      r.kernels[k].layer, r.kernels[k].kernel);
+    }
+    o.bf16 = 0;
     o.batch = 0;
     CHECK(hs_bench_forward(net, &o, &r, &err) == HS_ERR_ARGUMENT && strstr(err.message, "batch"));
     hs_net_free(net);

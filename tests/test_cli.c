@@ -7,6 +7,7 @@
 
 #include "bench_forward.h"
 #include "check.h"
+#include "ops.h"
 #include "pth.h"
 #include "terminal_text.h"
 #include "test_util.h"
@@ -233,6 +234,22 @@ static void test_train_cache(void) {
     CHECK(run(NULL, args) == 2);
     CHECK_MSG(strstr(err_text, "--feature-precision must be f16 or f32"), "%s", err_text);
     CHECK(!test_file_exists(TMP "/run7"));
+
+    /* --precision: auto is bf16 where oneDNN runs bf16 natively, else f32: after a run in
+     * the other precision, auto recomputes the features (in a cache of its own: the cache
+     * command's counts below) */
+    snprintf(args, sizeof args, "%s --precision fp8 --out run7", common);
+    CHECK(run(NULL, args) == 2);
+    CHECK_MSG(strstr(err_text, "--precision must be auto, f32 or bf16"), "%s", err_text);
+    int auto_bf16 = hs_dnnl_bf16_support() == 2;
+    snprintf(args, sizeof args, "%s --cache-dir cache3 --precision %s --out run7", common,
+             auto_bf16 ? "f32" : "bf16");
+    CHECK_MSG(run(NULL, args) == 0, "%s", err_text);
+    snprintf(args, sizeof args, "%s --cache-dir cache3 --out run7 --overwrite", common);
+    CHECK_MSG(run(NULL, args) == 0, "%s", err_text);
+    CHECK_MSG(strstr(err_text, "train features: computing them (changed since the cached "
+                               "features: compute precision)"), "%s", err_text);
+    CHECK(system("rm -rf " TMP "/run7") == 0);
 
     test_cache_command();
 

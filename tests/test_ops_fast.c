@@ -1,13 +1,29 @@
 /* The fast kernels (ops_fast.c) against the reference kernels (ops_ref.c) on random inputs,
  * over the shapes the networks use and the awkward ones they might: strided, dilated,
  * asymmetric padding, grouped, depthwise, 1x1, batches. Tolerance 1e-4 relative plus 1e-5
- * absolute: sgemm sums in another order than the reference's double accumulation. */
+ * absolute: sgemm sums in another order than the reference's double accumulation.
+ *
+ * bf16 plans and the bf16 activation kernels (act_dnnl.c) are checked against the reference
+ * run on bf16-rounded inputs and weights: what is left is float32 accumulation order and, with
+ * bf16 outputs, the one rounding of each output to bf16 (at most 2^-9 relative, round to
+ * nearest even): tolerance 2^-8 relative plus 1e-4 absolute. Where oneDNN has no bf16 kernels
+ * (capped to AVX2 / SSE4.1) bf16 plans must be refused. */
 #include <oneapi/dnnl/dnnl.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
 #include "ops.h"
 #include "rng.h"
+#include "statedict.h"
+
+#define BF16_RTOL (1.0f / 256)
+#define BF16_ATOL 1e-4f
+
+/* x rounded to bf16 and back (in place). */
+static void round_bf16(float *x, long count) {
+    for (long i = 0; i < count; i++) x[i] = hs_bf16_to_f32(hs_f32_to_bf16(x[i]));
+}
 
 static float *random_array(hs_rng *rng, long count) {
     float *a = malloc((size_t)count * sizeof(float));
@@ -56,7 +72,7 @@ static void check_conv(hs_rng *rng, const conv_case *c) {
         if (post == HS_POST_RELU) hs_relu_forward_ref(ref, y_count, post_ref);
         if (post == HS_POST_RELU6) hs_relu6_forward_ref(ref, y_count, post_ref);
         for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
-            hs_conv_options opt = {pairs[p][0], pairs[p][1], post, 0};
+            hs_conv_options opt = {pairs[p][0], pairs[p][1], post, 0, 0};
             hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, bias, &opt);
             /* No fast kernel for this pair (hs_net_run then converts, or runs NCHW);
              * check_runtime_layout requires them for the networks' shapes. */
@@ -102,6 +118,132 @@ static const conv_case conv_cases[] = {
     {"depthwise 40ch SAME s2", 2, 40, 40, 11, 11, 3, 3, 2, 2, 0, 1, 0, 1, 1, 40, 1},
     {"1x1 24->144", 2, 24, 144, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
 };
+
+/* One convolution as hs_net_run plans it: layouts oneDNN chooses (HS_LAYOUT_ANY) and the
+ * fixed blocked one, float32 and bf16 (float32 or bf16 output), fused ReLU6. The input is
+ * given to the plan in the layout and type it asks for and the output read back through
+ * hs_act_convert_in. */
+static void check_conv_plans(hs_rng *rng, const conv_case *c) {
+    hs_conv2d_shape s = {c->in_c, c->out_c, c->k_h, c->k_w, c->stride_h, c->stride_w,
+                         c->pad_top, c->pad_bottom, c->pad_left, c->pad_right, c->dilation,
+                         c->dilation, c->groups};
+    int oh = hs_conv_out_size(c->h, c->k_h, c->stride_h, c->pad_top, c->pad_bottom, c->dilation);
+    int ow = hs_conv_out_size(c->w, c->k_w, c->stride_w, c->pad_left, c->pad_right, c->dilation);
+    long x_count = (long)c->n * c->in_c * c->h * c->w;
+    long w_count = (long)c->out_c * (c->in_c / c->groups) * c->k_h * c->k_w;
+    long y_count = (long)c->n * c->out_c * oh * ow;
+    float *x = random_array(rng, x_count), *weight = random_array(rng, w_count);
+    float *bias = c->bias ? random_array(rng, c->out_c) : NULL;
+    float *xr = malloc((size_t)x_count * 4), *wr = malloc((size_t)w_count * 4);
+    float *ref = malloc((size_t)y_count * 4), *ref16 = malloc((size_t)y_count * 4);
+    float *fast = malloc((size_t)y_count * 4);
+    float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->in_c, c->h, c->w) * 4);
+    float *yb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->out_c, oh, ow) * 4);
+    memcpy(xr, x, (size_t)x_count * 4);
+    memcpy(wr, weight, (size_t)w_count * 4);
+    round_bf16(xr, x_count);
+    round_bf16(wr, w_count);
+    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, bias, &s, ref);
+    hs_relu6_forward_ref(ref, y_count, ref);
+    hs_conv2d_forward_ref(xr, c->n, c->h, c->w, wr, bias, &s, ref16);
+    hs_relu6_forward_ref(ref16, y_count, ref16);
+    int bf16_kernels = hs_dnnl_bf16_support() > 0;
+    hs_layout layouts[] = {HS_LAYOUT_ANY, hs_layout_blocked()};
+    for (int li = 0; li < 2; li++)
+        for (int variant = 0; variant < 3; variant++) { /* f32; bf16 f32-out; bf16 bf16-out */
+            hs_conv_options opt = {layouts[li], layouts[li], HS_POST_RELU6, variant > 0,
+                                   variant == 2};
+            hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, bias, &opt);
+            char what[160];
+            snprintf(what, sizeof what, "%s %s %s%s (%s)", c->name, li ? "fixed" : "any",
+                     variant ? "bf16" : "f32", variant == 2 ? " act" : "",
+                     plan ? hs_conv_plan_impl(plan) : "no plan");
+            if (variant > 0 && !bf16_kernels) { /* no bf16 kernel: refused, never a slow one */
+                CHECK_MSG(plan == NULL, "%s: a bf16 plan without bf16 kernels", what);
+                hs_conv_plan_free(plan);
+                continue;
+            }
+            /* oneDNN's choice always has a kernel; a fixed blocked layout may have none for
+             * awkward shapes (hs_net_run then runs NCHW float32, tested in check_conv) */
+            if (li == 0) CHECK_MSG(plan != NULL, "%s: no plan", what);
+            if (!plan) continue;
+            hs_layout src = hs_conv_plan_src_layout(plan), dst = hs_conv_plan_dst_layout(plan);
+            CHECK_MSG(src != HS_LAYOUT_ANY && dst != HS_LAYOUT_ANY, "%s: layout unresolved", what);
+            CHECK(hs_conv_plan_matches(plan, &s, c->n, c->h, c->w, &opt));
+            CHECK(hs_act_convert_in(NULL, x, HS_LAYOUT_NCHW, 0, xb, src, opt.bf16_act, c->n,
+                                    c->in_c, c->h, c->w) == 0);
+            CHECK(hs_conv_plan_run(plan, xb, yb) == 0);
+            CHECK(hs_act_convert_in(NULL, yb, dst, opt.bf16_act, fast, HS_LAYOUT_NCHW, 0, c->n,
+                                    c->out_c, oh, ow) == 0);
+            if (variant == 0) CHECK_CLOSE(what, fast, ref, y_count, 1e-4f, 1e-5f);
+            else CHECK_CLOSE(what, fast, ref16, y_count, BF16_RTOL, BF16_ATOL);
+            hs_conv_plan_free(plan);
+        }
+    free(x), free(weight), free(bias), free(xr), free(wr), free(ref), free(ref16), free(fast);
+    free(xb), free(yb);
+}
+
+/* Conversion, max / global average pooling and the residual add on activations in every
+ * layout, float32 and bf16, against the reference on the same (rounded) values. */
+static void check_act_kernels(hs_rng *rng) {
+    static const hs_layout layouts[] = {HS_LAYOUT_NCHW, HS_LAYOUT_NHWC, HS_LAYOUT_NCHW16C,
+                                        HS_LAYOUT_NCHW8C};
+    int n = 2, c = 20, h = 9, w = 8;
+    long count = (long)n * c * h * w;
+    size_t big = (size_t)hs_layout_size(HS_LAYOUT_NCHW16C, n, c, h, w) * 4;
+    float *x = random_array(rng, count), *e = random_array(rng, count);
+    float *ref = malloc((size_t)count * 4), *fast = malloc((size_t)count * 4);
+    float *xb = malloc(big), *eb = malloc(big), *yb = malloc(big);
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        if (bf16) {
+            round_bf16(x, count);
+            round_bf16(e, count);
+        }
+        for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
+            hs_layout L = layouts[li];
+            char what[96];
+            snprintf(what, sizeof what, "%s layout %d", bf16 ? "bf16" : "f32", (int)L);
+            /* the round trip is exact on representable values */
+            CHECK(hs_act_convert_in(NULL, x, HS_LAYOUT_NCHW, 0, xb, L, bf16, n, c, h, w) == 0);
+            CHECK(hs_act_convert_in(NULL, xb, L, bf16, fast, HS_LAYOUT_NCHW, 0, n, c, h, w) == 0);
+            CHECK_MSG(memcmp(fast, x, (size_t)count * 4) == 0, "%s: convert", what);
+            if (bf16 && hs_dnnl_bf16_support() == 0) {
+                /* oneDNN has no bf16 pooling or binary kernels here: refused, not wrong (and
+                 * hs_net_run never has bf16 activations at this ISA) */
+                CHECK(hs_act_pool(NULL, xb, L, 1, n, c, h, w, 0, 2, 2, 2, 0, yb) != 0);
+                CHECK(hs_act_add(NULL, xb, xb, L, 1, n, c, h, w) != 0);
+                continue;
+            }
+            /* max pooling: exact */
+            static const int params[][3] = {{2, 2, 0}, {3, 2, 1}};
+            for (int i = 0; i < 2; i++) {
+                int k = params[i][0], st = params[i][1], pad = params[i][2];
+                int oh = hs_conv_out_size(h, k, st, pad, pad, 1);
+                int ow = hs_conv_out_size(w, k, st, pad, pad, 1);
+                hs_maxpool2d_forward_ref(x, n, c, h, w, k, st, pad, ref);
+                CHECK(hs_act_pool(NULL, xb, L, bf16, n, c, h, w, 0, k, k, st, pad, yb) == 0);
+                CHECK(hs_act_convert_in(NULL, yb, L, bf16, fast, HS_LAYOUT_NCHW, 0, n, c, oh,
+                                        ow) == 0);
+                CHECK_MSG(memcmp(fast, ref, (size_t)n * c * oh * ow * 4) == 0, "%s: max pool %d",
+                          what, i);
+            }
+            /* global average pooling (float32 sums against the reference's double) */
+            hs_adaptive_avgpool2d_forward_ref(x, n, c, h, w, 1, 1, ref);
+            CHECK(hs_act_pool(NULL, xb, L, bf16, n, c, h, w, 1, h, w, 1, 0, yb) == 0);
+            CHECK(hs_act_convert_in(NULL, yb, L, bf16, fast, HS_LAYOUT_NCHW, 0, n, c, 1, 1) == 0);
+            CHECK_CLOSE(what, fast, ref, (long)n * c, bf16 ? BF16_RTOL : 1e-5f,
+                        bf16 ? BF16_ATOL : 1e-6f);
+            /* the residual add: one rounding of the float32 sum */
+            for (long i = 0; i < count; i++)
+                ref[i] = bf16 ? hs_bf16_to_f32(hs_f32_to_bf16(x[i] + e[i])) : x[i] + e[i];
+            CHECK(hs_act_convert_in(NULL, e, HS_LAYOUT_NCHW, 0, eb, L, bf16, n, c, h, w) == 0);
+            CHECK(hs_act_add(NULL, xb, eb, L, bf16, n, c, h, w) == 0);
+            CHECK(hs_act_convert_in(NULL, xb, L, bf16, fast, HS_LAYOUT_NCHW, 0, n, c, h, w) == 0);
+            CHECK_MSG(memcmp(fast, ref, (size_t)count * 4) == 0, "%s: add", what);
+        }
+    }
+    free(x), free(e), free(ref), free(fast), free(xb), free(eb), free(yb);
+}
 
 static void check_linear(hs_rng *rng, int n, int in, int out, int with_bias) {
     float *x = random_array(rng, (long)n * in), *w = random_array(rng, (long)out * in);
@@ -251,7 +393,7 @@ static void check_runtime_layout(hs_rng *rng) {
                              c->pad_top, c->pad_bottom, c->pad_left, c->pad_right, c->dilation,
                              c->dilation, c->groups};
         float *weight = random_array(rng, (long)c->out_c * (c->in_c / c->groups) * c->k_h * c->k_w);
-        hs_conv_options opt = {i == 0 ? HS_LAYOUT_NCHW : blocked, blocked, HS_POST_RELU6, 0};
+        hs_conv_options opt = {i == 0 ? HS_LAYOUT_NCHW : blocked, blocked, HS_POST_RELU6, 0, 0};
         hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, NULL, &opt);
         CHECK_MSG(plan != NULL, "%s: no plan in block %d", c->name, hs_layout_block(blocked));
         if (plan) {
@@ -270,6 +412,9 @@ int main(void) {
     hs_rng_seed(&rng, 2024);
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
         check_conv(&rng, &conv_cases[i]);
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        check_conv_plans(&rng, &conv_cases[i]);
+    check_act_kernels(&rng);
     check_linear(&rng, 1, 17, 5, 1); /* one row: the gemv path */
     check_linear(&rng, 1, 300, 7, 0);
     check_linear(&rng, 33, 200, 10, 1);
