@@ -344,6 +344,45 @@ static void test_failing_rank(void) {
     free(log);
 }
 
+/* Ranks on nodes that do not share the cache folder: rank 1 runs in a mount namespace of its
+ * own with an empty tmpfs over the cache folder (as a node-local disk would be), so it cannot
+ * read the entry rank 0 writes there. The job must end at once with one message that says
+ * what to do, exit 3 (I/O), not hang or train on half the data. Skipped, saying why, where
+ * the test may not make mount namespaces (unshare -m needs CAP_SYS_ADMIN). */
+static void test_unshared_cache(void) {
+    if (system("unshare -m true > /dev/null 2>&1") != 0) {
+        printf("SKIP: test_unshared_cache: cannot make a mount namespace (unshare -m)\n");
+        return;
+    }
+    if (system("mpirun --version 2>&1 | grep -q 'Open MPI'") != 0) {
+        printf("SKIP: test_unshared_cache: the MPMD launch below is Open MPI's syntax\n");
+        return;
+    }
+    const char *cache = ROOT "/cache_node_local";
+    char cmd[4096], common[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", cache, cache);
+    CHECK(system(cmd) == 0);
+    snprintf(common, sizeof common, "train '%s' --img-size 32 --val-fraction 0.25 --seed 3 "
+             "--threads 1 --epochs 1 --cache-dir '%s' --out " ROOT "/unshared", DATA, cache);
+    snprintf(cmd, sizeof cmd, "timeout %d %s -np 1 '%s' %s : -np 1 unshare -m sh -c "
+             "\"mount -t tmpfs none '%s' && exec '%s' %s\" > " ROOT "/unshared.log 2>&1",
+             LAUNCH_TIMEOUT_S, launcher, HS_CLI_PATH, common, cache, HS_CLI_PATH, common);
+    time_t t0 = time(NULL);
+    int status = system(cmd);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int failures = check_failures;
+    CHECK_MSG(code == HS_ERR_IO, "exit code %d, not %d", code, HS_ERR_IO);
+    CHECK_MSG(time(NULL) - t0 < 120, "the job took %ld s", (long)(time(NULL) - t0));
+    char *log = slurp(ROOT "/unshared.log");
+    CHECK_MSG(count_of(log, "headstart: error:") == 1, "%d error messages",
+              count_of(log, "headstart: error:"));
+    CHECK_MSG(log && strstr(log, "error: rank 1: cannot read the feature cache entry") &&
+              strstr(log, "shared file system") && strstr(log, "--no-cache"),
+              "the message names rank 1, the shared file system and --no-cache");
+    if (check_failures > failures) show_log(ROOT "/unshared.log");
+    free(log);
+}
+
 /* The pid of the rank `rank` of the job whose environment carries mark (local ranks inherit
  * the launcher's environment), or -1. */
 static pid_t find_rank(const char *mark, int rank) {
@@ -473,6 +512,7 @@ int main(void) {
     test_overlap();
     test_bn_train();
     test_failing_rank();
+    test_unshared_cache();
     test_killed_rank();
     return check_finish("test_mpi");
 }
