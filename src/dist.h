@@ -79,6 +79,7 @@ typedef struct hs_dist_reducer {
     float *base;
     size_t count;
     int overlap;           /* 1: buckets start during backward; 0: all blocking at finish */
+    int progress;          /* 1: MPI_Testall between layers (bench_mpi measures without) */
     int buckets, started;  /* started buckets this step, top first */
     int early;             /* of them, started before finish (during backward) */
     void *requests;        /* MPI_Request per bucket (MPI builds) */

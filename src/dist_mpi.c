@@ -219,6 +219,7 @@ hs_status hs_dist_reducer_init(hs_dist_reducer *r, const hs_context *ctx, float 
     r->base = base;
     r->count = count;
     r->overlap = overlap_wanted();
+    r->progress = 1;
     if (!active(ctx) || count == 0) return HS_OK;
     r->buckets = (int)((count + HS_DIST_BUCKET_FLOATS - 1) / HS_DIST_BUCKET_FLOATS);
     MPI_Request *req = malloc((size_t)r->buckets * sizeof *req);
@@ -266,7 +267,7 @@ void hs_dist_reducer_ready(hs_dist_reducer *r, size_t from) {
     if (!r->requests || !r->overlap) return;
     double t0 = seconds();
     start_buckets(r, from);
-    if (r->started > 0) {
+    if (r->started > 0 && r->progress) {
         int done = 0;
         int rc = MPI_Testall(r->started, r->requests, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) note_failure(r, rc, "gradient all-reduce");
