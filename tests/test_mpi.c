@@ -1,11 +1,14 @@
 /* Data-parallel runs over MPI (dist.h), through the command line under mpirun: on tiny
  * generated images (three colour classes) with Lite0's weights at 32 px, N ranks give the
- * metrics one process gives, for the probe (AdamW and L-BFGS) and the fine-tune, within the
- * stated bound; the feature cache entry they write is the one a single process writes, byte
- * for byte, and a rerun on another rank count reads it; a rank that fails (an unreadable
- * image under --strict) ends the job with one message naming it, and a rank killed with
- * SIGKILL ends the job within seconds, after which --resume on another rank count finishes
- * the run as one process would have.
+ * metrics one process gives, for the probe (AdamW and L-BFGS) and the fine-tune (with the
+ * head's dropout trained too: masks are drawn per image), within the stated bound; the
+ * feature cache entry they write is the one a single process writes, byte for byte, and a
+ * rerun on another rank count reads it; the fine-tune's all-reduce overlapped with backward
+ * gives the blocking one's metrics and weights bit for bit; --bn train runs on per-rank batch
+ * statistics; a rank that fails (an unreadable image under --strict) or cannot see the
+ * cache folder ends the job with one message naming it, and a rank killed with SIGKILL ends
+ * the job within seconds, after which --resume on another rank count finishes the run as one
+ * process would have.
  *
  * The bound (README, "Several machines"): accuracy equal within one sample (the counts are
  * exact, but a float sum in another order can move a sample across the decision boundary),
