@@ -283,7 +283,8 @@ static void test_finetune(void) {
 /* The whole network fine-tuned (Lite0's 3.4 M gradients: four buckets, each started as soon
  * as backward has finished the layers it holds) with the overlapped all-reduce and with the blocking one
  * (HS_DIST_OVERLAP=0) over the same buckets: the same sums, so the same metrics and the same
- * weights, bit for bit (2 ranks: a sum of two floats has one order). */
+ * weights, bit for bit (2 ranks: a sum of two floats has one order); and both within the
+ * bound of one process, as 3 ranks are. */
 static void test_overlap(void) {
     const char *args = "--strategy finetune --unfreeze all --probe-epochs 1 --epochs 2 "
                        "--batch-size 6 --optimizer sgd --lr 0.05 --finetune-lr 0.01 "
@@ -300,6 +301,16 @@ static void test_overlap(void) {
                             ROOT "/o_overlap");
     check_same_file("overlapped against blocking all-reduce", ROOT "/o_blocking",
                     ROOT "/o_overlap", "model.safetensors");
+    /* And within the bound of one process, on 2 ranks and on 3 (uneven slices of 2). */
+    snprintf(a, sizeof a, "%s --out " ROOT "/o_one", args);
+    if (must_succeed(train(0, DATA, a, ROOT "/o_one.log"), ROOT "/o_one.log")) {
+        check_same_metrics("whole fine-tune, 2 ranks", ROOT "/o_one", ROOT "/o_one.log",
+                           ROOT "/o_overlap");
+        snprintf(a, sizeof a, "%s --out " ROOT "/o_three", args);
+        if (must_succeed(train(3, DATA, a, ROOT "/o_three.log"), ROOT "/o_three.log"))
+            check_same_metrics("whole fine-tune, 3 ranks", ROOT "/o_one", ROOT "/o_one.log",
+                               ROOT "/o_three");
+    }
     char *log = slurp(ROOT "/o_overlap.log");
     /* Every bucket started from the tape's hook, none left for the wait after backward
      * (the lowest one as the stem's backward ends). */
