@@ -73,7 +73,9 @@ hs_status hs_dist_sum_doubles(const hs_context *ctx, double *values, size_t n, h
  *
  * HS_DIST_OVERLAP=0 in the environment sums the same buckets with a blocking MPI_Allreduce
  * each at finish instead (the reference the tests compare the overlap with, and the bench's
- * all-reduce time). With one rank every call is a no-op. */
+ * all-reduce time). Every rank must see the same value (on other nodes: mpirun -x), since a
+ * blocking collective never matches a nonblocking one. With one rank every call is a
+ * no-op. */
 typedef struct hs_dist_reducer {
     const hs_context *ctx;
     float *base;
