@@ -61,6 +61,48 @@ hs_status hs_dist_agree(const hs_context *ctx, hs_status status, hs_error *err);
 hs_status hs_dist_sum_floats(const hs_context *ctx, float *values, size_t n, hs_error *err);
 hs_status hs_dist_sum_doubles(const hs_context *ctx, double *values, size_t n, hs_error *err);
 
+/* The gradient all-reduce of a training step, overlapped with backward (llm.c's
+ * multi_gpu_async_reduce_gradient, PyTorch DDP's buckets): the flat gradients base[0, count)
+ * are cut into buckets of HS_DIST_BUCKET_FLOATS from the top end, because backward finishes
+ * the last layers (the highest offsets of the arena) first. As backward reports that
+ * everything from some offset up is final (hs_dist_reducer_ready), each bucket lying wholly
+ * there is summed by an MPI_Iallreduce while backward goes on below it; finish starts what
+ * is left and waits for all. Every rank must post the same buckets in the same order, so a
+ * rank whose step failed still calls finish (its sums are then discarded by the step's
+ * hs_dist_agree).
+ *
+ * HS_DIST_OVERLAP=0 in the environment sums the same buckets with a blocking MPI_Allreduce
+ * each at finish instead (the reference the tests compare the overlap with, and the bench's
+ * all-reduce time). Every rank must see the same value (on other nodes: mpirun -x), since a
+ * blocking collective never matches a nonblocking one. With one rank every call is a
+ * no-op. */
+typedef struct hs_dist_reducer {
+    const hs_context *ctx;
+    float *base;
+    size_t count;
+    int overlap;           /* 1: buckets start during backward; 0: all blocking at finish */
+    int progress;          /* 1: MPI_Testall between layers (bench_mpi measures without) */
+    int buckets, started;  /* started buckets this step, top first */
+    int early;             /* of them, started before finish (during backward) */
+    void *requests;        /* MPI_Request per bucket (MPI builds) */
+    hs_error failure;      /* the first MPI failure of this step, reported by finish */
+    /* Seconds this step spent in MPI while backward could not run: the waits at finish and
+     * the progress tests between layers (overlap), or the blocking sums. */
+    double wait_seconds;
+} hs_dist_reducer;
+
+hs_status hs_dist_reducer_init(hs_dist_reducer *r, const hs_context *ctx, float *base,
+                               size_t count, hs_error *err);
+void hs_dist_reducer_free(hs_dist_reducer *r);
+/* A new step: no bucket started. */
+void hs_dist_reducer_begin(hs_dist_reducer *r);
+/* base[from, count) will not change again this step: starts every bucket inside it that has
+ * not started, and lets the ones in flight progress (MPI_Testall: Open MPI moves a
+ * nonblocking collective on only inside MPI calls). */
+void hs_dist_reducer_ready(hs_dist_reducer *r, size_t from);
+/* Starts the buckets not yet started and waits for every one: base then holds the sums. */
+hs_status hs_dist_reducer_finish(hs_dist_reducer *r, hs_error *err);
+
 /* Copies `bytes` bytes at data from rank root to every rank. */
 hs_status hs_dist_broadcast(const hs_context *ctx, void *data, size_t bytes, int root,
                             hs_error *err);

@@ -195,3 +195,107 @@ hs_status hs_dist_gather(const hs_context *ctx, const void *data, size_t bytes,
     free(piece);
     return st;
 }
+
+/* ---- The overlapped gradient all-reduce (dist.h) ------------------------------------------ */
+
+static double seconds(void) { return MPI_Wtime(); }
+
+/* Bucket j, top first: [lo, hi) of base. */
+static void bucket_span(const hs_dist_reducer *r, int j, size_t *lo, size_t *hi) {
+    size_t top = r->count - (size_t)j * HS_DIST_BUCKET_FLOATS;
+    *hi = top;
+    *lo = top > HS_DIST_BUCKET_FLOATS ? top - HS_DIST_BUCKET_FLOATS : 0;
+}
+
+static int overlap_wanted(void) {
+    const char *v = getenv("HS_DIST_OVERLAP");
+    return !(v && strcmp(v, "0") == 0);
+}
+
+hs_status hs_dist_reducer_init(hs_dist_reducer *r, const hs_context *ctx, float *base,
+                               size_t count, hs_error *err) {
+    memset(r, 0, sizeof *r);
+    r->ctx = ctx;
+    r->base = base;
+    r->count = count;
+    r->overlap = overlap_wanted();
+    r->progress = 1;
+    if (!active(ctx) || count == 0) return HS_OK;
+    r->buckets = (int)((count + HS_DIST_BUCKET_FLOATS - 1) / HS_DIST_BUCKET_FLOATS);
+    MPI_Request *req = malloc((size_t)r->buckets * sizeof *req);
+    if (!req) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < r->buckets; j++) req[j] = MPI_REQUEST_NULL;
+    r->requests = req;
+    return HS_OK;
+}
+
+void hs_dist_reducer_free(hs_dist_reducer *r) {
+    free(r->requests);
+    memset(r, 0, sizeof *r);
+}
+
+void hs_dist_reducer_begin(hs_dist_reducer *r) {
+    r->started = 0;
+    r->early = 0;
+    r->wait_seconds = 0;
+    r->failure.code = HS_OK;
+    r->failure.message[0] = '\0';
+}
+
+static void note_failure(hs_dist_reducer *r, int rc, const char *what) {
+    if (r->failure.code == HS_OK) mpi_fail(&r->failure, rc, what);
+}
+
+/* Starts buckets while the next one lies wholly at or above from. */
+static void start_buckets(hs_dist_reducer *r, size_t from) {
+    MPI_Request *req = r->requests;
+    while (r->started < r->buckets) {
+        size_t lo, hi;
+        bucket_span(r, r->started, &lo, &hi);
+        if (lo < from) break;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, r->base + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
+                                comm_of(r->ctx), &req[r->started]);
+        if (rc != MPI_SUCCESS) {
+            note_failure(r, rc, "gradient all-reduce");
+            req[r->started] = MPI_REQUEST_NULL;
+        }
+        r->started++;
+    }
+}
+
+void hs_dist_reducer_ready(hs_dist_reducer *r, size_t from) {
+    if (!r->requests || !r->overlap) return;
+    double t0 = seconds();
+    start_buckets(r, from);
+    if (r->started > 0 && r->progress) {
+        int done = 0;
+        int rc = MPI_Testall(r->started, r->requests, &done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) note_failure(r, rc, "gradient all-reduce");
+    }
+    r->wait_seconds += seconds() - t0;
+}
+
+hs_status hs_dist_reducer_finish(hs_dist_reducer *r, hs_error *err) {
+    if (!r->requests) return HS_OK;
+    double t0 = seconds();
+    r->early = r->overlap ? r->started : 0;
+    if (r->overlap) {
+        start_buckets(r, 0);
+        int rc = MPI_Waitall(r->buckets, r->requests, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) note_failure(r, rc, "gradient all-reduce");
+    } else {
+        /* The same buckets, in the same order, each a blocking sum. */
+        for (int j = 0; j < r->buckets; j++) {
+            size_t lo, hi;
+            bucket_span(r, j, &lo, &hi);
+            int rc = MPI_Allreduce(MPI_IN_PLACE, r->base + lo, (int)(hi - lo), MPI_FLOAT,
+                                   MPI_SUM, comm_of(r->ctx));
+            if (rc != MPI_SUCCESS) note_failure(r, rc, "gradient all-reduce");
+        }
+    }
+    r->started = r->buckets;
+    r->wait_seconds += seconds() - t0;
+    if (r->failure.code != HS_OK)
+        return hs_fail(err, r->failure.code, "%s", r->failure.message);
+    return HS_OK;
+}

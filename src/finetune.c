@@ -13,6 +13,7 @@
 #include "layers/layer.h"
 #include "checkpoint.h"
 #include "dist.h"
+#include "dist_grads.h"
 #include "error.h"
 #include "head_train.h"
 #include "image_store.h"
@@ -123,6 +124,9 @@ typedef struct finetune {
     const hs_context *ctx;
     int slice_first, slice_size;
     int *local_order;
+    hs_grad_sync sync;     /* the gradient sum over the ranks, started during backward */
+    double allreduce_wait; /* this epoch's seconds waiting for the gradient sums */
+    long allreduce_steps, allreduce_early; /* steps, and buckets started during backward */
 } finetune;
 
 static void note(const finetune *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -267,7 +271,9 @@ static hs_status open_stage(finetune *f, hs_error *err) {
     f->dlogits = malloc((size_t)B * f->classes * sizeof(float));
     if (!f->logits || !f->dlogits) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
     float lr = c->finetune_lr > 0 ? c->finetune_lr : c->lr / 5;
-    if ((st = build_optimizer(f, lr, err))) return st;
+    if ((st = build_optimizer(f, lr, err)) ||
+        (st = hs_grad_sync_init(&f->sync, f->ctx, &f->tape, &f->opt, err)))
+        return st;
     f->schedule = hs_lr_schedule_constant();
     hs_lr_shape_parse(c->schedule, &f->schedule.shape, err);
     f->schedule.warmup_steps = (int64_t)c->warmup_epochs * f->batches_per_epoch;
@@ -299,7 +305,10 @@ static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, hs_rng
             return st;
         input = f->prefix_out;
     }
-    if ((st = hs_tape_forward(&f->tape, input, b->n, 1, rng, err))) return st;
+    /* Each image's dropout and drop connect masks come from (seed, epoch, the image), as in
+     * one process, whichever rank holds it. */
+    if ((st = hs_tape_forward_samples(&f->tape, input, b->n, 1, rng, b->samples, err)))
+        return st;
     const float *logits = hs_tape_output(&f->tape);
     float *dlogits = hs_tape_output_grad(&f->tape);
     float loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes, dlogits);
@@ -324,10 +333,20 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
     hs_status st = hs_dist_sum_doubles(f->ctx, &global_n, 1, err);
     if (st || global_n < 1) return st; /* every part dropped: no step, as one process */
     hs_net_zero_grad(f->net);
+    hs_grad_sync_begin(&f->sync);
     if (b && b->n > 0) st = local_pass(f, b, (int)global_n, rng, loss_sum, correct, err);
-    /* A failure anywhere (a loss that is not finite) stops every rank before the sum. */
+    /* Every rank posts every bucket, failed or not (the collectives must match); then a
+     * failure anywhere (a loss that is not finite) stops every rank before the update. */
+    hs_error sum_err = {0};
+    hs_status summed = hs_grad_sync_finish(&f->sync, &sum_err);
+    f->allreduce_wait += f->sync.reducer.wait_seconds;
+    f->allreduce_steps++;
+    f->allreduce_early += f->sync.reducer.early;
+    if (!st && summed) {
+        st = summed;
+        *err = sum_err;
+    }
     if ((st = hs_dist_agree(f->ctx, st, err))) return st;
-    if ((st = hs_sum_gradients(f->ctx, &f->opt, err))) return st;
     f->opt.lr = (float)((f->c->finetune_lr > 0 ? f->c->finetune_lr : f->c->lr / 5) *
                         hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
     hs_optimizer_step(&f->opt);
@@ -408,6 +427,8 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
     hs_rng_seed_stream(&rng, c->seed, 0xf17e, (uint64_t)epoch);
     double loss_sum = 0, t0 = now_seconds();
     long correct = 0, seen = 0;
+    f->allreduce_wait = 0;
+    f->allreduce_steps = f->allreduce_early = 0;
     /* One step per global batch, on every rank, whether or not it holds a part of it. */
     for (int start = 0, step = 1; start < f->train_count; start += c->batch_size, step++) {
         if (stopped(f)) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
@@ -438,6 +459,13 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
     if ((st = sum_counts(f, &loss_sum, &correct, &seen, NULL, err))) return st;
     if ((st = average_running_stats(f, err))) return st;
     double seconds = now_seconds() - t0;
+    const hs_dist_reducer *r = &f->sync.reducer;
+    if (r->buckets > 0 && f->allreduce_steps > 0)
+        note(f, "epoch %d: gradient all-reduce in %d buckets a step, %.1f started during "
+             "backward (%s); %.2f s of the epoch's %.2f s waiting for it (%.1f %%)", epoch,
+             r->buckets, (double)f->allreduce_early / f->allreduce_steps,
+             r->overlap ? "overlapped" : "HS_DIST_OVERLAP=0: blocking", f->allreduce_wait,
+             seconds, 100.0 * f->allreduce_wait / (seconds > 0 ? seconds : 1));
     f->job->images_per_second = seen / (seconds > 0 ? seconds : 1);
     m->train_loss = seen ? loss_sum / seen : 0;
     m->train_acc = seen ? 100.0 * correct / seen : 0;
@@ -574,6 +602,7 @@ hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
     hs_image_store_free(&f.val_store);
     hs_tape_free(&f.tape);
     hs_optimizer_free(&f.opt);
+    hs_grad_sync_free(&f.sync);
     free(f.prefix_out);
     free(f.logits);
     free(f.dlogits);

@@ -56,15 +56,18 @@ static int argmax(const float *row, int count) {
 hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const int *labels,
                              int n, hs_batch_result *result, hs_error *err) {
     if (n < 1) return hs_fail(err, HS_ERR_INTERNAL, "batch of %d", n);
-    return hs_head_train_step_dist(t, NULL, features, labels, n, n, result, err);
+    return hs_head_train_step_dist(t, NULL, features, labels, NULL, n, n, result, err);
 }
 
 /* Forward, loss and backward of this rank's part of the batch, its gradient already scaled
  * to its share of the global mean. */
 static hs_status local_pass(hs_head_trainer *t, const float *features, const int *labels,
-                            int n, int global_n, hs_batch_result *result, hs_error *err) {
+                            const int *samples, int n, int global_n, hs_batch_result *result,
+                            hs_error *err) {
     int classes = t->tape.shapes[t->end - t->begin].c;
-    hs_status st = hs_tape_forward(&t->tape, features, n, 1, &t->dropout_rng, err);
+    hs_status st = samples ? hs_tape_forward_samples(&t->tape, features, n, 1, &t->dropout_rng,
+                                                     samples, err)
+                           : hs_tape_forward(&t->tape, features, n, 1, &t->dropout_rng, err);
     if (st) return st;
     const float *logits = hs_tape_output(&t->tape);
     float *dlogits = hs_tape_output_grad(&t->tape);
@@ -84,15 +87,16 @@ static hs_status local_pass(hs_head_trainer *t, const float *features, const int
 }
 
 hs_status hs_head_train_step_dist(hs_head_trainer *t, const hs_context *ctx,
-                                  const float *features, const int *labels, int n,
-                                  int global_n, hs_batch_result *result, hs_error *err) {
+                                  const float *features, const int *labels,
+                                  const int *samples, int n, int global_n,
+                                  hs_batch_result *result, hs_error *err) {
     if (n < 0 || n > t->max_batch || n > global_n || global_n < 1)
         return hs_fail(err, HS_ERR_INTERNAL, "batch of %d of %d for a trainer of %d", n,
                        global_n, t->max_batch);
     result->loss_sum = 0;
     result->correct = 0;
     hs_optimizer_zero_grad(&t->optimizer);
-    hs_status st = n > 0 ? local_pass(t, features, labels, n, global_n, result, err) : HS_OK;
+    hs_status st = n > 0 ? local_pass(t, features, labels, samples, n, global_n, result, err) : HS_OK;
     /* Every rank learns of a failure here before the all-reduce, so none waits in it. */
     if ((st = hs_dist_agree(ctx, st, err))) return st;
     if ((st = hs_sum_gradients(ctx, &t->optimizer, err))) return st;

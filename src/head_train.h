@@ -50,10 +50,14 @@ hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const in
  * n / global_n and summed over ranks (hs_sum_gradients), so every rank takes the step one
  * process would take on the whole batch, up to the order of the float sums. A failure on
  * any rank (a loss that is not finite) fails the step on every rank, before the update.
- * result holds this rank's part. With ctx NULL or one rank: hs_head_train_step. */
+ * result holds this rank's part. samples (n, or NULL) are the samples' ids, their rows in the
+ * epoch's data: dropout draws each sample's mask from its id (hs_tape_forward_samples), so N
+ * ranks draw the masks one process draws. With ctx NULL or one rank and samples NULL:
+ * hs_head_train_step. */
 hs_status hs_head_train_step_dist(hs_head_trainer *t, const hs_context *ctx,
-                                  const float *features, const int *labels, int n,
-                                  int global_n, hs_batch_result *result, hs_error *err);
+                                  const float *features, const int *labels,
+                                  const int *samples, int n, int global_n,
+                                  hs_batch_result *result, hs_error *err);
 
 /* Sums the gradients of every parameter opt holds over the ranks of ctx: one span of the
  * gradient arena (the trained layers are contiguous in it) in buckets of HS_DIST_BUCKET_FLOATS

@@ -106,6 +106,14 @@ oom:
 
 hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, hs_rng *rng,
                           hs_error *err) {
+    hs_status st = hs_tape_forward_samples(t, input, n, training, rng, NULL, err);
+    /* Without ids the positions repeat from step to step: a new key for the next one. */
+    if (rng) hs_rng_next(rng);
+    return st;
+}
+
+hs_status hs_tape_forward_samples(hs_tape *t, const float *input, int n, int training,
+                                  hs_rng *rng, const int *samples, hs_error *err) {
     if (n < 1 || n > t->max_batch)
         return hs_fail(err, HS_ERR_ARGUMENT, "batch of %d for a tape of %d", n, t->max_batch);
     memcpy(t->acts[0], input, (size_t)n * hs_act_numel(t->shapes[0]) * sizeof(float));
@@ -116,7 +124,8 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
         stats_moved |= training && l->kind == HS_LAYER_BATCHNORM && l->bn_mode == HS_BN_TRAIN;
         int in = hs_range_slot(l->input, t->first);
         hs_forward_args a = {t->acts[in], t->shapes[in], t->acts[k + 1], t->shapes[k + 1], n,
-                             training, t->saved[k], t->masks[k], rng, NULL, {0, 0, 0}};
+                             training, t->saved[k], t->masks[k], rng, NULL, {0, 0, 0},
+                             samples, t->first + k};
         if (hs_layer_ops_of(l->kind)->check_edge) {
             int f = hs_range_slot(l->from, t->first);
             a.other = t->acts[f];
@@ -180,6 +189,7 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
         if (st) return st;
         if (add_into) hs_add_inplace(dx, t->scratch, (int64_t)n * hs_act_numel(t->shapes[in]));
         if (dx) t->pending[in] = 1;
+        if (t->grads_ready) t->grads_ready(t->grads_ready_ctx, t->first + k);
     }
     return HS_OK;
 }

@@ -17,6 +17,11 @@
 #include "net.h"
 #include "rng.h"
 
+/* Told during backward that the parameter gradients of layers [layer, last) are final:
+ * nothing in the rest of this backward writes them (a data-parallel run starts summing them
+ * over the ranks while backward goes on below; dist.h's hs_dist_reducer). */
+typedef void (*hs_grads_ready_fn)(void *ctx, int layer);
+
 typedef struct hs_tape {
     hs_net *net;
     int first, last, max_batch;
@@ -31,6 +36,8 @@ typedef struct hs_tape {
     float *scratch;        /* a gradient that must be added to a pending one */
     int n;                 /* batch of the last forward */
     int trained;           /* the last forward was in training mode */
+    hs_grads_ready_fn grads_ready; /* NULL: nobody listens */
+    void *grads_ready_ctx;
 } hs_tape;
 
 /* A tape for layers [first, last) on up to max_batch inputs of c x h x w. */
@@ -43,13 +50,21 @@ void hs_tape_free(hs_tape *t);
  * and updates its running ones. */
 hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, hs_rng *rng,
                           hs_error *err);
+/* The same with each sample's id (its index in the data set, n of them): dropout and drop
+ * connect draw sample i's mask from (rng's state, the layer, samples[i]) alone
+ * (hs_rng_for_sample), so a sample gets its mask whatever batch or rank it is in. rng is only
+ * read: the caller gives each step its own key, or ids that differ between steps.
+ * hs_tape_forward passes the positions 0..n-1. */
+hs_status hs_tape_forward_samples(hs_tape *t, const float *input, int n, int training,
+                                  hs_rng *rng, const int *samples, hs_error *err);
 static inline const float *hs_tape_output(const hs_tape *t) { return t->acts[t->last - t->first]; }
 /* Where the caller writes d(loss)/d(output) before hs_tape_backward. */
 static inline float *hs_tape_output_grad(hs_tape *t) { return t->grads[t->last - t->first]; }
 /* The gradient of the range's input after backward (input_grad tapes only). */
 static inline const float *hs_tape_input_grad(const hs_tape *t) { return t->grads[0]; }
 
-/* Backward over the range after a training forward. */
+/* Backward over the range after a training forward. After each layer it calls
+ * t->grads_ready (when set) with that layer's index. */
 hs_status hs_tape_backward(hs_tape *t, hs_error *err);
 
 /* The first layer of [first, last) whose parameters train, or last when none does. */

@@ -24,6 +24,11 @@ void hs_rng_seed_stream(hs_rng *rng, uint64_t seed, uint64_t stream, uint64_t in
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
+void hs_rng_for_sample(hs_rng *out, const hs_rng *key, int layer, int64_t sample) {
+    uint64_t k = key->s[0] ^ rotl(key->s[1], 17) ^ rotl(key->s[2], 31) ^ rotl(key->s[3], 47);
+    hs_rng_seed_stream(out, k, (uint64_t)layer, (uint64_t)sample);
+}
+
 uint64_t hs_rng_next(hs_rng *rng) {
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;

@@ -15,6 +15,11 @@ void hs_rng_seed(hs_rng *rng, uint64_t seed);
  * dropout and epoch e + 1's shuffle) start from unrelated states. */
 void hs_rng_seed_stream(hs_rng *rng, uint64_t seed, uint64_t stream, uint64_t index);
 uint64_t hs_rng_next(hs_rng *rng);
+/* The stream of one sample in one layer of a training forward, from the step's generator
+ * `key` (read, not advanced): (key, layer, sample) alone decide it, so a sample's dropout
+ * mask is the same whichever batch, position or rank it is computed in, which lets N
+ * data-parallel ranks draw what one process draws. */
+void hs_rng_for_sample(hs_rng *out, const hs_rng *key, int layer, int64_t sample);
 /* Uniform in [0, 1) with 24 random bits, exactly representable as float. */
 float hs_rng_uniform(hs_rng *rng);
 /* Uniform in [lo, hi). */

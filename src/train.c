@@ -580,7 +580,8 @@ static hs_status train_epoch(train_state *s, int epoch, double *loss, double *ac
         hs_feature_rows(f, order + start + a, mine, x);
         for (int k = 0; k < mine; k++) labels[k] = f->labels[order[start + a + k]];
         hs_batch_result r;
-        if ((st = hs_head_train_step_dist(&s->trainer, s->ctx, x, labels, mine, m, &r, err))) {
+        if ((st = hs_head_train_step_dist(&s->trainer, s->ctx, x, labels, order + start + a,
+                                           mine, m, &r, err))) {
             if (st == HS_ERR_DIVERGED)
                 hs_fail_context(err, st, "epoch %d, step %d", epoch, start / batch + 1);
             break;

@@ -66,6 +66,7 @@ static hs_net *start_network(const hs_train_config *c) {
 typedef struct changes {
     int trainable_below, trainable_below_changed; /* tensors of layers < boundary */
     int trainable_above, trainable_above_changed;
+    int zero_grad_biases;                         /* of them, _bnN biases (below) */
     int stats, stats_changed;                     /* running mean/var tensors */
     int missing;                                  /* tensors the saved file lacks */
 } changes;
@@ -97,6 +98,13 @@ static changes compare(const hs_train_config *c, const char *dir, int boundary) 
         } else if (refs[i].layer < boundary) {
             ch.trainable_below++;
             ch.trainable_below_changed += changed;
+        } else if (strstr(refs[i].key, "._bn2.bias")) {
+            /* A block's last BatchNorm bias reaches the loss only through the residual
+             * stream, which every reader takes through a 1x1 convolution into a BatchNorm
+             * with batch statistics (--bn train), whose input gradient sums to zero per
+             * channel: its gradient is zero up to rounding unless drop connect dropped a
+             * sample of that block, so whether it moves is chance. */
+            ch.zero_grad_biases++;
         } else {
             ch.trainable_above++;
             ch.trainable_above_changed += changed;

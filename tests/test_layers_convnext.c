@@ -109,7 +109,7 @@ static void one_layer_free(one_layer *o) {
 static void forward(one_layer *o, int training) {
     hs_error err = {0};
     hs_forward_args a = {o->x, o->in, o->y, o->out, o->n, training, o->saved, NULL, NULL,
-                         NULL, {0, 0, 0}};
+                         NULL, {0, 0, 0}, NULL, 0};
     CHECK_MSG(hs_layer_ops_of(o->l->kind)->forward(o->l, &a, &err) == HS_OK, "%s",
               err.message);
 }
@@ -300,7 +300,8 @@ static void test_pointwise_linear(void) {
     /* The fast backend's passes (oneDNN training plans) take the same layer. */
     hs_layer_pass fast = hs_layer_pass_of(HS_LAYER_CONV, HS_BACKEND_CPU);
     hs_error err = {0};
-    hs_forward_args fa = {o.x, o.in, o.y, o.out, n, 1, o.saved, NULL, NULL, NULL, {0, 0, 0}};
+    hs_forward_args fa = {o.x, o.in, o.y, o.out, n, 1, o.saved, NULL, NULL, NULL, {0, 0, 0},
+                          NULL, 0};
     CHECK_MSG(fast.forward(o.l, &fa, &err) == HS_OK, "%s", err.message);
     CHECK_CLOSE("pointwise_linear: fast forward vs PyTorch", o.y, get(c, "y", NULL), o.y_count,
                 TORCH_RTOL, TORCH_ATOL);

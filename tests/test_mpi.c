@@ -1,11 +1,14 @@
 /* Data-parallel runs over MPI (dist.h), through the command line under mpirun: on tiny
  * generated images (three colour classes) with Lite0's weights at 32 px, N ranks give the
- * metrics one process gives, for the probe (AdamW and L-BFGS) and the fine-tune, within the
- * stated bound; the feature cache entry they write is the one a single process writes, byte
- * for byte, and a rerun on another rank count reads it; a rank that fails (an unreadable
- * image under --strict) ends the job with one message naming it, and a rank killed with
- * SIGKILL ends the job within seconds, after which --resume on another rank count finishes
- * the run as one process would have.
+ * metrics one process gives, for the probe (AdamW and L-BFGS) and the fine-tune (with the
+ * head's dropout trained too: masks are drawn per image), within the stated bound; the
+ * feature cache entry they write is the one a single process writes, byte for byte, and a
+ * rerun on another rank count reads it; the fine-tune's all-reduce overlapped with backward
+ * gives the blocking one's metrics and weights bit for bit; --bn train runs on per-rank batch
+ * statistics; a rank that fails (an unreadable image under --strict) or cannot see the
+ * cache folder ends the job with one message naming it, and a rank killed with SIGKILL ends
+ * the job within seconds, after which --resume on another rank count finishes the run as one
+ * process would have.
  *
  * The bound (README, "Several machines"): accuracy equal within one sample (the counts are
  * exact, but a float sum in another order can move a sample across the decision boundary),
@@ -230,10 +233,28 @@ static void test_lbfgs(void) {
         check_same_metrics("L-BFGS, 3 ranks", ROOT "/l1", ROOT "/l1.log", ROOT "/l3");
 }
 
+/* Two run folders hold byte-identical files of this name. */
+static void check_same_file(const char *what, const char *dir_a, const char *dir_b,
+                            const char *name) {
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "cmp '%s/%s' '%s/%s'", dir_a, name, dir_b, name);
+    CHECK_MSG(system(cmd) == 0, "%s: %s differs", what, name);
+}
+
+/* metrics.csv of two runs without the seconds column: byte-identical. */
+static void check_identical_metrics(const char *what, const char *dir_a, const char *dir_b) {
+    metrics a = read_metrics(dir_a), b = read_metrics(dir_b);
+    CHECK_MSG(a.rows > 0 && a.rows == b.rows, "%s: %d epochs against %d", what, a.rows, b.rows);
+    for (int e = 0; e < a.rows && e < b.rows; e++)
+        for (int k = 0; k < 4; k++)
+            CHECK_MSG(a.v[e][k] == b.v[e][k], "%s: epoch %d column %d: %.9g against %.9g",
+                      what, e + 1, k + 1, a.v[e][k], b.v[e][k]);
+}
+
 /* The fine-tune: stage 1 on features, stage 2 on augmented images with the gradients summed
- * over the ranks and validation sharded. --unfreeze 0 trains the head on images, with no
- * dropout in the trained range, so the bound holds; --unfreeze 1 puts the head's dropout in
- * it, whose masks each rank draws for itself: it must run and learn, not match. */
+ * over the ranks and validation sharded. --unfreeze 0 trains the head on images; --unfreeze
+ * 1 puts the head's dropout in the trained range, whose masks are drawn per image (seed,
+ * epoch, image), so N ranks draw the masks one process draws and the bound holds too. */
 static void test_finetune(void) {
     const char *args = "--strategy finetune --probe-epochs 1 --epochs 2 --batch-size 6 "
                        "--optimizer sgd --lr 0.05 --finetune-lr 0.02 --cache-dir " ROOT
@@ -247,10 +268,70 @@ static void test_finetune(void) {
     snprintf(a, sizeof a, "%s --unfreeze 0 --out " ROOT "/f3", args);
     if (must_succeed(train(3, DATA, a, ROOT "/f3.log"), ROOT "/f3.log"))
         check_same_metrics("fine-tune, 3 ranks", ROOT "/f1", ROOT "/f1.log", ROOT "/f3");
+    snprintf(a, sizeof a, "%s --unfreeze 1 --out " ROOT "/fb1", args);
+    if (!must_succeed(train(0, DATA, a, ROOT "/fb1.log"), ROOT "/fb1.log")) return;
     snprintf(a, sizeof a, "%s --unfreeze 1 --out " ROOT "/fb2", args);
-    if (must_succeed(train(2, DATA, a, ROOT "/fb2.log"), ROOT "/fb2.log")) {
-        metrics m = read_metrics(ROOT "/fb2");
-        CHECK_MSG(m.rows == 2 && m.v[1][3] > 50.0, "--unfreeze 1 over 2 ranks: %d epochs, "
+    if (must_succeed(train(2, DATA, a, ROOT "/fb2.log"), ROOT "/fb2.log"))
+        check_same_metrics("fine-tune with dropout, 2 ranks", ROOT "/fb1", ROOT "/fb1.log",
+                           ROOT "/fb2");
+    snprintf(a, sizeof a, "%s --unfreeze 1 --out " ROOT "/fb3", args);
+    if (must_succeed(train(3, DATA, a, ROOT "/fb3.log"), ROOT "/fb3.log"))
+        check_same_metrics("fine-tune with dropout, 3 ranks", ROOT "/fb1", ROOT "/fb1.log",
+                           ROOT "/fb3");
+}
+
+/* The whole network fine-tuned (Lite0's 3.4 M gradients: four buckets, each started as soon
+ * as backward has finished the layers it holds) with the overlapped all-reduce and with the blocking one
+ * (HS_DIST_OVERLAP=0) over the same buckets: the same sums, so the same metrics and the same
+ * weights, bit for bit (2 ranks: a sum of two floats has one order); and both within the
+ * bound of one process, as 3 ranks are. */
+static void test_overlap(void) {
+    const char *args = "--strategy finetune --unfreeze all --probe-epochs 1 --epochs 2 "
+                       "--batch-size 6 --optimizer sgd --lr 0.05 --finetune-lr 0.01 "
+                       "--cache-dir " ROOT "/cache_ft";
+    char a[600];
+    snprintf(a, sizeof a, "%s --out " ROOT "/o_overlap", args);
+    if (!must_succeed(train(2, DATA, a, ROOT "/o_overlap.log"), ROOT "/o_overlap.log")) return;
+    setenv("HS_DIST_OVERLAP", "0", 1);
+    snprintf(a, sizeof a, "%s --out " ROOT "/o_blocking", args);
+    int code = train(2, DATA, a, ROOT "/o_blocking.log");
+    unsetenv("HS_DIST_OVERLAP");
+    if (!must_succeed(code, ROOT "/o_blocking.log")) return;
+    check_identical_metrics("overlapped against blocking all-reduce", ROOT "/o_blocking",
+                            ROOT "/o_overlap");
+    check_same_file("overlapped against blocking all-reduce", ROOT "/o_blocking",
+                    ROOT "/o_overlap", "model.safetensors");
+    /* And within the bound of one process, on 2 ranks and on 3 (uneven slices of 2). */
+    snprintf(a, sizeof a, "%s --out " ROOT "/o_one", args);
+    if (must_succeed(train(0, DATA, a, ROOT "/o_one.log"), ROOT "/o_one.log")) {
+        check_same_metrics("whole fine-tune, 2 ranks", ROOT "/o_one", ROOT "/o_one.log",
+                           ROOT "/o_overlap");
+        snprintf(a, sizeof a, "%s --out " ROOT "/o_three", args);
+        if (must_succeed(train(3, DATA, a, ROOT "/o_three.log"), ROOT "/o_three.log"))
+            check_same_metrics("whole fine-tune, 3 ranks", ROOT "/o_one", ROOT "/o_one.log",
+                               ROOT "/o_three");
+    }
+    char *log = slurp(ROOT "/o_overlap.log");
+    /* Every bucket started from the tape's hook, none left for the wait after backward
+     * (the lowest one as the stem's backward ends). */
+    CHECK_MSG(log && strstr(log, "4 buckets a step, 4.0 started during backward (overlapped)"),
+              "the overlapped run did not start its buckets during backward");
+    free(log);
+}
+
+/* --bn train over 2 ranks: each rank normalises with its own batch's statistics (as
+ * PyTorch's DDP without SyncBatchNorm), and the running statistics are averaged over the
+ * ranks after every epoch, so that every rank validates and saves one model (a difference
+ * would fail the run). It runs and learns; it is not bound to one process's metrics. */
+static void test_bn_train(void) {
+    const char *args = "--strategy finetune --unfreeze 2 --bn train --probe-epochs 1 "
+                       "--epochs 2 --batch-size 6 --optimizer sgd --lr 0.05 --finetune-lr 0.01 "
+                       "--cache-dir " ROOT "/cache_ft";
+    char a[600];
+    snprintf(a, sizeof a, "%s --out " ROOT "/bn2", args);
+    if (must_succeed(train(2, DATA, a, ROOT "/bn2.log"), ROOT "/bn2.log")) {
+        metrics m = read_metrics(ROOT "/bn2");
+        CHECK_MSG(m.rows == 2 && m.v[1][3] > 50.0, "--bn train over 2 ranks: %d epochs, "
                   "val acc %.1f %%", m.rows, m.rows == 2 ? m.v[1][3] : 0.0);
     }
 }
@@ -274,6 +355,45 @@ static void test_failing_rank(void) {
     CHECK_MSG(log && strstr(log, "error: rank 1: ") && strstr(log, "99.png"),
               "the message names rank 1 and the file");
     if (check_failures > failures) show_log(ROOT "/bad.log");
+    free(log);
+}
+
+/* Ranks on nodes that do not share the cache folder: rank 1 runs in a mount namespace of its
+ * own with an empty tmpfs over the cache folder (as a node-local disk would be), so it cannot
+ * read the entry rank 0 writes there. The job must end at once with one message that says
+ * what to do, exit 3 (I/O), not hang or train on half the data. Skipped, saying why, where
+ * the test may not make mount namespaces (unshare -m needs CAP_SYS_ADMIN). */
+static void test_unshared_cache(void) {
+    if (system("unshare -m true > /dev/null 2>&1") != 0) {
+        printf("SKIP: test_unshared_cache: cannot make a mount namespace (unshare -m)\n");
+        return;
+    }
+    if (system("mpirun --version 2>&1 | grep -q 'Open MPI'") != 0) {
+        printf("SKIP: test_unshared_cache: the MPMD launch below is Open MPI's syntax\n");
+        return;
+    }
+    const char *cache = ROOT "/cache_node_local";
+    char cmd[4096], common[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", cache, cache);
+    CHECK(system(cmd) == 0);
+    snprintf(common, sizeof common, "train '%s' --img-size 32 --val-fraction 0.25 --seed 3 "
+             "--threads 1 --epochs 1 --cache-dir '%s' --out " ROOT "/unshared", DATA, cache);
+    snprintf(cmd, sizeof cmd, "timeout %d %s -np 1 '%s' %s : -np 1 unshare -m sh -c "
+             "\"mount -t tmpfs none '%s' && exec '%s' %s\" > " ROOT "/unshared.log 2>&1",
+             LAUNCH_TIMEOUT_S, launcher, HS_CLI_PATH, common, cache, HS_CLI_PATH, common);
+    time_t t0 = time(NULL);
+    int status = system(cmd);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int failures = check_failures;
+    CHECK_MSG(code == HS_ERR_IO, "exit code %d, not %d", code, HS_ERR_IO);
+    CHECK_MSG(time(NULL) - t0 < 120, "the job took %ld s", (long)(time(NULL) - t0));
+    char *log = slurp(ROOT "/unshared.log");
+    CHECK_MSG(count_of(log, "headstart: error:") == 1, "%d error messages",
+              count_of(log, "headstart: error:"));
+    CHECK_MSG(log && strstr(log, "error: rank 1: cannot read the feature cache entry") &&
+              strstr(log, "shared file system") && strstr(log, "--no-cache"),
+              "the message names rank 1, the shared file system and --no-cache");
+    if (check_failures > failures) show_log(ROOT "/unshared.log");
     free(log);
 }
 
@@ -403,7 +523,10 @@ int main(void) {
     test_probe();
     test_lbfgs();
     test_finetune();
+    test_overlap();
+    test_bn_train();
     test_failing_rank();
+    test_unshared_cache();
     test_killed_rank();
     return check_finish("test_mpi");
 }

@@ -1,7 +1,8 @@
 /* EfficientNet's drop connect (efficientnet_lite_pytorch `drop_connect`), applied to a
  * block's output before its residual add: in training each sample is kept with probability
- * 1 - p (keep = floor(1 - p + U), i.e. U >= p, one uniform per sample from the caller's
- * stream) and scaled by 1 / (1 - p); the identity at inference or when p is 0. */
+ * 1 - p (keep = floor(1 - p + U), i.e. U >= p, one uniform per sample from the sample's own
+ * stream, hs_rng_for_sample, so that it does not depend on the batch or rank it runs in) and
+ * scaled by 1 / (1 - p); the identity at inference or when p is 0. */
 #include <string.h>
 
 #include "layer.h"
@@ -27,7 +28,11 @@ static hs_status drop_connect_forward(hs_layer *l, const hs_forward_args *a, hs_
         if (a->mask) memset(a->mask, 1, (size_t)a->n);
         return HS_OK;
     }
-    for (int b = 0; b < a->n; b++) a->mask[b] = hs_rng_uniform(a->rng) >= l->dropout_p;
+    for (int b = 0; b < a->n; b++) {
+        hs_rng rng;
+        hs_rng_for_sample(&rng, a->rng, a->layer, a->samples ? a->samples[b] : b);
+        a->mask[b] = hs_rng_uniform(&rng) >= l->dropout_p;
+    }
     hs_drop_connect_forward_ref(a->x, a->mask, a->n, per_sample, l->dropout_p, a->y);
     return HS_OK;
 }

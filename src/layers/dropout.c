@@ -1,6 +1,7 @@
 /* Dropout with probability dropout_p: in training each value is kept with probability 1 - p
- * (mask drawn from the caller's stream, one uniform per value in order) and scaled by
- * 1 / (1 - p); the identity at inference. */
+ * and scaled by 1 / (1 - p); the identity at inference. The mask of each sample comes from
+ * its own stream (hs_rng_for_sample: the step's key, the layer, the sample's id), one
+ * uniform per value in order, so it does not depend on the batch or rank it runs in. */
 #include <string.h>
 
 #include "layer.h"
@@ -23,7 +24,13 @@ static hs_status dropout_forward(hs_layer *l, const hs_forward_args *a, hs_error
         memcpy(a->y, a->x, (size_t)count * sizeof(float));
         return HS_OK;
     }
-    for (int64_t k = 0; k < count; k++) a->mask[k] = hs_rng_uniform(a->rng) >= l->dropout_p;
+    int64_t per_sample = hs_act_numel(a->in);
+    for (int b = 0; b < a->n; b++) {
+        hs_rng rng;
+        hs_rng_for_sample(&rng, a->rng, a->layer, a->samples ? a->samples[b] : b);
+        uint8_t *mask = a->mask + (size_t)b * per_sample;
+        for (int64_t k = 0; k < per_sample; k++) mask[k] = hs_rng_uniform(&rng) >= l->dropout_p;
+    }
     hs_dropout_forward_ref(a->x, a->mask, count, l->dropout_p, a->y);
     return HS_OK;
 }

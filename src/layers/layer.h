@@ -30,9 +30,13 @@ typedef struct hs_forward_args {
     int training;
     float *saved;       /* the layer's tape slot (tape_floats), training only */
     uint8_t *mask;      /* its byte slot (tape_bytes), training only */
-    hs_rng *rng;        /* dropout / drop connect masks, training only */
+    hs_rng *rng;        /* dropout / drop connect masks, training only: the step's key */
     const float *other; /* two-input kinds: output of layer `from` */
     hs_act_shape other_shape;
+    /* Per-sample draws (hs_rng_for_sample): each sample's id (its index in the data set;
+     * NULL: its position in the batch) and this layer's index in the network. */
+    const int *samples;
+    int layer;
 } hs_forward_args;
 
 typedef struct hs_backward_args {
