@@ -67,7 +67,8 @@ int main(int argc, char **argv) {
         if (!y || !dx || !dw || !db) return 1;
 
         hs_conv_plan *fwd = hs_conv_plan_create(&s, batch, c->h, c->h, wt, b, NULL);
-        hs_conv_grad_plan *bwd = hs_conv_grad_plan_create(&s, batch, c->h, c->h);
+        hs_conv_grad_plan *bwd =
+            hs_conv_grad_plan_create(&s, batch, c->h, c->h, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW);
         if (!fwd || !bwd) return 1;
         double best[4] = {1e30, 1e30, 1e30, 1e30};
         for (int r = 0; r <= reps; r++) { /* run 0 is the warm-up */

@@ -27,6 +27,12 @@ static int grad_dnnl_allowed = 1; /* hs_grad_plans_use_dnnl */
 
 void hs_grad_plans_use_dnnl(int on) { grad_dnnl_allowed = on != 0; }
 
+static int grad_dnnl_ready(void);
+
+hs_layout hs_grad_plans_layout(void) {
+    return grad_dnnl_ready() ? hs_layout_blocked() : HS_LAYOUT_NCHW;
+}
+
 static int grad_dnnl_ready(void) {
     static int state; /* 0 not tried, 1 ready, -1 failed */
     if (!grad_dnnl_allowed) return 0;
@@ -97,9 +103,10 @@ static void accumulate(float *dst, const float *src, int64_t count) {
     for (int64_t i = 0; i < count; i++) dst[i] += src[i];
 }
 
-/* ---- ports: a caller's plain array and the layout a primitive wants ---------------------------
- * LAYOUT: with a blocked-layout training path, `user` would be described in that layout and
- * most reorders would disappear (user and inner descriptors equal). */
+/* ---- ports: a caller's array and the layout a primitive wants -------------------------------
+ * `user` is described in the caller's layout; when the primitive chose the same one (the
+ * blocked training path, for activations) the port is the caller's memory and no reorder
+ * runs. */
 typedef struct port {
     dnnl_memory_t user;        /* the caller's array; its handle is set on every run */
     dnnl_memory_t inner;       /* what the primitive reads or writes: `user` or `buf` */
@@ -160,11 +167,22 @@ static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
     dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
 }
 
+/* oneDNN's tag for a 4-D activation layout. */
+static dnnl_format_tag_t act_tag(hs_layout layout) {
+    switch (layout) {
+    case HS_LAYOUT_NHWC: return dnnl_nhwc;
+    case HS_LAYOUT_NCHW16C: return dnnl_nChw16c;
+    case HS_LAYOUT_NCHW8C: return dnnl_nChw8c;
+    default: return dnnl_nchw;
+    }
+}
+
 /* ---- convolution ------------------------------------------------------------------------------ */
 
 struct hs_conv_grad_plan {
     hs_conv2d_shape s;
     int n, h, w, oh, ow;
+    hs_layout src_layout, dst_layout; /* of x and dx, of y and dy */
     char impl[160];
     dnnl_primitive_t fwd;          /* forward training with the current weights; NULL: im2col */
     port f_x, f_w, f_y;            /* forward: src in, weights in, dst out */
@@ -172,7 +190,8 @@ struct hs_conv_grad_plan {
     float *bias_buf;               /* the caller's bias (or zeros) copied in on each run */
     dnnl_primitive_t bwd_data;     /* NULL: dx by the reference kernel */
     dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel, */
-    int dw_direct;                 /* or by depthwise_backward_weights when this is set */
+    int dw_direct;                 /* or by depthwise_backward_weights when this is set, */
+    port dw_x;                     /* reading x reordered into dy's layout when they differ */
     port d_dy, d_w, d_dx;          /* backward data: diff_dst in, weights in, diff_src out */
     port w_x, w_dy, w_dw;          /* backward weights: src in, diff_dst in, diff_weights out */
     int share_dy;                  /* both primitives read diff_dst in one layout: w_dy unused */
@@ -194,7 +213,7 @@ static void conv_grad_destroy_dnnl(hs_conv_grad_plan *p) {
     if (p->bwd_data) dnnl_primitive_destroy(p->bwd_data);
     if (p->bwd_weights) dnnl_primitive_destroy(p->bwd_weights);
     p->bwd_data = p->bwd_weights = NULL;
-    port *ports[] = {&p->d_dy, &p->d_w, &p->d_dx, &p->w_x, &p->w_dy, &p->w_dw};
+    port *ports[] = {&p->d_dy, &p->d_w, &p->d_dx, &p->w_x, &p->w_dy, &p->w_dw, &p->dw_x};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) port_destroy(ports[i]);
     dnnl_memory_t mems[] = {p->w_db, p->scratch_data, p->scratch_weights};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
@@ -250,6 +269,70 @@ static void depthwise_backward_weights(const float *x, int n, int h, int w,
     }
 }
 
+/* The same for x and dy in a blocked layout of `block` channels (8 or 16): the lanes of a
+ * block are independent channels, so the innermost loop is one vector over them. Threaded
+ * over (channel block, kernel row). Padding lanes compute zeros and are not stored. */
+static inline __attribute__((always_inline)) void
+depthwise_backward_weights_blk(const int block, const float *x, int n, int h, int w,
+                               const hs_conv2d_shape *s, int oh, int ow, const float *dy,
+                               float *dw, float *db) {
+    const int channels = s->in_channels, kh = s->kernel_h, kw = s->kernel_w;
+    const int cblocks = (channels + block - 1) / block, sw = s->stride_w;
+    const int64_t x_plane = (int64_t)h * w * block, y_plane = (int64_t)oh * ow * block;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) {
+        for (int ky = 0; ky <= kh; ky++) { /* ky == kh: the bias */
+            const int lanes = channels - cb * block < block ? channels - cb * block : block;
+            for (int kx = 0; kx < (ky < kh ? kw : 1); kx++) {
+                const int off_x = kx * s->dilation_w - s->pad_left;
+                int ox0 = 0, ox1 = ow;
+                while (ox0 < ow && ox0 * sw + off_x < 0) ox0++;
+                while (ox1 > ox0 && (ox1 - 1) * sw + off_x >= w) ox1--;
+                double total[16] = {0};
+                for (int b = 0; b < n; b++) {
+                    const float *xp = x + ((int64_t)b * cblocks + cb) * x_plane;
+                    const float *dyp = dy + ((int64_t)b * cblocks + cb) * y_plane;
+                    for (int oy = 0; oy < oh; oy++) {
+                        float row[16] = {0};
+                        const float *dyrow = dyp + (int64_t)oy * ow * block;
+                        if (ky == kh) { /* bias: every output */
+                            for (int ox = 0; ox < ow; ox++)
+#pragma omp simd
+                                for (int l = 0; l < block; l++) row[l] += dyrow[ox * block + l];
+                        } else {
+                            const int iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+                            if (iy < 0 || iy >= h) continue;
+                            const float *xrow = xp + ((int64_t)iy * w + off_x) * block;
+                            for (int ox = ox0; ox < ox1; ox++)
+#pragma omp simd
+                                for (int l = 0; l < block; l++)
+                                    row[l] += dyrow[ox * block + l] * xrow[ox * sw * block + l];
+                        }
+                        for (int l = 0; l < block; l++) total[l] += row[l];
+                    }
+                }
+                for (int l = 0; l < lanes; l++) {
+                    const int c = cb * block + l;
+                    if (ky == kh) db[c] = (float)total[l];
+                    else dw[((int64_t)c * kh + ky) * kw + kx] = (float)total[l];
+                }
+            }
+        }
+    }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+depthwise_backward_weights_16(const float *x, int n, int h, int w, const hs_conv2d_shape *s,
+                              int oh, int ow, const float *dy, float *dw, float *db) {
+    depthwise_backward_weights_blk(16, x, n, h, w, s, oh, ow, dy, dw, db);
+}
+
+__attribute__((target_clones("avx2", "default"))) static void
+depthwise_backward_weights_8(const float *x, int n, int h, int w, const hs_conv2d_shape *s,
+                             int oh, int ow, const float *dy, float *dw, float *db) {
+    depthwise_backward_weights_blk(8, x, n, h, w, s, oh, ow, dy, dw, db);
+}
+
 static int is_depthwise(const hs_conv2d_shape *s) {
     return s->groups > 1 && s->groups == s->in_channels && s->groups == s->out_channels;
 }
@@ -271,8 +354,8 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
 
     dnnl_memory_desc_t src_user, dst_user, w_user, src_any, dst_any, w_any, b_md;
-    plain_md(&src_user, 4, src_dims, dnnl_nchw);
-    plain_md(&dst_user, 4, dst_dims, dnnl_nchw);
+    plain_md(&src_user, 4, src_dims, act_tag(p->src_layout));
+    plain_md(&dst_user, 4, dst_dims, act_tag(p->dst_layout));
     plain_md(&w_user, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw);
     plain_md(&src_any, 4, src_dims, dnnl_format_tag_any);
     plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any);
@@ -328,6 +411,11 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
         weights_pd = NULL;
         p->dw_direct = 1;
+        if (p->src_layout != p->dst_layout) {
+            dnnl_memory_desc_t x_as_dy;
+            plain_md(&x_as_dy, 4, src_dims, act_tag(p->dst_layout));
+            if (!port_init(&p->dw_x, &src_user, &x_as_dy, 1)) port_destroy(&p->dw_x);
+        }
     }
     size_t sp = 0;
     if (data_pd && scratch_size(data_pd) > sp) sp = scratch_size(data_pd);
@@ -387,13 +475,16 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_primitive_attr_destroy(attr);
 }
 
-hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w) {
+hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
+                                            hs_layout src_layout, hs_layout dst_layout) {
     hs_conv_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->s = *s;
     p->n = n;
     p->h = h;
     p->w = w;
+    p->src_layout = src_layout;
+    p->dst_layout = dst_layout;
     p->oh = hs_conv_out_size(h, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom,
                              s->dilation_h);
     p->ow = hs_conv_out_size(w, s->kernel_w, s->stride_w, s->pad_left, s->pad_right,
@@ -410,6 +501,16 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
         return NULL;
     }
     conv_grad_create_dnnl(p);
+    /* the reference kernels are NCHW only; the direct depthwise loops take NCHW, nChw8c and
+     * nChw16c (the same layout for x and dy) */
+    if ((src_layout != HS_LAYOUT_NCHW || dst_layout != HS_LAYOUT_NCHW) &&
+        (!p->fwd || !p->bwd_data ||
+         (!p->bwd_weights &&
+          !(p->dw_direct && dst_layout != HS_LAYOUT_NHWC &&
+            (src_layout == dst_layout || p->dw_x.reorder))))) {
+        hs_conv_grad_plan_free(p);
+        return NULL;
+    }
     if (p->dw_direct && !p->bwd_weights && (!p->dw_acc || !p->db_acc)) {
         free(p->dw_acc);
         free(p->db_acc);
@@ -457,8 +558,20 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *wei
     }
     if (!dweight && !dbias) return 0;
     if (!p->bwd_weights && p->dw_direct) {
-        depthwise_backward_weights(x, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy, p->dw_acc,
-                                   p->db_acc);
+        const float *xd = x; /* x in dy's layout */
+        if (p->dw_x.reorder) {
+            if (!port_in(&p->dw_x, x)) return -1;
+            xd = p->dw_x.buf;
+        }
+        if (p->dst_layout == HS_LAYOUT_NCHW16C)
+            depthwise_backward_weights_16(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
+                                          p->dw_acc, p->db_acc);
+        else if (p->dst_layout == HS_LAYOUT_NCHW8C)
+            depthwise_backward_weights_8(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
+                                         p->dw_acc, p->db_acc);
+        else
+            depthwise_backward_weights(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
+                                       p->dw_acc, p->db_acc);
         if (dweight) accumulate(dweight, p->dw_acc, p->w_count);
         if (dbias) accumulate(dbias, p->db_acc, p->s.out_channels);
         return 0;
@@ -484,8 +597,9 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *wei
 }
 
 int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape *s, int n,
-                              int h, int w) {
-    return p && p->n == n && p->h == h && p->w == w && memcmp(&p->s, s, sizeof *s) == 0;
+                              int h, int w, hs_layout src_layout, hs_layout dst_layout) {
+    return p && p->n == n && p->h == h && p->w == w && p->src_layout == src_layout &&
+           p->dst_layout == dst_layout && memcmp(&p->s, s, sizeof *s) == 0;
 }
 
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
@@ -508,6 +622,7 @@ void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
 struct hs_bn_grad_plan {
     int n, c, hw;
     float eps;
+    hs_layout layout;
     char impl[96];
     dnnl_primitive_t fwd, bwd;    /* both or neither */
     dnnl_memory_t src, dst, scale, shift, mean, var, diff_dst, diff_src, diff_scale, diff_shift;
@@ -535,11 +650,12 @@ static void bn_destroy_dnnl(hs_bn_grad_plan *p) {
 
 static int bn_create_dnnl(hs_bn_grad_plan *p) {
     if (!grad_dnnl_ready()) return 0;
-    /* n x c x hw as an NCHW tensor of height 1: BatchNorm only cares about the channel axis */
+    /* n x c x hw as a tensor of height 1 (the same memory in NCHW and the blocked layouts):
+     * BatchNorm only cares about the channel axis */
     dnnl_dims_t dims = {p->n, p->c, 1, p->hw};
     dnnl_dims_t stat_dims = {p->c};
     dnnl_memory_desc_t data_md, stat_md;
-    plain_md(&data_md, 4, dims, dnnl_nchw);
+    plain_md(&data_md, 4, dims, act_tag(p->layout));
     plain_md(&stat_md, 1, stat_dims, dnnl_x);
     const unsigned flags = dnnl_use_scale | dnnl_use_shift;
     dnnl_batch_normalization_desc_t fd, bd;
@@ -582,13 +698,14 @@ static int bn_create_dnnl(hs_bn_grad_plan *p) {
     return ok;
 }
 
-hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps) {
+hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps, hs_layout layout) {
     hs_bn_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = n;
     p->c = c;
     p->hw = hw;
     p->eps = eps;
+    p->layout = layout;
     p->var_buf = aligned_bytes((size_t)c * sizeof(float));
     p->dgamma_buf = aligned_bytes((size_t)c * sizeof(float));
     p->dbeta_buf = aligned_bytes((size_t)c * sizeof(float));
@@ -598,7 +715,10 @@ hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps) {
         return NULL;
     }
     snprintf(p->impl, sizeof p->impl, "reference");
-    bn_create_dnnl(p);
+    if (!bn_create_dnnl(p) && layout != HS_LAYOUT_NCHW) { /* no reference kernel for it */
+        hs_bn_grad_plan_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -653,7 +773,8 @@ int hs_bn_grad_plan_backward(hs_bn_grad_plan *p, const float *x, const float *dy
     float *diff_src = dx;
     if (!diff_src) { /* only the parameter gradients are wanted: oneDNN still writes dx */
         if (!p->dx_scratch)
-            p->dx_scratch = aligned_bytes((size_t)p->n * p->c * p->hw * sizeof(float));
+            p->dx_scratch = aligned_bytes(
+                (size_t)hs_layout_size(p->layout, p->n, p->c, 1, p->hw) * sizeof(float));
         if (!p->dx_scratch) return -1;
         diff_src = p->dx_scratch;
     }
@@ -678,8 +799,9 @@ int hs_bn_grad_plan_backward(hs_bn_grad_plan *p, const float *x, const float *dy
     return 0;
 }
 
-int hs_bn_grad_plan_matches(const hs_bn_grad_plan *p, int n, int c, int hw, float eps) {
-    return p && p->n == n && p->c == c && p->hw == hw && p->eps == eps;
+int hs_bn_grad_plan_matches(const hs_bn_grad_plan *p, int n, int c, int hw, float eps,
+                            hs_layout layout) {
+    return p && p->n == n && p->c == c && p->hw == hw && p->eps == eps && p->layout == layout;
 }
 
 int hs_bn_grad_plan_uses_dnnl(const hs_bn_grad_plan *p) { return p->fwd != NULL; }
@@ -697,29 +819,106 @@ void hs_bn_grad_plan_free(hs_bn_grad_plan *p) {
     free(p);
 }
 
-void hs_batchnorm_frozen_backward(const float *x, const float *dy, int n, int c, int hw,
-                                  const float *gamma, const float *mean, const float *var,
-                                  float eps, float *dx, float *dgamma, float *dbeta) {
-#pragma omp parallel for schedule(dynamic)
-    for (int ch = 0; ch < c; ch++) {
-        const double inv_std = 1.0 / sqrt((double)var[ch] + (double)eps);
-        const float scale = (float)((double)gamma[ch] * inv_std);
-        const float mu = mean[ch];
-        double sum_dy = 0.0, sum_dy_xc = 0.0;
-        for (int b = 0; b < n; b++) {
-            const int64_t base = ((int64_t)b * c + ch) * hw;
-            float s_dy = 0.0f, s_dy_xc = 0.0f; /* float partial sums per plane, double total */
-            for (int i = 0; i < hw; i++) {
-                s_dy += dy[base + i];
-                s_dy_xc += dy[base + i] * (x[base + i] - mu);
-                if (dx) dx[base + i] = dy[base + i] * scale;
-            }
-            sum_dy += s_dy;
-            sum_dy_xc += s_dy_xc;
+/* The frozen BatchNorm and global pooling loops below walk one channel block at a time
+ * (block 1: one NCHW plane), the block's lanes innermost: contiguous in every layout. */
+static int layout_block(hs_layout layout) {
+    return layout == HS_LAYOUT_NCHW16C ? 16 : layout == HS_LAYOUT_NCHW8C ? 8 : 1;
+}
+
+void hs_batchnorm_frozen_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                                 const float *gamma, const float *beta, const float *mean,
+                                 const float *var, float eps, float *y) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for schedule(static)
+    for (int cb = 0; cb < cblocks; cb++) {
+        float scale[16] = {0}, shift[16] = {0}; /* padding lanes: 0 */
+        for (int l = 0; l < block && cb * block + l < c; l++) {
+            const int ch = cb * block + l;
+            const double inv_std = 1.0 / sqrt((double)var[ch] + (double)eps);
+            scale[l] = (float)((double)gamma[ch] * inv_std);
+            shift[l] = (float)((double)beta[ch] - (double)mean[ch] * (double)gamma[ch] * inv_std);
         }
-        if (dgamma) dgamma[ch] += (float)(sum_dy_xc * inv_std);
-        if (dbeta) dbeta[ch] += (float)sum_dy;
+        for (int b = 0; b < n; b++) {
+            const int64_t base = ((int64_t)b * cblocks + cb) * hw * block;
+            for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+                for (int l = 0; l < block; l++)
+                    y[base + i * block + l] = x[base + i * block + l] * scale[l] + shift[l];
+        }
     }
+}
+
+void hs_batchnorm_frozen_backward(const float *x, const float *dy, hs_layout layout, int n,
+                                  int c, int hw, const float *gamma, const float *mean,
+                                  const float *var, float eps, float *dx, float *dgamma,
+                                  float *dbeta) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) {
+        float scale[16] = {0}, mu[16] = {0};
+        double inv_std[16] = {0}, sum_dy[16] = {0}, sum_dy_xc[16] = {0};
+        const int lanes = c - cb * block < block ? c - cb * block : block;
+        for (int l = 0; l < lanes; l++) {
+            const int ch = cb * block + l;
+            inv_std[l] = 1.0 / sqrt((double)var[ch] + (double)eps);
+            scale[l] = (float)((double)gamma[ch] * inv_std[l]);
+            mu[l] = mean[ch];
+        }
+        for (int b = 0; b < n; b++) {
+            const int64_t base = ((int64_t)b * cblocks + cb) * hw * block;
+            float s_dy[16] = {0}, s_dy_xc[16] = {0}; /* float partial sums a plane, double total */
+            for (int64_t i = 0; i < hw; i++) {
+                const float *d = dy + base + i * block, *xv = x + base + i * block;
+#pragma omp simd
+                for (int l = 0; l < block; l++) {
+                    s_dy[l] += d[l];
+                    s_dy_xc[l] += d[l] * (xv[l] - mu[l]);
+                }
+                if (dx)
+#pragma omp simd
+                    for (int l = 0; l < block; l++) dx[base + i * block + l] = d[l] * scale[l];
+            }
+            for (int l = 0; l < block; l++) {
+                sum_dy[l] += s_dy[l];
+                sum_dy_xc[l] += s_dy_xc[l];
+            }
+        }
+        for (int l = 0; l < lanes; l++) {
+            if (dgamma) dgamma[cb * block + l] += (float)(sum_dy_xc[l] * inv_std[l]);
+            if (dbeta) dbeta[cb * block + l] += (float)sum_dy[l];
+        }
+    }
+}
+
+void hs_global_avgpool_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                               float *y) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < n; b++)
+        for (int cb = 0; cb < cblocks; cb++) {
+            const float *xp = x + ((int64_t)b * cblocks + cb) * hw * block;
+            double sum[16] = {0};
+            for (int64_t i = 0; i < hw; i++)
+                for (int l = 0; l < block; l++) sum[l] += xp[i * block + l];
+            for (int l = 0; l < block && cb * block + l < c; l++)
+                y[(int64_t)b * c + cb * block + l] = (float)(sum[l] / hw);
+        }
+}
+
+void hs_global_avgpool_backward(const float *dy, hs_layout layout, int n, int c, int hw,
+                                float *dx) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < n; b++)
+        for (int cb = 0; cb < cblocks; cb++) {
+            float g[16] = {0};
+            for (int l = 0; l < block && cb * block + l < c; l++)
+                g[l] = dy[(int64_t)b * c + cb * block + l] / (float)hw;
+            float *dxp = dx + ((int64_t)b * cblocks + cb) * hw * block;
+            for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+                for (int l = 0; l < block; l++) dxp[i * block + l] = g[l];
+        }
 }
 
 /* ---- pooling ------------------------------------------------------------------------------- */
@@ -727,6 +926,7 @@ void hs_batchnorm_frozen_backward(const float *x, const float *dy, int n, int c,
 struct hs_pool_grad_plan {
     hs_pool_kind kind;
     int n, c, h, w, kernel, stride, pad, oh, ow;
+    hs_layout layout;
     char impl[96];
     dnnl_primitive_t fwd, bwd;    /* both or neither */
     dnnl_memory_t src, dst, diff_dst, diff_src, ws, scratch_fwd, scratch_bwd;
@@ -761,8 +961,8 @@ static int pool_create_dnnl(hs_pool_grad_plan *p) {
     dnnl_alg_kind_t alg =
         p->kind == HS_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
     dnnl_memory_desc_t src_md, dst_md;
-    plain_md(&src_md, 4, src_dims, dnnl_nchw);
-    plain_md(&dst_md, 4, dst_dims, dnnl_nchw);
+    plain_md(&src_md, 4, src_dims, act_tag(p->layout));
+    plain_md(&dst_md, 4, dst_dims, act_tag(p->layout));
     dnnl_pooling_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
     dnnl_primitive_attr_t attr = user_scratch_attr();
@@ -806,10 +1006,11 @@ static int pool_create_dnnl(hs_pool_grad_plan *p) {
 }
 
 hs_pool_grad_plan *hs_pool_grad_plan_create(hs_pool_kind kind, int n, int c, int h, int w,
-                                            int kernel, int stride, int pad) {
+                                            int kernel, int stride, int pad, hs_layout layout) {
     hs_pool_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->kind = kind;
+    p->layout = layout;
     p->n = n;
     p->c = c;
     p->h = h;
@@ -820,7 +1021,10 @@ hs_pool_grad_plan *hs_pool_grad_plan_create(hs_pool_kind kind, int n, int c, int
     p->oh = hs_conv_out_size(h, kernel, stride, pad, pad, 1);
     p->ow = hs_conv_out_size(w, kernel, stride, pad, pad, 1);
     snprintf(p->impl, sizeof p->impl, "reference");
-    pool_create_dnnl(p);
+    if (!pool_create_dnnl(p) && layout != HS_LAYOUT_NCHW) { /* no reference kernel for it */
+        hs_pool_grad_plan_free(p);
+        return NULL;
+    }
     return p;
 }
 
