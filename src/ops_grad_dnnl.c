@@ -192,6 +192,7 @@ struct hs_conv_grad_plan {
     dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel, */
     int dw_direct;                 /* or by depthwise_backward_weights when this is set, */
     port dw_x;                     /* reading x reordered into dy's layout when they differ */
+    void *dw_work;                 /* the blocked direct loops' sums */
     port d_dy, d_w, d_dx;          /* backward data: diff_dst in, weights in, diff_src out */
     port w_x, w_dy, w_dw;          /* backward weights: src in, diff_dst in, diff_weights out */
     int share_dy;                  /* both primitives read diff_dst in one layout: w_dy unused */
@@ -271,66 +272,101 @@ static void depthwise_backward_weights(const float *x, int n, int h, int w,
 
 /* The same for x and dy in a blocked layout of `block` channels (8 or 16): the lanes of a
  * block are independent channels, so the innermost loop is one vector over them. Threaded
- * over (channel block, kernel row). Padding lanes compute zeros and are not stored. */
-static inline __attribute__((always_inline)) void
-depthwise_backward_weights_blk(const int block, const float *x, int n, int h, int w,
-                               const hs_conv2d_shape *s, int oh, int ow, const float *dy,
-                               float *dw, float *db) {
-    const int channels = s->in_channels, kh = s->kernel_h, kw = s->kernel_w;
-    const int cblocks = (channels + block - 1) / block, sw = s->stride_w;
-    const int64_t x_plane = (int64_t)h * w * block, y_plane = (int64_t)oh * ow * block;
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int cb = 0; cb < cblocks; cb++) {
-        for (int ky = 0; ky <= kh; ky++) { /* ky == kh: the bias */
-            const int lanes = channels - cb * block < block ? channels - cb * block : block;
-            for (int kx = 0; kx < (ky < kh ? kw : 1); kx++) {
-                const int off_x = kx * s->dilation_w - s->pad_left;
-                int ox0 = 0, ox1 = ow;
-                while (ox0 < ow && ox0 * sw + off_x < 0) ox0++;
-                while (ox1 > ox0 && (ox1 - 1) * sw + off_x >= w) ox1--;
-                double total[16] = {0};
-                for (int b = 0; b < n; b++) {
-                    const float *xp = x + ((int64_t)b * cblocks + cb) * x_plane;
-                    const float *dyp = dy + ((int64_t)b * cblocks + cb) * y_plane;
-                    for (int oy = 0; oy < oh; oy++) {
-                        float row[16] = {0};
-                        const float *dyrow = dyp + (int64_t)oy * ow * block;
-                        if (ky == kh) { /* bias: every output */
-                            for (int ox = 0; ox < ow; ox++)
+ * over channel blocks; each output row of dy is read once for all taps (and the bias) while
+ * it is in L1, each tap summing the row in float and the rows in double. Padding lanes
+ * compute zeros and are not stored. The body is compiled for AVX-512 and AVX2 too and picked
+ * at run time (the build targets the baseline x86-64). */
+#define HS_DW_MAX_KW 64 /* widest depthwise kernel the blocked loops take */
+
+typedef struct dw_args {
+    const float *x, *dy;
+    int n, h, w, oh, ow;
+    const hs_conv2d_shape *s;
+    float *dw, *db;
+    void *work; /* per block: double sums, then float row sums, (taps + 1) x 16 each */
+    int ox0[HS_DW_MAX_KW], ox1[HS_DW_MAX_KW]; /* per kx: outputs whose tap reads in the row */
+} dw_args;
+
+static inline __attribute__((always_inline)) void dw_block(const int block, const dw_args *a,
+                                                           int cb) {
+    const hs_conv2d_shape *s = a->s;
+    const int channels = s->in_channels, kh = s->kernel_h, kw = s->kernel_w, taps = kh * kw;
+    const int cblocks = (channels + block - 1) / block, sw = s->stride_w, ow = a->ow;
+    const int64_t x_plane = (int64_t)a->h * a->w * block, y_plane = (int64_t)a->oh * ow * block;
+    double (*total)[16] = (double (*)[16])a->work + (int64_t)cb * (taps + 1); /* [taps]: bias */
+    float (*row)[16] = (float (*)[16])((double (*)[16])a->work + (int64_t)cblocks * (taps + 1)) +
+                       (int64_t)cb * (taps + 1);
+    memset(total, 0, ((size_t)taps + 1) * sizeof *total);
+    for (int b = 0; b < a->n; b++) {
+        const float *xp = a->x + ((int64_t)b * cblocks + cb) * x_plane;
+        const float *dyp = a->dy + ((int64_t)b * cblocks + cb) * y_plane;
+        for (int oy = 0; oy < a->oh; oy++) {
+            const float *dyrow = dyp + (int64_t)oy * ow * block;
+            memset(row, 0, ((size_t)taps + 1) * sizeof *row);
+            for (int ox = 0; ox < ow; ox++)
 #pragma omp simd
-                                for (int l = 0; l < block; l++) row[l] += dyrow[ox * block + l];
-                        } else {
-                            const int iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
-                            if (iy < 0 || iy >= h) continue;
-                            const float *xrow = xp + ((int64_t)iy * w + off_x) * block;
-                            for (int ox = ox0; ox < ox1; ox++)
+                for (int l = 0; l < block; l++) row[taps][l] += dyrow[ox * block + l];
+            for (int ky = 0; ky < kh; ky++) {
+                const int iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+                if (iy < 0 || iy >= a->h) continue;
+                for (int kx = 0; kx < kw; kx++) {
+                    const float *xrow =
+                        xp + ((int64_t)iy * a->w + kx * s->dilation_w - s->pad_left) * block;
+                    float *acc = row[ky * kw + kx];
+                    for (int ox = a->ox0[kx]; ox < a->ox1[kx]; ox++)
 #pragma omp simd
-                                for (int l = 0; l < block; l++)
-                                    row[l] += dyrow[ox * block + l] * xrow[ox * sw * block + l];
-                        }
-                        for (int l = 0; l < block; l++) total[l] += row[l];
-                    }
-                }
-                for (int l = 0; l < lanes; l++) {
-                    const int c = cb * block + l;
-                    if (ky == kh) db[c] = (float)total[l];
-                    else dw[((int64_t)c * kh + ky) * kw + kx] = (float)total[l];
+                        for (int l = 0; l < block; l++)
+                            acc[l] += dyrow[ox * block + l] * xrow[ox * sw * block + l];
                 }
             }
+            for (int t = 0; t <= taps; t++)
+                for (int l = 0; l < block; l++) total[t][l] += row[t][l];
         }
+    }
+    const int lanes = channels - cb * block < block ? channels - cb * block : block;
+    for (int l = 0; l < lanes; l++) {
+        const int c = cb * block + l;
+        for (int t = 0; t < taps; t++) a->dw[(int64_t)c * taps + t] = (float)total[t][l];
+        a->db[c] = (float)total[taps][l];
     }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-depthwise_backward_weights_16(const float *x, int n, int h, int w, const hs_conv2d_shape *s,
-                              int oh, int ow, const float *dy, float *dw, float *db) {
-    depthwise_backward_weights_blk(16, x, n, h, w, s, oh, ow, dy, dw, db);
+__attribute__((target("avx512f"))) static void dw_block_16_avx512(const dw_args *a, int cb) {
+    dw_block(16, a, cb);
+}
+static void dw_block_16(const dw_args *a, int cb) { dw_block(16, a, cb); }
+__attribute__((target("avx2,fma"))) static void dw_block_8_avx2(const dw_args *a, int cb) {
+    dw_block(8, a, cb);
+}
+static void dw_block_8(const dw_args *a, int cb) { dw_block(8, a, cb); }
+
+static void depthwise_backward_weights_blocked(int block, const float *x, int n, int h, int w,
+                                               const hs_conv2d_shape *s, int oh, int ow,
+                                               const float *dy, float *dw, float *db,
+                                               void *work) {
+    dw_args a = {x, dy, n, h, w, oh, ow, s, dw, db, work, {0}, {0}};
+    for (int kx = 0; kx < s->kernel_w; kx++) {
+        const int off_x = kx * s->dilation_w - s->pad_left;
+        int o0 = 0, o1 = ow;
+        while (o0 < ow && o0 * s->stride_w + off_x < 0) o0++;
+        while (o1 > o0 && (o1 - 1) * s->stride_w + off_x >= w) o1--;
+        a.ox0[kx] = o0;
+        a.ox1[kx] = o1;
+    }
+    void (*run)(const dw_args *, int) =
+        block == 16 ? (__builtin_cpu_supports("avx512f") ? dw_block_16_avx512 : dw_block_16)
+                    : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                           ? dw_block_8_avx2
+                           : dw_block_8);
+    const int cblocks = (s->in_channels + block - 1) / block;
+#pragma omp parallel for schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) run(&a, cb);
 }
 
-__attribute__((target_clones("avx2", "default"))) static void
-depthwise_backward_weights_8(const float *x, int n, int h, int w, const hs_conv2d_shape *s,
-                             int oh, int ow, const float *dy, float *dw, float *db) {
-    depthwise_backward_weights_blk(8, x, n, h, w, s, oh, ow, dy, dw, db);
+/* Bytes of the work buffer the blocked loops need. */
+static size_t depthwise_work_bytes(const hs_conv2d_shape *s) {
+    const size_t cblocks = ((size_t)s->in_channels + 7) / 8; /* the larger count: block 8 */
+    return cblocks * ((size_t)s->kernel_h * s->kernel_w + 1) * 16 * (sizeof(double) + sizeof(float));
 }
 
 static int is_depthwise(const hs_conv2d_shape *s) {
@@ -503,10 +539,14 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
     conv_grad_create_dnnl(p);
     /* the reference kernels are NCHW only; the direct depthwise loops take NCHW, nChw8c and
      * nChw16c (the same layout for x and dy) */
+    if (!p->bwd_weights && p->dw_direct && dst_layout != HS_LAYOUT_NCHW &&
+        s->kernel_w <= HS_DW_MAX_KW)
+        p->dw_work = aligned_bytes(depthwise_work_bytes(s));
     if ((src_layout != HS_LAYOUT_NCHW || dst_layout != HS_LAYOUT_NCHW) &&
         (!p->fwd || !p->bwd_data ||
          (!p->bwd_weights &&
           !(p->dw_direct && dst_layout != HS_LAYOUT_NHWC &&
+            (dst_layout == HS_LAYOUT_NCHW || p->dw_work) &&
             (src_layout == dst_layout || p->dw_x.reorder))))) {
         hs_conv_grad_plan_free(p);
         return NULL;
@@ -563,12 +603,10 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *wei
             if (!port_in(&p->dw_x, x)) return -1;
             xd = p->dw_x.buf;
         }
-        if (p->dst_layout == HS_LAYOUT_NCHW16C)
-            depthwise_backward_weights_16(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
-                                          p->dw_acc, p->db_acc);
-        else if (p->dst_layout == HS_LAYOUT_NCHW8C)
-            depthwise_backward_weights_8(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
-                                         p->dw_acc, p->db_acc);
+        if (p->dst_layout == HS_LAYOUT_NCHW16C || p->dst_layout == HS_LAYOUT_NCHW8C)
+            depthwise_backward_weights_blocked(hs_layout_block(p->dst_layout), xd, p->n, p->h,
+                                               p->w, &p->s, p->oh, p->ow, dy, p->dw_acc,
+                                               p->db_acc, p->dw_work);
         else
             depthwise_backward_weights(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
                                        p->dw_acc, p->db_acc);
@@ -611,6 +649,7 @@ const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *p) { return p->impl;
 void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
     if (!p) return;
     conv_grad_destroy_dnnl(p);
+    free(p->dw_work);
     free(p->dw_acc);
     free(p->db_acc);
     free(p->bias_buf);
