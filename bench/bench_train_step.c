@@ -57,7 +57,7 @@ static int by_total(const void *a, const void *b) {
 static void report_kinds(const hs_net *net, const hs_tape *t, const double *seconds,
                          int steps) {
     double fwd[HS_LAYER_KIND_COUNT] = {0}, bwd[HS_LAYER_KIND_COUNT] = {0}, all = 0;
-    int count[HS_LAYER_KIND_COUNT] = {0}, span = t->last - t->first, blocked = 0;
+    int count[HS_LAYER_KIND_COUNT] = {0}, span = t->last - t->first, blocked = 0, fused = 0;
     for (int k = 0; k < span; k++) {
         hs_layer_kind kind = net->layers[t->first + k].kind;
         fwd[kind] += seconds[k] / steps;
@@ -65,11 +65,14 @@ static void report_kinds(const hs_net *net, const hs_tape *t, const double *seco
         all += (seconds[k] + seconds[span + k]) / steps;
         count[kind]++;
         blocked += t->layouts[k + 1] != HS_LAYOUT_NCHW;
+        fused += t->fused[k];
     }
     printf("  per layer kind (ms a step, mean of the timed steps; %d of %d activations blocked, "
-           "%s):\n", blocked, span, hs_layout_block(hs_grad_plans_layout()) == 16 ? "nChw16c"
+           "%s; %d BatchNorm + activation pairs fused, timed as BatchNorm):\n", blocked, span,
+           hs_layout_block(hs_grad_plans_layout()) == 16 ? "nChw16c"
                                        : hs_layout_block(hs_grad_plans_layout()) == 8 ? "nChw8c"
-                                                                                      : "NCHW");
+                                                                                      : "NCHW",
+           fused);
     for (int kind = 0; kind < HS_LAYER_KIND_COUNT; kind++)
         if (count[kind])
             printf("    %-20s %3d layers: forward %7.1f, backward %7.1f  (%4.1f %%)\n",

@@ -37,7 +37,8 @@ void hs_net_zero_grad(hs_net *net) {
 
 void hs_tape_free(hs_tape *t) {
     int span = t->last - t->first;
-    for (int k = 0; k <= span && t->acts; k++) free(t->acts[k]);
+    for (int k = 0; k <= span && t->acts; k++)
+        if (!(k > 0 && t->fused && t->fused[k - 1])) free(t->acts[k]); /* else acts[k + 1]'s */
     for (int b = 0; b < t->grad_buf_count; b++) free(t->grad_bufs[b]);
     for (int k = 0; k < span && t->saved; k++) {
         free(t->saved[k]);
@@ -49,6 +50,7 @@ void hs_tape_free(hs_tape *t) {
     free(t->grads);
     free(t->grad_bufs);
     free(t->pending);
+    free(t->fused);
     free(t->saved);
     free(t->masks);
     free(t->scratch);
@@ -95,10 +97,32 @@ static void assign_layouts(hs_tape *t, hs_backend backend, unsigned char *blocke
     for (int k = 0; k <= span; k++) t->layouts[k] = blocked[k] ? layout : HS_LAYOUT_NCHW;
 }
 
+/* Fused pairs (net_train.h): a BatchNorm at k, a ReLU / ReLU6 at k + 1 reading activation
+ * k + 1, which nothing else reads, blocked. readers: work space, span + 1 ints. */
+static void find_fused(hs_tape *t, int *readers) {
+    int span = t->last - t->first;
+    memset(readers, 0, ((size_t)span + 1) * sizeof *readers);
+    for (int j = 0; j < span; j++) {
+        const hs_layer *l = &t->net->layers[t->first + j];
+        readers[hs_range_slot(l->input, t->first)]++;
+        if (hs_layer_ops_of(l->kind)->check_edge) readers[hs_range_slot(l->from, t->first)]++;
+    }
+    for (int k = 0; k + 1 < span; k++) {
+        const hs_layer *bn = &t->net->layers[t->first + k], *act = bn + 1;
+        t->fused[k] = bn->kind == HS_LAYER_BATCHNORM &&
+                      (act->kind == HS_LAYER_RELU || act->kind == HS_LAYER_RELU6) &&
+                      hs_range_slot(act->input, t->first) == k + 1 && readers[k + 1] == 1 &&
+                      hs_range_slot(bn->input, t->first) == k &&
+                      t->layouts[k + 1] != HS_LAYOUT_NCHW && t->layouts[k] == t->layouts[k + 1] &&
+                      !(k > 0 && t->fused[k - 1]);
+    }
+}
+
 /* Gradient buffers (net_train.h). Activation k's gradient is live over the layers
- * [k - 1, last reader] (backward runs them from the top): written first by its last reader's
- * backward (the caller writes the output's before backward starts), read last by its
- * producer's (the caller reads the input's after it ends). Lives are taken from the top down
+ * [producer, last reader] (backward runs them from the top): written first by its last
+ * reader's backward (the caller writes the output's before backward starts), read last by its
+ * producer's, layer k - 1 or, for a fused pair's output, the BatchNorm k - 2 (the caller reads
+ * the input's after it ends). A fused pair's middle activation has none. Lives are taken from the top down
  * and each gets the first buffer whose occupant's life ended above it. */
 static int assign_grad_buffers(hs_tape *t, int boundary, int *top, int *buf_of,
                                int64_t *buf_floats) {
@@ -120,12 +144,14 @@ static int assign_grad_buffers(hs_tape *t, int boundary, int *top, int *buf_of,
     for (int start = span; start >= -1; start--) {
         for (int k = span; k >= 0; k--) {
             if (top[k] != start || !(k > boundary || (k == 0 && t->input_grad))) continue;
+            if (k > 0 && t->fused[k - 1]) continue; /* a pair's middle: no gradient */
+            const int bottom = k > 1 && t->fused[k - 2] ? k - 2 : k - 1;
             int b = 0;
             while (b < count && occupant_end[b] <= start) b++;
             if (b == count) buf_floats[count++] = 0;
             /* the output's gradient is the caller's: never reused, so a second backward of
              * the same tape reads it again */
-            occupant_end[b] = k == span ? -2 : k - 1;
+            occupant_end[b] = k == span ? -2 : bottom;
             buf_of[k] = b;
             int64_t floats = hs_tape_act_floats(t, k, t->max_batch);
             if (floats > buf_floats[b]) buf_floats[b] = floats;
@@ -151,14 +177,15 @@ hs_status hs_tape_init(hs_tape *t, hs_net *net, int first, int last, int max_bat
     t->acts = calloc(span + 1, sizeof *t->acts);
     t->grads = calloc(span + 1, sizeof *t->grads);
     t->pending = calloc(span + 1, sizeof *t->pending);
+    t->fused = calloc(span + 1, sizeof *t->fused);
     t->saved = calloc(span, sizeof *t->saved);
     t->masks = calloc(span, sizeof *t->masks);
     /* work space for the layout and buffer choices: top, buf_of + occupant_end, blocked */
     int *work = calloc(3 * (span + 2), sizeof *work);
     int64_t *buf_floats = calloc(span + 1, sizeof *buf_floats);
     unsigned char *blocked = calloc(span + 1, 1);
-    if (!t->shapes || !t->layouts || !t->acts || !t->grads || !t->pending || !t->saved ||
-        !t->masks || !work || !buf_floats || !blocked)
+    if (!t->shapes || !t->layouts || !t->acts || !t->grads || !t->pending || !t->fused ||
+        !t->saved || !t->masks || !work || !buf_floats || !blocked)
         goto oom;
     hs_status st = hs_net_range_shapes(net, first, last, (hs_act_shape){c, h, w}, t->shapes,
                                        err);
@@ -170,6 +197,7 @@ hs_status hs_tape_init(hs_tape *t, hs_net *net, int first, int last, int max_bat
         return st;
     }
     assign_layouts(t, backend_of(net), blocked);
+    find_fused(t, work);
     int64_t largest = 0;
     for (size_t k = 0; k < span; k++) {
         hs_layer *l = &net->layers[first + k];
@@ -185,8 +213,11 @@ hs_status hs_tape_init(hs_tape *t, hs_net *net, int first, int last, int max_bat
     for (size_t k = 0; k <= span; k++) {
         int64_t floats = hs_tape_act_floats(t, (int)k, max_batch);
         if (floats > largest) largest = floats;
+        if (k > 0 && t->fused[k - 1]) continue; /* a pair's middle: the pair's output's */
         if (!(t->acts[k] = malloc((size_t)floats * sizeof(float)))) goto oom;
     }
+    for (size_t k = span; k-- > 1;)
+        if (t->fused[k - 1]) t->acts[k] = t->acts[k + 1];
     /* Backward reaches activation k when its producer (layer first + k - 1) is at or above
      * the boundary. */
     int *buf_of = work + span + 2;
@@ -237,9 +268,18 @@ hs_status hs_tape_forward(hs_tape *t, const float *input, int n, int training, h
                                  (l->kind == HS_LAYER_DROP_CONNECT && l->dropout_p > 0)))
             return hs_fail(err, HS_ERR_INTERNAL, "training forward without a random stream");
         double t0 = t->seconds ? now() : 0;
-        hs_status st = hs_layer_pass_of(l->kind, backend).forward(l, &a, err);
+        hs_status st;
+        if (t->fused[k]) { /* the BatchNorm writes its activation's output */
+            a.y = t->acts[k + 2];
+            a.out = t->shapes[k + 2];
+            a.out_layout = t->layouts[k + 2];
+            st = hs_fast_bn_act_forward(l, l + 1, &a, err);
+        } else {
+            st = hs_layer_pass_of(l->kind, backend).forward(l, &a, err);
+        }
         if (st) return st;
         if (t->seconds) t->seconds[k] += now() - t0;
+        k += t->fused[k]; /* the pair's activation layer ran with it */
     }
     if (stats_moved) t->net->prepared = 0; /* the plan folds the running statistics */
     t->n = n;
@@ -269,15 +309,17 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
     memset(t->pending, 0, ((size_t)span + 1) * sizeof *t->pending);
     t->pending[span] = 1; /* the caller wrote d(loss)/d(output) */
     for (int k = span - 1; k >= 0 && k >= boundary; k--) {
+        if (k > 0 && t->fused[k - 1]) continue; /* runs with its BatchNorm, below */
         hs_layer *l = &t->net->layers[t->first + k];
         const hs_layer_ops *ops = hs_layer_ops_of(l->kind);
-        const float *dy = accumulate_target(t, k + 1);
+        const int out = k + 1 + t->fused[k]; /* the pair's output for a fused BatchNorm */
+        const float *dy = accumulate_target(t, out);
         if (!dy) return hs_fail(err, HS_ERR_INTERNAL, "no gradient reaches layer %d",
                                 t->first + k);
         int in = hs_range_slot(l->input, t->first);
-        hs_backward_args a = {t->acts[in], t->shapes[in], t->acts[k + 1], t->shapes[k + 1], n,
+        hs_backward_args a = {t->acts[in], t->shapes[in], t->acts[out], t->shapes[out], n,
                               dy, NULL, !l->frozen, t->saved[k], t->masks[k], NULL,
-                              {0, 0, 0}, NULL, t->layouts[in], t->layouts[k + 1]};
+                              {0, 0, 0}, NULL, t->layouts[in], t->layouts[out]};
         if (ops->check_edge) {
             /* Before dx's target: when both inputs are one activation, dx then goes to
              * scratch and is added. */
@@ -290,7 +332,8 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
         int add_into = dx && t->pending[in];
         a.dx = add_into ? t->scratch : dx;
         double t0 = t->seconds ? now() : 0;
-        hs_status st = hs_layer_pass_of(l->kind, backend).backward(l, &a, err);
+        hs_status st = t->fused[k] ? hs_fast_bn_act_backward(l, l + 1, &a, err)
+                                   : hs_layer_pass_of(l->kind, backend).backward(l, &a, err);
         if (st) return st;
         if (add_into) hs_add_inplace(dx, t->scratch, hs_tape_act_floats(t, in, n));
         if (t->seconds) t->seconds[span + k] += now() - t0;

@@ -8,6 +8,11 @@
  * first convolution's output to the global pooling. The range's input and output (and their
  * gradients) are always NCHW.
  *
+ * Fused pairs. On the fast backend a BatchNorm whose output only a ReLU / ReLU6 reads, in a
+ * blocked layout, runs with it as one pass (hs_fast_bn_act_forward): the pair's middle
+ * activation is never written (acts[k + 1] is then acts[k + 2]) and its gradient never
+ * exists; the activation layer itself is skipped in both directions.
+ *
  * Gradient buffers. An activation's gradient lives from the backward of its last reader to
  * the backward of its producer; gradients whose lives do not overlap share one buffer (for a
  * chain of layers, two buffers serve them all), so the tape holds the activations backward
@@ -41,6 +46,7 @@ typedef struct hs_tape {
     float **grad_bufs;     /* the gradient buffers, grad_buf_count of them */
     int grad_buf_count;
     int *pending;          /* grads[k] already holds an edge's gradient: add, not write */
+    unsigned char *fused;  /* fused[k]: layer first + k is a BatchNorm run with layer k + 1 */
     float **saved;         /* per-layer tape slots (batch statistics) */
     uint8_t **masks;       /* per-layer mask slots (dropout, drop connect) */
     float *scratch;        /* a gradient that must be added to a pending one */

@@ -107,6 +107,28 @@ void hs_batchnorm_frozen_backward(const float *x, const float *dy, hs_layout lay
                                   const float *var, float eps, float *dx, float *dgamma,
                                   float *dbeta);
 
+/* ---- BatchNorm followed by ReLU or ReLU6, fused (blocked layouts) -------------------------
+ * y = min(max(BN(x), 0), upper) in one pass over the data after the statistics (upper: 6 for
+ * ReLU6, INFINITY for ReLU), and its backward with the activation's mask recomputed from x,
+ * so the BatchNorm's own output is never stored nor read. The tape (net_train.c) uses it for
+ * a BatchNorm whose only reader is a ReLU / ReLU6, the pattern of every MBConv and ResNet
+ * stage: two of the five memory passes a pair costs in each direction disappear.
+ *
+ * batch_stats: normalise with the batch's mean and biased variance (shifted sums in float a
+ * row, double in total: 1e-6 relative to the two-pass reference on trained activations),
+ * update the running statistics (when not NULL) as PyTorch does; otherwise normalise with
+ * the running ones. Either way save_mean / save_rstd receive the statistics used, which the
+ * backward reads. Padding channels of y and dx are written zero. */
+void hs_bn_act_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                       const float *gamma, const float *beta, float eps, float momentum,
+                       int batch_stats, float *running_mean, float *running_var,
+                       float *save_mean, float *save_rstd, float upper, float *y);
+/* dx (overwritten, skipped when NULL); dgamma, dbeta accumulate (skipped when NULL). */
+void hs_bn_act_backward(const float *x, const float *dy, hs_layout layout, int n, int c, int hw,
+                        const float *gamma, const float *beta, const float *save_mean,
+                        const float *save_rstd, int batch_stats, float upper, float *dx,
+                        float *dgamma, float *dbeta);
+
 /* ---- max and average pooling (symmetric padding, as the reference) ---------------------- */
 typedef enum hs_pool_kind { HS_POOL_MAX = 0, HS_POOL_AVG } hs_pool_kind;
 typedef struct hs_pool_grad_plan hs_pool_grad_plan;

@@ -929,6 +929,196 @@ void hs_batchnorm_frozen_backward(const float *x, const float *dy, hs_layout lay
     }
 }
 
+/* ---- BatchNorm + ReLU / ReLU6 (ops_grad.h) ------------------------------------------------
+ * One channel block per task, its lanes innermost; bodies compiled for AVX-512 / AVX2 and
+ * picked at run time like the depthwise loops. */
+
+typedef struct bn_act_args {
+    const float *x, *dy, *gamma, *beta;
+    int n, c, hw, block, batch_stats;
+    float eps, momentum, upper;
+    float *running_mean, *running_var, *save_mean, *save_rstd, *y, *dx, *dgamma, *dbeta;
+} bn_act_args;
+
+enum { BN_ROW = 256 }; /* values summed in float before the double total */
+
+static inline __attribute__((always_inline)) void bn_act_fwd_block(const int block,
+                                                                   const bn_act_args *a, int cb) {
+    const int cblocks = (a->c + block - 1) / block, hw = a->hw;
+    const int lanes = a->c - cb * block < block ? a->c - cb * block : block;
+    const int64_t plane = (int64_t)hw * block, m = (int64_t)a->n * hw;
+    float scale[16] = {0}, shift[16] = {0}; /* padding lanes: 0, so y = 0 there */
+    double mean[16] = {0}, var[16] = {0};
+    if (a->batch_stats) {
+        /* sums of x - k, k the block's first value: no cancellation when |mean| >> std */
+        float k[16];
+        const float *first = a->x + (int64_t)cb * plane;
+        for (int l = 0; l < block; l++) k[l] = first[l];
+        double s1[16] = {0}, s2[16] = {0};
+        for (int b = 0; b < a->n; b++) {
+            const float *restrict xp = a->x + ((int64_t)b * cblocks + cb) * plane;
+            for (int i0 = 0; i0 < hw; i0 += BN_ROW) {
+                const int i1 = i0 + BN_ROW < hw ? i0 + BN_ROW : hw;
+                float r1[16] = {0}, r2[16] = {0};
+                for (int i = i0; i < i1; i++)
+#pragma omp simd
+                    for (int l = 0; l < block; l++) {
+                        const float d = xp[(int64_t)i * block + l] - k[l];
+                        r1[l] += d;
+                        r2[l] += d * d;
+                    }
+                for (int l = 0; l < block; l++) s1[l] += r1[l], s2[l] += r2[l];
+            }
+        }
+        for (int l = 0; l < lanes; l++) {
+            const double d = s1[l] / (double)m;
+            mean[l] = (double)k[l] + d;
+            var[l] = s2[l] / (double)m - d * d;
+            if (var[l] < 0) var[l] = 0;
+        }
+    } else {
+        for (int l = 0; l < lanes; l++) {
+            mean[l] = a->running_mean[cb * block + l];
+            var[l] = a->running_var[cb * block + l];
+        }
+    }
+    for (int l = 0; l < lanes; l++) {
+        const int ch = cb * block + l;
+        const double rstd = 1.0 / sqrt(var[l] + (double)a->eps);
+        a->save_mean[ch] = (float)mean[l];
+        a->save_rstd[ch] = (float)rstd;
+        scale[l] = (float)((double)a->gamma[ch] * rstd);
+        shift[l] = (float)((double)a->beta[ch] - mean[l] * (double)a->gamma[ch] * rstd);
+        if (a->batch_stats && a->running_mean && a->running_var) {
+            const double unbiased = m > 1 ? var[l] * (double)m / (double)(m - 1) : var[l];
+            a->running_mean[ch] = (float)((1.0 - (double)a->momentum) * a->running_mean[ch] +
+                                          (double)a->momentum * mean[l]);
+            a->running_var[ch] = (float)((1.0 - (double)a->momentum) * a->running_var[ch] +
+                                         (double)a->momentum * unbiased);
+        }
+    }
+    const float upper = a->upper;
+    for (int b = 0; b < a->n; b++) {
+        const int64_t base = ((int64_t)b * cblocks + cb) * plane;
+        const float *restrict xp = a->x + base;
+        float *restrict yp = a->y + base;
+        for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+            for (int l = 0; l < block; l++) {
+                float z = xp[i * block + l] * scale[l] + shift[l];
+                z = z > 0.0f ? z : 0.0f; /* written so that it becomes max and min */
+                yp[i * block + l] = z < upper ? z : upper;
+            }
+    }
+}
+
+static inline __attribute__((always_inline)) void bn_act_bwd_block(const int block,
+                                                                   const bn_act_args *a, int cb) {
+    const int cblocks = (a->c + block - 1) / block, hw = a->hw;
+    const int lanes = a->c - cb * block < block ? a->c - cb * block : block;
+    const int64_t plane = (int64_t)hw * block, m = (int64_t)a->n * hw;
+    float scale[16] = {0}, shift[16] = {0}, mu[16] = {0};
+    for (int l = 0; l < lanes; l++) {
+        const int ch = cb * block + l;
+        scale[l] = (float)((double)a->gamma[ch] * a->save_rstd[ch]);
+        shift[l] = (float)((double)a->beta[ch] -
+                           (double)a->save_mean[ch] * (double)a->gamma[ch] * a->save_rstd[ch]);
+        mu[l] = a->save_mean[ch];
+    }
+    const float upper = a->upper;
+    double sg[16] = {0}, sgx[16] = {0}; /* sums of g and g (x - mean), g = dy where z passes */
+    for (int b = 0; b < a->n; b++) {
+        const int64_t base = ((int64_t)b * cblocks + cb) * plane;
+        const float *restrict xp = a->x + base, *restrict dyp = a->dy + base;
+        for (int i0 = 0; i0 < hw; i0 += BN_ROW) {
+            const int i1 = i0 + BN_ROW < hw ? i0 + BN_ROW : hw;
+            float r1[16] = {0}, r2[16] = {0};
+            for (int64_t i = i0; i < i1; i++)
+#pragma omp simd
+                for (int l = 0; l < block; l++) {
+                    const float xv = xp[i * block + l], d = dyp[i * block + l];
+                    const float z = xv * scale[l] + shift[l];
+                    const float g = ((z > 0.0f) & (z < upper)) ? d : 0.0f; /* a blend */
+                    r1[l] += g;
+                    r2[l] += g * (xv - mu[l]);
+                }
+            for (int l = 0; l < block; l++) sg[l] += r1[l], sgx[l] += r2[l];
+        }
+    }
+    for (int l = 0; l < lanes; l++) {
+        const int ch = cb * block + l;
+        if (a->dgamma) a->dgamma[ch] += (float)(sgx[l] * a->save_rstd[ch]);
+        if (a->dbeta) a->dbeta[ch] += (float)sg[l];
+    }
+    if (!a->dx) return;
+    /* batch statistics: dx = scale (g - mean(g) - xhat mean(g xhat)); frozen: scale g */
+    float c1[16] = {0}, c2[16] = {0};
+    if (a->batch_stats)
+        for (int l = 0; l < lanes; l++) {
+            const double r = a->save_rstd[cb * block + l];
+            c1[l] = (float)(sg[l] / (double)m);
+            c2[l] = (float)(sgx[l] * r * r / (double)m);
+        }
+    for (int b = 0; b < a->n; b++) {
+        const int64_t base = ((int64_t)b * cblocks + cb) * plane;
+        const float *restrict xp = a->x + base, *restrict dyp = a->dy + base;
+        float *restrict dxp = a->dx + base;
+        for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+            for (int l = 0; l < block; l++) {
+                const float xv = xp[i * block + l], d = dyp[i * block + l];
+                const float z = xv * scale[l] + shift[l];
+                const float g = ((z > 0.0f) & (z < upper)) ? d : 0.0f;
+                dxp[i * block + l] = scale[l] * (g - c1[l] - (xv - mu[l]) * c2[l]);
+            }
+    }
+}
+
+static void bn_act_block(const bn_act_args *a, int cb, int backward) {
+    if (backward) bn_act_bwd_block(a->block, a, cb);
+    else bn_act_fwd_block(a->block, a, cb);
+}
+__attribute__((target("avx512f"))) static void bn_act_block_16_avx512(const bn_act_args *a,
+                                                                      int cb, int backward) {
+    if (backward) bn_act_bwd_block(16, a, cb);
+    else bn_act_fwd_block(16, a, cb);
+}
+__attribute__((target("avx2,fma"))) static void bn_act_block_8_avx2(const bn_act_args *a, int cb,
+                                                                   int backward) {
+    if (backward) bn_act_bwd_block(8, a, cb);
+    else bn_act_fwd_block(8, a, cb);
+}
+
+static void bn_act_run(const bn_act_args *a, int backward) {
+    void (*run)(const bn_act_args *, int, int) = bn_act_block;
+    if (a->block == 16 && __builtin_cpu_supports("avx512f")) run = bn_act_block_16_avx512;
+    if (a->block == 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        run = bn_act_block_8_avx2;
+    const int cblocks = (a->c + a->block - 1) / a->block;
+#pragma omp parallel for schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) run(a, cb, backward);
+}
+
+void hs_bn_act_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                       const float *gamma, const float *beta, float eps, float momentum,
+                       int batch_stats, float *running_mean, float *running_var,
+                       float *save_mean, float *save_rstd, float upper, float *y) {
+    bn_act_args a = {x, NULL, gamma, beta, n, c, hw, layout_block(layout), batch_stats, eps,
+                     momentum, upper, running_mean, running_var, save_mean, save_rstd, y,
+                     NULL, NULL, NULL};
+    bn_act_run(&a, 0);
+}
+
+void hs_bn_act_backward(const float *x, const float *dy, hs_layout layout, int n, int c, int hw,
+                        const float *gamma, const float *beta, const float *save_mean,
+                        const float *save_rstd, int batch_stats, float upper, float *dx,
+                        float *dgamma, float *dbeta) {
+    bn_act_args a = {x, dy, gamma, beta, n, c, hw, layout_block(layout), batch_stats, 0, 0,
+                     upper, NULL, NULL, (float *)save_mean, (float *)save_rstd, NULL, dx,
+                     dgamma, dbeta};
+    bn_act_run(&a, 1);
+}
+
 void hs_global_avgpool_forward(const float *x, hs_layout layout, int n, int c, int hw,
                                float *y) {
     const int block = layout_block(layout), cblocks = (c + block - 1) / block;

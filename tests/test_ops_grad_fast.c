@@ -378,7 +378,7 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
             fill_nan(dxl, lcount);
             CHECK(hs_bn_grad_plan_forward(bp, xl, gamma, beta, momentum, rm, rv, mean, rstd, yl) == 0);
             CHECK(hs_bn_grad_plan_backward(bp, xl, dyl, gamma, mean, rstd, dxl, dg, db) == 0);
-            char label[160];
+            char label[320];
             snprintf(label, sizeof label, "%s y", what);
             check_in_layout(label, yl, lay, n, c, 1, hw, y_ref, RTOL, ATOL);
             snprintf(label, sizeof label, "%s running_var", what);
@@ -410,6 +410,71 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
             CHECK_CLOSE(label, dg, dg_ref, c, RTOL, ATOL);
             snprintf(label, sizeof label, "%s frozen dbeta", what);
             CHECK_CLOSE(label, db, db_ref, c, RTOL, ATOL);
+            /* fused with the ReLU6 / ReLU / a clip at 1 that reads it: batch statistics and
+             * frozen, against BatchNorm's reference then the activation's mask */
+            const float uppers[] = {6.0f, INFINITY, 1.0f};
+            float *z = test_alloc_floats(count), *g = test_alloc_floats(count);
+            float *act_ref = test_alloc_floats(count);
+            for (int ui = 0; ui < 3; ui++) {
+                const float upper = uppers[ui];
+                for (int stats = 1; stats >= 0; stats--) {
+                    memcpy(rm_ref, rm0, (size_t)c * sizeof(float));
+                    memcpy(rv_ref, rv0, (size_t)c * sizeof(float));
+                    memcpy(dg_ref, dg0, (size_t)c * sizeof(float));
+                    memcpy(db_ref, db0, (size_t)c * sizeof(float));
+                    if (stats)
+                        hs_batchnorm_train_forward_ref(x, n, c, hw, gamma, beta, eps, momentum,
+                                                       rm_ref, rv_ref, mean_ref, rstd_ref, z);
+                    else
+                        hs_batchnorm_forward_ref(x, n, c, hw, gamma, beta, rm0, rv0, eps, z);
+                    for (int64_t i = 0; i < count; i++) {
+                        act_ref[i] = z[i] > 0 ? (z[i] < upper ? z[i] : upper) : 0.0f;
+                        g[i] = z[i] > 0 && z[i] < upper ? dy[i] : 0.0f;
+                    }
+                    if (stats)
+                        hs_batchnorm_train_backward_ref(x, g, n, c, hw, gamma, mean_ref, rstd_ref,
+                                                        dx_ref, dg_ref, db_ref);
+                    else
+                        hs_batchnorm_frozen_backward_ref(x, g, n, c, hw, gamma, rm0, rv0, eps,
+                                                         dx_ref, dg_ref, db_ref);
+                    memcpy(rm, rm0, (size_t)c * sizeof(float));
+                    memcpy(rv, rv0, (size_t)c * sizeof(float));
+                    memcpy(dg, dg0, (size_t)c * sizeof(float));
+                    memcpy(db, db0, (size_t)c * sizeof(float));
+                    fill_nan(yl, lcount);
+                    fill_nan(dxl, lcount);
+                    hs_bn_act_forward(xl, lay, n, c, hw, gamma, beta, eps, momentum, stats, rm, rv,
+                                      mean, rstd, upper, yl);
+                    hs_bn_act_backward(xl, dyl, lay, n, c, hw, gamma, beta, mean, rstd, stats,
+                                       upper, dxl, dg, db);
+                    snprintf(label, sizeof label, "%s + clip at %g%s y", what, upper,
+                             stats ? "" : " frozen");
+                    check_in_layout(label, yl, lay, n, c, 1, hw, act_ref, RTOL, ATOL);
+                    if (stats) {
+                        snprintf(label, sizeof label, "%s + clip at %g save_mean", what, upper);
+                        CHECK_CLOSE(label, mean, mean_ref, c, RTOL, ATOL);
+                        snprintf(label, sizeof label, "%s + clip at %g save_rstd", what, upper);
+                        CHECK_CLOSE(label, rstd, rstd_ref, c, RTOL, ATOL);
+                        snprintf(label, sizeof label, "%s + clip at %g running_var", what, upper);
+                        CHECK_CLOSE(label, rv, rv_ref, c, RTOL, ATOL);
+                        snprintf(label, sizeof label, "%s + clip at %g running_mean", what, upper);
+                        CHECK_CLOSE(label, rm, rm_ref, c, RTOL, ATOL);
+                    } else {
+                        CHECK(memcmp(rm, rm0, (size_t)c * sizeof(float)) == 0 &&
+                              memcmp(rv, rv0, (size_t)c * sizeof(float)) == 0);
+                    }
+                    snprintf(label, sizeof label, "%s + clip at %g%s dx", what, upper,
+                             stats ? "" : " frozen");
+                    check_in_layout(label, dxl, lay, n, c, 1, hw, dx_ref, RTOL, ATOL);
+                    snprintf(label, sizeof label, "%s + clip at %g%s dgamma", what, upper,
+                             stats ? "" : " frozen");
+                    CHECK_CLOSE(label, dg, dg_ref, c, RTOL, ATOL);
+                    snprintf(label, sizeof label, "%s + clip at %g%s dbeta", what, upper,
+                             stats ? "" : " frozen");
+                    CHECK_CLOSE(label, db, db_ref, c, RTOL, ATOL);
+                }
+            }
+            free(z), free(g), free(act_ref);
             free(xl), free(dyl), free(yl), free(dxl);
         }
     }

@@ -27,6 +27,7 @@
  * batch-statistics BatchNorm over tiny maps (2 x 2 x 2 values a channel) that rounding is
  * amplified to ~1 % in deep gradients; on well-conditioned batches (>= 8 images, maps >= 4 x
  * 4) a whole step agrees with the reference to ~1e-4 (tests/test_engine_fast.c). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "layer.h"
@@ -171,6 +172,33 @@ static hs_status bn_backward_fast(hs_layer *l, const hs_backward_args *a, hs_err
     if (hs_bn_grad_plan_backward(plan, a->x, a->dy, l->weight, a->saved,
                                  a->saved + l->channels, a->dx, dg, db))
         return run_failed(l, "BatchNorm backward", err);
+    return HS_OK;
+}
+
+/* ---- BatchNorm + ReLU / ReLU6, fused (the tape pairs them, net_train.c) ---------------- */
+
+static float act_upper(const hs_layer *act) { return act->kind == HS_LAYER_RELU6 ? 6.0f : INFINITY; }
+
+hs_status hs_fast_bn_act_forward(hs_layer *bn, const hs_layer *act, const hs_forward_args *a,
+                                 hs_error *err) {
+    int hw = a->in.h * a->in.w;
+    int batch_stats = a->training && bn->bn_mode == HS_BN_TRAIN;
+    if (batch_stats && (int64_t)a->n * hw < 2)
+        return hs_batchnorm_ops.forward(bn, a, err); /* its message: refused before any work */
+    hs_bn_act_forward(a->x, a->in_layout, a->n, bn->channels, hw, bn->weight, bn->bias,
+                      bn->bn_eps, bn->bn_momentum, batch_stats, bn->running_mean,
+                      bn->running_var, a->saved, a->saved + bn->channels, act_upper(act), a->y);
+    if (batch_stats) bn->bn_batches_tracked++;
+    return HS_OK;
+}
+
+hs_status hs_fast_bn_act_backward(hs_layer *bn, const hs_layer *act, const hs_backward_args *a,
+                                  hs_error *err) {
+    int grads = a->param_grads && bn->dweight;
+    hs_bn_act_backward(a->x, a->dy, a->in_layout, a->n, bn->channels, a->in.h * a->in.w,
+                       bn->weight, bn->bias, a->saved, a->saved + bn->channels,
+                       bn->bn_mode == HS_BN_TRAIN, act_upper(act), a->dx,
+                       grads ? bn->dweight : NULL, grads ? bn->dbias : NULL);
     return HS_OK;
 }
 

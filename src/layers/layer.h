@@ -104,6 +104,14 @@ typedef enum hs_layout_rule {
 } hs_layout_rule;
 hs_layout_rule hs_fast_layout_rule(const hs_layer *l);
 
+/* A BatchNorm and the ReLU or ReLU6 that alone reads its output, as one pass (fast.c,
+ * hs_bn_act_forward): the tape uses them for such pairs in a blocked layout. args are the
+ * BatchNorm's, with y, out and out_layout (forward) or dy (backward) the activation's. */
+hs_status hs_fast_bn_act_forward(hs_layer *bn, const hs_layer *act, const hs_forward_args *a,
+                                 hs_error *err);
+hs_status hs_fast_bn_act_backward(hs_layer *bn, const hs_layer *act, const hs_backward_args *a,
+                                  hs_error *err);
+
 /* The kinds (one file each). */
 extern const hs_layer_ops hs_conv_ops, hs_batchnorm_ops, hs_relu_ops, hs_relu6_ops,
     hs_maxpool_ops, hs_avgpool_ops, hs_adaptive_avgpool_ops, hs_flatten_ops, hs_linear_ops,
