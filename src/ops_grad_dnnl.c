@@ -97,9 +97,12 @@ static int scratch_memory(const_dnnl_primitive_desc_t pd, void *buf, dnnl_memory
     return dnnl_memory_create(mem, md, grad_engine, buf) == dnnl_success;
 }
 
-/* Adds the plan's freshly computed gradient to the caller's accumulator. */
+/* Adds the plan's freshly computed gradient to the caller's accumulator. Threaded only for
+ * large tensors: a parameter gradient is small (Lite0's largest, 368k floats, takes ~50 us on
+ * one core), and each parallel region is a barrier, which costs a scheduler slice whenever the
+ * machine runs more threads than it has cores. */
 static void accumulate(float *dst, const float *src, int64_t count) {
-#pragma omp parallel for schedule(static) if (count > 4096)
+#pragma omp parallel for schedule(static) if (count > (1 << 19))
     for (int64_t i = 0; i < count; i++) dst[i] += src[i];
 }
 
