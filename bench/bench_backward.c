@@ -1,8 +1,9 @@
 /* Training-step cost of single convolutions shaped like EfficientNet-Lite0's layers: forward
  * with the current weights, backward data and backward weights + bias (all hs_conv_grad_plan,
- * NCHW in and out), each in GFLOP/s (2 x multiply-adds / second), against the reference
- * kernels; and the inference plan's forward (hs_conv_plan, NCHW) for comparison.
- * Usage: bench_backward [threads] [batch] [reps]. Not a test.
+ * activations in the training tape's layout, hs_grad_plans_layout(), or NCHW), each in
+ * GFLOP/s (2 x multiply-adds / second), against the reference kernels; and the inference
+ * plan's forward (hs_conv_plan, NCHW) for comparison.
+ * Usage: bench_backward [threads] [batch] [reps] [blocked|nchw]. Not a test.
  *
  * The fast kernels run at the given batch (default 32), best of `reps` runs after a warm-up.
  * The reference kernels are single-threaded plain loops, hundreds of times slower: they run
@@ -10,6 +11,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops.h"
 #include "ops_grad.h"
@@ -27,6 +29,7 @@ static const bench_case cases[] = {
     {"1x1 24->144 56px", 24, 144, 56, 1, 1, 1},
     {"dw 5x5 s2 144ch 56px", 144, 144, 56, 5, 2, 144},
     {"1x1 480->80 14px", 480, 80, 14, 1, 1, 1},
+    {"dw 5x5 480ch 14px", 480, 480, 14, 5, 1, 480},
     {"3x3 32->32 56px (dense)", 32, 32, 56, 3, 1, 1},
 };
 
@@ -44,8 +47,11 @@ int main(int argc, char **argv) {
     if (argc > 1) omp_set_num_threads(atoi(argv[1]));
     const int batch = argc > 2 ? atoi(argv[2]) : 32;
     const int reps = argc > 3 ? atoi(argv[3]) : 3;
-    printf("threads %d, batch %d (reference: batch 1, one thread), best of %d\n",
-           omp_get_max_threads(), batch, reps);
+    const hs_layout layout =
+        argc > 4 && !strcmp(argv[4], "nchw") ? HS_LAYOUT_NCHW : hs_grad_plans_layout();
+    printf("threads %d, batch %d (reference: batch 1, one thread), best of %d, training plans "
+           "in %s\n", omp_get_max_threads(), batch, reps,
+           layout == HS_LAYOUT_NCHW16C ? "nChw16c" : layout == HS_LAYOUT_NCHW8C ? "nChw8c" : "NCHW");
     printf("%-26s %9s %7s %7s %9s | %7s %7s %7s | %9s | kernels (fwd / bwd data / bwd weights)\n",
            "layer", "fwd GF/s", "bwd_d", "bwd_w", "step ms", "ref fwd", "bwd_d", "bwd_w",
            "infer fwd");
@@ -59,15 +65,18 @@ int main(int argc, char **argv) {
         const double macs_per_image =
             (double)c->out_c * oh * oh * (c->in_c / c->groups) * c->k * c->k;
         const size_t w_count = (size_t)c->out_c * (c->in_c / c->groups) * c->k * c->k;
-        const size_t x_count = (size_t)batch * c->in_c * c->h * c->h;
-        const size_t y_count = (size_t)batch * c->out_c * oh * oh;
+        /* sized for the layout (the blocked ones pad channels); values are arbitrary */
+        const size_t x_count = (size_t)hs_layout_size(layout, batch, c->in_c, c->h, c->h);
+        const size_t y_count = (size_t)hs_layout_size(layout, batch, c->out_c, oh, oh);
         float *x = filled(x_count, 1), *wt = filled(w_count, 2), *b = filled(c->out_c, 3);
         float *dy = filled(y_count, 4), *y = malloc(y_count * 4), *dx = malloc(x_count * 4);
         float *dw = calloc(w_count, 4), *db = calloc(c->out_c, 4);
         if (!y || !dx || !dw || !db) return 1;
 
         hs_conv_plan *fwd = hs_conv_plan_create(&s, batch, c->h, c->h, wt, b, NULL);
-        hs_conv_grad_plan *bwd = hs_conv_grad_plan_create(&s, batch, c->h, c->h);
+        /* the stem reads the NCHW image, as in the tape */
+        hs_conv_grad_plan *bwd = hs_conv_grad_plan_create(
+            &s, batch, c->h, c->h, c->in_c == 3 ? HS_LAYOUT_NCHW : layout, layout);
         if (!fwd || !bwd) return 1;
         double best[4] = {1e30, 1e30, 1e30, 1e30};
         for (int r = 0; r <= reps; r++) { /* run 0 is the warm-up */

@@ -7,7 +7,10 @@
  * The reference runs one step on reference_batch images and is extrapolated linearly to the
  * batch (its kernels are per-image loops). Prints images/s, ms per step split into forward
  * / backward / update, process CPU seconds per step (the machine may be shared: wall time
- * alone can mislead) and peak RSS. */
+ * alone can mislead), peak RSS, and for the fast backend where a step's time goes per layer
+ * kind (forward and backward ms, from the tape's per-layer timers) and which activations the
+ * tape keeps blocked. Figures are the median step of `steps` (step 0, the warm-up that makes
+ * the plans and touches the memory, is not counted). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +18,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "layers/layer.h"
 #include "net.h"
 #include "net_train.h"
+#include "ops_grad.h"
 #include "ops_ref.h"
 #include "optim.h"
 
@@ -41,6 +46,39 @@ static long peak_rss_mib(void) {
 typedef struct timing {
     double forward, backward, update, cpu; /* seconds per step */
 } timing;
+
+static int by_total(const void *a, const void *b) {
+    const timing *x = a, *y = b;
+    double tx = x->forward + x->backward + x->update, ty = y->forward + y->backward + y->update;
+    return tx < ty ? -1 : tx > ty;
+}
+
+/* Per layer kind: ms of forward and backward in the median step, and how many layers. */
+static void report_kinds(const hs_net *net, const hs_tape *t, const double *seconds,
+                         int steps) {
+    double fwd[HS_LAYER_KIND_COUNT] = {0}, bwd[HS_LAYER_KIND_COUNT] = {0}, all = 0;
+    int count[HS_LAYER_KIND_COUNT] = {0}, span = t->last - t->first, blocked = 0, fused = 0;
+    for (int k = 0; k < span; k++) {
+        hs_layer_kind kind = net->layers[t->first + k].kind;
+        fwd[kind] += seconds[k] / steps;
+        bwd[kind] += seconds[span + k] / steps;
+        all += (seconds[k] + seconds[span + k]) / steps;
+        count[kind]++;
+        blocked += t->layouts[k + 1] != HS_LAYOUT_NCHW;
+        fused += t->fused[k];
+    }
+    printf("  per layer kind (ms a step, mean of the timed steps; %d of %d activations blocked, "
+           "%s; %d BatchNorm + activation pairs fused, timed as BatchNorm):\n", blocked, span,
+           hs_layout_block(hs_grad_plans_layout()) == 16 ? "nChw16c"
+                                       : hs_layout_block(hs_grad_plans_layout()) == 8 ? "nChw8c"
+                                                                                      : "NCHW",
+           fused);
+    for (int kind = 0; kind < HS_LAYER_KIND_COUNT; kind++)
+        if (count[kind])
+            printf("    %-20s %3d layers: forward %7.1f, backward %7.1f  (%4.1f %%)\n",
+                   hs_layer_ops_of(kind)->kind_name, count[kind], 1e3 * fwd[kind],
+                   1e3 * bwd[kind], 100 * (fwd[kind] + bwd[kind]) / all);
+}
 
 static int run(hs_net *net, hs_backend backend, int batch, int size, int steps, timing *out) {
     hs_context ctx;
@@ -79,10 +117,13 @@ static int run(hs_net *net, hs_backend backend, int batch, int size, int steps, 
     hs_rng rng;
     hs_rng_seed(&rng, 1);
     memset(out, 0, sizeof *out);
-    int rc = 0;
+    int rc = 0, span = t.last - t.first;
     /* step 0 is the warm-up (plans made, pages touched) and is not timed when steps > 1 */
-    int first_timed = steps > 1 ? 1 : 0;
+    int first_timed = steps > 1 ? 1 : 0, timed = steps > 1 ? steps : 1;
+    timing *each = calloc((size_t)timed, sizeof *each);
+    double *seconds = calloc(2 * (size_t)span, sizeof *seconds);
     for (int s = 0; s <= (steps > 1 ? steps : 0); s++) {
+        t.seconds = s >= first_timed && backend == HS_BACKEND_CPU ? seconds : NULL;
         double c0 = cpu(), t0 = wall();
         rc |= hs_tape_forward(&t, x, batch, 1, &rng, &err) != HS_OK;
         hs_softmax_cross_entropy_ref(hs_tape_output(&t), batch, 1000, labels,
@@ -97,15 +138,15 @@ static int run(hs_net *net, hs_backend backend, int batch, int size, int steps, 
             fprintf(stderr, "bench_train_step: %s\n", err.message);
             break;
         }
-        if (s >= first_timed) {
-            out->forward += t1 - t0;
-            out->backward += t2 - t1;
-            out->update += t3 - t2;
-            out->cpu += c1 - c0;
-        }
+        if (s >= first_timed) each[s - first_timed] = (timing){t1 - t0, t2 - t1, t3 - t2, c1 - c0};
     }
-    int timed = steps > 1 ? steps : 1;
-    out->forward /= timed, out->backward /= timed, out->update /= timed, out->cpu /= timed;
+    /* the median step: other helpers share this machine's cores, and a step they slow
+     * down should not move the figure */
+    qsort(each, (size_t)timed, sizeof *each, by_total);
+    *out = each[timed / 2];
+    if (!rc && backend == HS_BACKEND_CPU) report_kinds(net, &t, seconds, timed);
+    free(each);
+    free(seconds);
     free(x);
     free(labels);
     hs_optimizer_free(&opt);

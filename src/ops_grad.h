@@ -12,34 +12,50 @@
  * allocating. Weights are NOT copied into backward plans: they change after every optimiser
  * step, so each run reads the caller's current arrays.
  *
- * Layouts. Every array here is plain NCHW float32 (weights OIHW). Where oneDNN's fastest
- * kernel wants a blocked layout (nChw8c on AVX2), the convolution plan reorders into it and
- * back inside each run. A later blocked-layout training path would give the plans
- * hs_layout arguments like hs_conv_options and skip those reorders; the place is marked
- * "LAYOUT" in ops_grad_dnnl.c.
+ * Layouts. Activations and their gradients are float32 in the layout the plan was made for
+ * (hs_layout: NCHW, or oneDNN's blocked nChw16c / nChw8c, whose padding channels the plans
+ * keep zero); weights and parameter gradients are always plain (OIHW, one value a channel).
+ * The training tape (net_train.c) keeps activations in hs_layout_blocked() from the first
+ * convolution to the global pooling, so the convolutions read and write the layout their
+ * kernels want and no activation is reordered inside the net. A plan still reorders where a
+ * primitive wants another layout than the caller's (the weights always; activations only when
+ * the caller's layout is not the kernel's).
  *
- * Fallback. When oneDNN cannot make a primitive for a plan, the plan runs the reference
+ * Fallback. When oneDNN cannot make a primitive for an NCHW plan, the plan runs the reference
  * kernel instead (single-threaded, slow but right); *_uses_dnnl says which, *_impl names the
- * kernels for benchmarks and logs. A run returns 0, or -1 if oneDNN failed while executing
+ * kernels for benchmarks and logs. A blocked plan has no reference kernel: its create returns
+ * NULL when oneDNN cannot make it (hs_grad_plans_layout() says NCHW whenever oneDNN is off, so
+ * the tape then never asks for one). A run returns 0, or -1 if oneDNN failed while executing
  * (outputs are then undefined). */
 #ifndef HS_OPS_GRAD_H
 #define HS_OPS_GRAD_H
 
 #include <stdint.h>
 
+#include "ops.h"
 #include "ops_ref.h"
 
 /* Whether plans created from now on may use oneDNN (default 1). 0 makes every new plan take
  * its fallback, so tests can check those paths on a machine where oneDNN works. */
 void hs_grad_plans_use_dnnl(int on);
+/* The activation layout training plans work in here: hs_layout_blocked() (the inference
+ * plan's choice, from the ISA oneDNN runs) when oneDNN is usable and allowed, else NCHW. */
+hs_layout hs_grad_plans_layout(void);
+/* Index of value (b, ch, i) of an n x c x hw activation in a layout (block 1: NCHW). */
+static inline int64_t hs_layout_index(int block, int c, int hw, int b, int ch, int64_t i) {
+    const int cb = (c + block - 1) / block;
+    return (((int64_t)b * cb + ch / block) * hw + i) * block + ch % block;
+}
 
 /* ---- convolution: backward data, backward weights and bias ------------------------------ */
 typedef struct hs_conv_grad_plan hs_conv_grad_plan;
 
 /* A plan for one convolution in training (any kernel, stride, dilation, groups, asymmetric
  * padding) on an n x in_c x h x w input: forward, backward data, backward weights and bias.
- * NULL only when out of memory. */
-hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w);
+ * x and dx are in src_layout, y and dy in dst_layout. NULL when out of memory, or for a
+ * blocked layout oneDNN cannot make. */
+hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
+                                            hs_layout src_layout, hs_layout dst_layout);
 /* The forward pass in training: y = conv(x) with the CURRENT weight and bias (bias may be
  * NULL), read on every run, unlike hs_conv_plan which copies its weights at creation. Same
  * result as hs_conv2d_forward_ref within float rounding. Fallback: im2col + sgemm. */
@@ -51,7 +67,7 @@ int hs_conv_grad_plan_forward(hs_conv_grad_plan *plan, const float *x, const flo
 int hs_conv_grad_plan_run(hs_conv_grad_plan *plan, const float *x, const float *weight,
                           const float *dy, float *dx, float *dweight, float *dbias);
 int hs_conv_grad_plan_matches(const hs_conv_grad_plan *plan, const hs_conv2d_shape *s, int n,
-                              int h, int w);
+                              int h, int w, hs_layout src_layout, hs_layout dst_layout);
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *plan);
 /* "<forward kernel> / <backward data kernel> / <backward weights kernel>". */
 const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *plan);
@@ -60,8 +76,9 @@ void hs_conv_grad_plan_free(hs_conv_grad_plan *plan);
 /* ---- BatchNorm in training mode (forward and backward) ---------------------------------- */
 typedef struct hs_bn_grad_plan hs_bn_grad_plan;
 
-/* For n x c x hw activations and epsilon eps (scale and shift always on: gamma and beta). */
-hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps);
+/* For n x c x hw activations in a layout and epsilon eps (scale and shift always on: gamma
+ * and beta). */
+hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps, hs_layout layout);
 /* As hs_batchnorm_train_forward_ref: batch statistics, save_mean and save_rstd written, the
  * running statistics (when not NULL) updated with momentum, the variance unbiased. */
 int hs_bn_grad_plan_forward(hs_bn_grad_plan *plan, const float *x, const float *gamma,
@@ -72,24 +89,54 @@ int hs_bn_grad_plan_forward(hs_bn_grad_plan *plan, const float *x, const float *
 int hs_bn_grad_plan_backward(hs_bn_grad_plan *plan, const float *x, const float *dy,
                              const float *gamma, const float *save_mean,
                              const float *save_rstd, float *dx, float *dgamma, float *dbeta);
-int hs_bn_grad_plan_matches(const hs_bn_grad_plan *plan, int n, int c, int hw, float eps);
+int hs_bn_grad_plan_matches(const hs_bn_grad_plan *plan, int n, int c, int hw, float eps,
+                            hs_layout layout);
 int hs_bn_grad_plan_uses_dnnl(const hs_bn_grad_plan *plan);
 const char *hs_bn_grad_plan_impl(const hs_bn_grad_plan *plan);
 void hs_bn_grad_plan_free(hs_bn_grad_plan *plan);
 
-/* BatchNorm with frozen statistics, backward (hs_batchnorm_frozen_backward_ref), threaded
- * over channels: an element-wise scale and two sums, not worth a oneDNN primitive. */
-void hs_batchnorm_frozen_backward(const float *x, const float *dy, int n, int c, int hw,
-                                  const float *gamma, const float *mean, const float *var,
-                                  float eps, float *dx, float *dgamma, float *dbeta);
+/* BatchNorm with frozen statistics, forward (hs_batchnorm_forward_ref) and backward
+ * (hs_batchnorm_frozen_backward_ref) in a layout, threaded over channels: an element-wise
+ * scale and two sums, not worth a oneDNN primitive. Padding channels of y and dx are
+ * written zero. */
+void hs_batchnorm_frozen_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                                 const float *gamma, const float *beta, const float *mean,
+                                 const float *var, float eps, float *y);
+void hs_batchnorm_frozen_backward(const float *x, const float *dy, hs_layout layout, int n,
+                                  int c, int hw, const float *gamma, const float *mean,
+                                  const float *var, float eps, float *dx, float *dgamma,
+                                  float *dbeta);
+
+/* ---- BatchNorm followed by ReLU or ReLU6, fused (blocked layouts) -------------------------
+ * y = min(max(BN(x), 0), upper) in one pass over the data after the statistics (upper: 6 for
+ * ReLU6, INFINITY for ReLU), and its backward with the activation's mask recomputed from x,
+ * so the BatchNorm's own output is never stored nor read. The tape (net_train.c) uses it for
+ * a BatchNorm whose only reader is a ReLU / ReLU6, the pattern of every MBConv and ResNet
+ * stage: two of the five memory passes a pair costs in each direction disappear.
+ *
+ * batch_stats: normalise with the batch's mean and biased variance (shifted sums in float a
+ * row, double in total: 1e-6 relative to the two-pass reference on trained activations),
+ * update the running statistics (when not NULL) as PyTorch does; otherwise normalise with
+ * the running ones. Either way save_mean / save_rstd receive the statistics used, which the
+ * backward reads. Padding channels of y and dx are written zero. */
+void hs_bn_act_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                       const float *gamma, const float *beta, float eps, float momentum,
+                       int batch_stats, float *running_mean, float *running_var,
+                       float *save_mean, float *save_rstd, float upper, float *y);
+/* dx (overwritten, skipped when NULL); dgamma, dbeta accumulate (skipped when NULL). */
+void hs_bn_act_backward(const float *x, const float *dy, hs_layout layout, int n, int c, int hw,
+                        const float *gamma, const float *beta, const float *save_mean,
+                        const float *save_rstd, int batch_stats, float upper, float *dx,
+                        float *dgamma, float *dbeta);
 
 /* ---- max and average pooling (symmetric padding, as the reference) ---------------------- */
 typedef enum hs_pool_kind { HS_POOL_MAX = 0, HS_POOL_AVG } hs_pool_kind;
 typedef struct hs_pool_grad_plan hs_pool_grad_plan;
 
-/* Average pooling counts padded zeros (count_include_pad=True), as the reference. */
+/* Average pooling counts padded zeros (count_include_pad=True), as the reference. x, y and
+ * their gradients in `layout`. */
 hs_pool_grad_plan *hs_pool_grad_plan_create(hs_pool_kind kind, int n, int c, int h, int w,
-                                            int kernel, int stride, int pad);
+                                            int kernel, int stride, int pad, hs_layout layout);
 /* Forward in training mode: y as hs_maxpool2d_forward_ref / hs_avgpool2d_forward_ref. Max
  * pooling keeps each window's argmax in the plan's workspace for the next backward. */
 int hs_pool_grad_plan_forward(hs_pool_grad_plan *plan, const float *x, float *y);
@@ -104,12 +151,20 @@ void hs_pool_grad_plan_free(hs_pool_grad_plan *plan);
 /* hs_adaptive_avgpool2d_backward_ref threaded over planes (oneDNN has no adaptive pooling). */
 void hs_adaptive_avgpool2d_backward(int n, int c, int h, int w, int out_h, int out_w,
                                     const float *dy, float *dx);
+/* Global average pooling out of a layout: x (n x c x hw in `layout`) to y (n x c, plain),
+ * the net's exit from the blocked layout; and its backward, dy (n x c) to dx (in `layout`,
+ * padding channels zero). Threaded; sums in double as the reference. */
+void hs_global_avgpool_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                               float *y);
+void hs_global_avgpool_backward(const float *dy, hs_layout layout, int n, int c, int hw,
+                                float *dx);
 
 /* ---- ReLU and ReLU6 backward ------------------------------------------------------------ */
 typedef enum hs_act_kind { HS_ACT_RELU = 0, HS_ACT_RELU6 } hs_act_kind;
 typedef struct hs_act_grad_plan hs_act_grad_plan;
 
-/* For `count` values. ReLU6's gradient passes only strictly inside (0, 6), as hardtanh. */
+/* For `count` values (any layout: all of an activation's floats, padding included, which
+ * stays zero). ReLU6's gradient passes only strictly inside (0, 6), as hardtanh. */
 hs_act_grad_plan *hs_act_grad_plan_create(hs_act_kind kind, int64_t count);
 /* x: the activation's forward input. dx overwritten; may alias dy. */
 int hs_act_grad_plan_run(hs_act_grad_plan *plan, const float *x, const float *dy, float *dx);

@@ -27,6 +27,12 @@ static int grad_dnnl_allowed = 1; /* hs_grad_plans_use_dnnl */
 
 void hs_grad_plans_use_dnnl(int on) { grad_dnnl_allowed = on != 0; }
 
+static int grad_dnnl_ready(void);
+
+hs_layout hs_grad_plans_layout(void) {
+    return grad_dnnl_ready() ? hs_layout_blocked() : HS_LAYOUT_NCHW;
+}
+
 static int grad_dnnl_ready(void) {
     static int state; /* 0 not tried, 1 ready, -1 failed */
     if (!grad_dnnl_allowed) return 0;
@@ -91,15 +97,19 @@ static int scratch_memory(const_dnnl_primitive_desc_t pd, void *buf, dnnl_memory
     return dnnl_memory_create(mem, md, grad_engine, buf) == dnnl_success;
 }
 
-/* Adds the plan's freshly computed gradient to the caller's accumulator. */
+/* Adds the plan's freshly computed gradient to the caller's accumulator. Threaded only for
+ * large tensors: a parameter gradient is small (Lite0's largest, 368k floats, takes ~50 us on
+ * one core), and each parallel region is a barrier, which costs a scheduler slice whenever the
+ * machine runs more threads than it has cores. */
 static void accumulate(float *dst, const float *src, int64_t count) {
-#pragma omp parallel for schedule(static) if (count > 4096)
+#pragma omp parallel for schedule(static) if (count > (1 << 19))
     for (int64_t i = 0; i < count; i++) dst[i] += src[i];
 }
 
-/* ---- ports: a caller's plain array and the layout a primitive wants ---------------------------
- * LAYOUT: with a blocked-layout training path, `user` would be described in that layout and
- * most reorders would disappear (user and inner descriptors equal). */
+/* ---- ports: a caller's array and the layout a primitive wants -------------------------------
+ * `user` is described in the caller's layout; when the primitive chose the same one (the
+ * blocked training path, for activations) the port is the caller's memory and no reorder
+ * runs. */
 typedef struct port {
     dnnl_memory_t user;        /* the caller's array; its handle is set on every run */
     dnnl_memory_t inner;       /* what the primitive reads or writes: `user` or `buf` */
@@ -160,11 +170,22 @@ static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
     dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
 }
 
+/* oneDNN's tag for a 4-D activation layout. */
+static dnnl_format_tag_t act_tag(hs_layout layout) {
+    switch (layout) {
+    case HS_LAYOUT_NHWC: return dnnl_nhwc;
+    case HS_LAYOUT_NCHW16C: return dnnl_nChw16c;
+    case HS_LAYOUT_NCHW8C: return dnnl_nChw8c;
+    default: return dnnl_nchw;
+    }
+}
+
 /* ---- convolution ------------------------------------------------------------------------------ */
 
 struct hs_conv_grad_plan {
     hs_conv2d_shape s;
     int n, h, w, oh, ow;
+    hs_layout src_layout, dst_layout; /* of x and dx, of y and dy */
     char impl[160];
     dnnl_primitive_t fwd;          /* forward training with the current weights; NULL: im2col */
     port f_x, f_w, f_y;            /* forward: src in, weights in, dst out */
@@ -172,7 +193,9 @@ struct hs_conv_grad_plan {
     float *bias_buf;               /* the caller's bias (or zeros) copied in on each run */
     dnnl_primitive_t bwd_data;     /* NULL: dx by the reference kernel */
     dnnl_primitive_t bwd_weights;  /* NULL: dweight and dbias by the reference kernel, */
-    int dw_direct;                 /* or by depthwise_backward_weights when this is set */
+    int dw_direct;                 /* or by depthwise_backward_weights when this is set, */
+    port dw_x;                     /* reading x reordered into dy's layout when they differ */
+    void *dw_work;                 /* the blocked direct loops' sums */
     port d_dy, d_w, d_dx;          /* backward data: diff_dst in, weights in, diff_src out */
     port w_x, w_dy, w_dw;          /* backward weights: src in, diff_dst in, diff_weights out */
     int share_dy;                  /* both primitives read diff_dst in one layout: w_dy unused */
@@ -194,7 +217,7 @@ static void conv_grad_destroy_dnnl(hs_conv_grad_plan *p) {
     if (p->bwd_data) dnnl_primitive_destroy(p->bwd_data);
     if (p->bwd_weights) dnnl_primitive_destroy(p->bwd_weights);
     p->bwd_data = p->bwd_weights = NULL;
-    port *ports[] = {&p->d_dy, &p->d_w, &p->d_dx, &p->w_x, &p->w_dy, &p->w_dw};
+    port *ports[] = {&p->d_dy, &p->d_w, &p->d_dx, &p->w_x, &p->w_dy, &p->w_dw, &p->dw_x};
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) port_destroy(ports[i]);
     dnnl_memory_t mems[] = {p->w_db, p->scratch_data, p->scratch_weights};
     for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
@@ -250,6 +273,105 @@ static void depthwise_backward_weights(const float *x, int n, int h, int w,
     }
 }
 
+/* The same for x and dy in a blocked layout of `block` channels (8 or 16): the lanes of a
+ * block are independent channels, so the innermost loop is one vector over them. Threaded
+ * over channel blocks; each output row of dy is read once for all taps (and the bias) while
+ * it is in L1, each tap summing the row in float and the rows in double. Padding lanes
+ * compute zeros and are not stored. The body is compiled for AVX-512 and AVX2 too and picked
+ * at run time (the build targets the baseline x86-64). */
+#define HS_DW_MAX_KW 64 /* widest depthwise kernel the blocked loops take */
+
+typedef struct dw_args {
+    const float *x, *dy;
+    int n, h, w, oh, ow;
+    const hs_conv2d_shape *s;
+    float *dw, *db;
+    void *work; /* per block: double sums, then float row sums, (taps + 1) x 16 each */
+    int ox0[HS_DW_MAX_KW], ox1[HS_DW_MAX_KW]; /* per kx: outputs whose tap reads in the row */
+} dw_args;
+
+static inline __attribute__((always_inline)) void dw_block(const int block, const dw_args *a,
+                                                           int cb) {
+    const hs_conv2d_shape *s = a->s;
+    const int channels = s->in_channels, kh = s->kernel_h, kw = s->kernel_w, taps = kh * kw;
+    const int cblocks = (channels + block - 1) / block, sw = s->stride_w, ow = a->ow;
+    const int64_t x_plane = (int64_t)a->h * a->w * block, y_plane = (int64_t)a->oh * ow * block;
+    double (*total)[16] = (double (*)[16])a->work + (int64_t)cb * (taps + 1); /* [taps]: bias */
+    float (*row)[16] = (float (*)[16])((double (*)[16])a->work + (int64_t)cblocks * (taps + 1)) +
+                       (int64_t)cb * (taps + 1);
+    memset(total, 0, ((size_t)taps + 1) * sizeof *total);
+    for (int b = 0; b < a->n; b++) {
+        const float *xp = a->x + ((int64_t)b * cblocks + cb) * x_plane;
+        const float *dyp = a->dy + ((int64_t)b * cblocks + cb) * y_plane;
+        for (int oy = 0; oy < a->oh; oy++) {
+            const float *dyrow = dyp + (int64_t)oy * ow * block;
+            memset(row, 0, ((size_t)taps + 1) * sizeof *row);
+            for (int ox = 0; ox < ow; ox++)
+#pragma omp simd
+                for (int l = 0; l < block; l++) row[taps][l] += dyrow[ox * block + l];
+            for (int ky = 0; ky < kh; ky++) {
+                const int iy = oy * s->stride_h - s->pad_top + ky * s->dilation_h;
+                if (iy < 0 || iy >= a->h) continue;
+                for (int kx = 0; kx < kw; kx++) {
+                    const float *xrow =
+                        xp + ((int64_t)iy * a->w + kx * s->dilation_w - s->pad_left) * block;
+                    float *acc = row[ky * kw + kx];
+                    for (int ox = a->ox0[kx]; ox < a->ox1[kx]; ox++)
+#pragma omp simd
+                        for (int l = 0; l < block; l++)
+                            acc[l] += dyrow[ox * block + l] * xrow[ox * sw * block + l];
+                }
+            }
+            for (int t = 0; t <= taps; t++)
+                for (int l = 0; l < block; l++) total[t][l] += row[t][l];
+        }
+    }
+    const int lanes = channels - cb * block < block ? channels - cb * block : block;
+    for (int l = 0; l < lanes; l++) {
+        const int c = cb * block + l;
+        for (int t = 0; t < taps; t++) a->dw[(int64_t)c * taps + t] = (float)total[t][l];
+        a->db[c] = (float)total[taps][l];
+    }
+}
+
+__attribute__((target("avx512f"))) static void dw_block_16_avx512(const dw_args *a, int cb) {
+    dw_block(16, a, cb);
+}
+static void dw_block_16(const dw_args *a, int cb) { dw_block(16, a, cb); }
+__attribute__((target("avx2,fma"))) static void dw_block_8_avx2(const dw_args *a, int cb) {
+    dw_block(8, a, cb);
+}
+static void dw_block_8(const dw_args *a, int cb) { dw_block(8, a, cb); }
+
+static void depthwise_backward_weights_blocked(int block, const float *x, int n, int h, int w,
+                                               const hs_conv2d_shape *s, int oh, int ow,
+                                               const float *dy, float *dw, float *db,
+                                               void *work) {
+    dw_args a = {x, dy, n, h, w, oh, ow, s, dw, db, work, {0}, {0}};
+    for (int kx = 0; kx < s->kernel_w; kx++) {
+        const int off_x = kx * s->dilation_w - s->pad_left;
+        int o0 = 0, o1 = ow;
+        while (o0 < ow && o0 * s->stride_w + off_x < 0) o0++;
+        while (o1 > o0 && (o1 - 1) * s->stride_w + off_x >= w) o1--;
+        a.ox0[kx] = o0;
+        a.ox1[kx] = o1;
+    }
+    void (*run)(const dw_args *, int) =
+        block == 16 ? (__builtin_cpu_supports("avx512f") ? dw_block_16_avx512 : dw_block_16)
+                    : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                           ? dw_block_8_avx2
+                           : dw_block_8);
+    const int cblocks = (s->in_channels + block - 1) / block;
+#pragma omp parallel for schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) run(&a, cb);
+}
+
+/* Bytes of the work buffer the blocked loops need. */
+static size_t depthwise_work_bytes(const hs_conv2d_shape *s) {
+    const size_t cblocks = ((size_t)s->in_channels + 7) / 8; /* the larger count: block 8 */
+    return cblocks * ((size_t)s->kernel_h * s->kernel_w + 1) * 16 * (sizeof(double) + sizeof(float));
+}
+
 static int is_depthwise(const hs_conv2d_shape *s) {
     return s->groups > 1 && s->groups == s->in_channels && s->groups == s->out_channels;
 }
@@ -271,8 +393,8 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
 
     dnnl_memory_desc_t src_user, dst_user, w_user, src_any, dst_any, w_any, b_md;
-    plain_md(&src_user, 4, src_dims, dnnl_nchw);
-    plain_md(&dst_user, 4, dst_dims, dnnl_nchw);
+    plain_md(&src_user, 4, src_dims, act_tag(p->src_layout));
+    plain_md(&dst_user, 4, dst_dims, act_tag(p->dst_layout));
     plain_md(&w_user, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw);
     plain_md(&src_any, 4, src_dims, dnnl_format_tag_any);
     plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any);
@@ -328,6 +450,11 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
         weights_pd = NULL;
         p->dw_direct = 1;
+        if (p->src_layout != p->dst_layout) {
+            dnnl_memory_desc_t x_as_dy;
+            plain_md(&x_as_dy, 4, src_dims, act_tag(p->dst_layout));
+            if (!port_init(&p->dw_x, &src_user, &x_as_dy, 1)) port_destroy(&p->dw_x);
+        }
     }
     size_t sp = 0;
     if (data_pd && scratch_size(data_pd) > sp) sp = scratch_size(data_pd);
@@ -387,13 +514,16 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_primitive_attr_destroy(attr);
 }
 
-hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w) {
+hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
+                                            hs_layout src_layout, hs_layout dst_layout) {
     hs_conv_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->s = *s;
     p->n = n;
     p->h = h;
     p->w = w;
+    p->src_layout = src_layout;
+    p->dst_layout = dst_layout;
     p->oh = hs_conv_out_size(h, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom,
                              s->dilation_h);
     p->ow = hs_conv_out_size(w, s->kernel_w, s->stride_w, s->pad_left, s->pad_right,
@@ -410,6 +540,20 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
         return NULL;
     }
     conv_grad_create_dnnl(p);
+    /* the reference kernels are NCHW only; the direct depthwise loops take NCHW, nChw8c and
+     * nChw16c (the same layout for x and dy) */
+    if (!p->bwd_weights && p->dw_direct && dst_layout != HS_LAYOUT_NCHW &&
+        s->kernel_w <= HS_DW_MAX_KW)
+        p->dw_work = aligned_bytes(depthwise_work_bytes(s));
+    if ((src_layout != HS_LAYOUT_NCHW || dst_layout != HS_LAYOUT_NCHW) &&
+        (!p->fwd || !p->bwd_data ||
+         (!p->bwd_weights &&
+          !(p->dw_direct && dst_layout != HS_LAYOUT_NHWC &&
+            (dst_layout == HS_LAYOUT_NCHW || p->dw_work) &&
+            (src_layout == dst_layout || p->dw_x.reorder))))) {
+        hs_conv_grad_plan_free(p);
+        return NULL;
+    }
     if (p->dw_direct && !p->bwd_weights && (!p->dw_acc || !p->db_acc)) {
         free(p->dw_acc);
         free(p->db_acc);
@@ -457,8 +601,18 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *wei
     }
     if (!dweight && !dbias) return 0;
     if (!p->bwd_weights && p->dw_direct) {
-        depthwise_backward_weights(x, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy, p->dw_acc,
-                                   p->db_acc);
+        const float *xd = x; /* x in dy's layout */
+        if (p->dw_x.reorder) {
+            if (!port_in(&p->dw_x, x)) return -1;
+            xd = p->dw_x.buf;
+        }
+        if (p->dst_layout == HS_LAYOUT_NCHW16C || p->dst_layout == HS_LAYOUT_NCHW8C)
+            depthwise_backward_weights_blocked(hs_layout_block(p->dst_layout), xd, p->n, p->h,
+                                               p->w, &p->s, p->oh, p->ow, dy, p->dw_acc,
+                                               p->db_acc, p->dw_work);
+        else
+            depthwise_backward_weights(xd, p->n, p->h, p->w, &p->s, p->oh, p->ow, dy,
+                                       p->dw_acc, p->db_acc);
         if (dweight) accumulate(dweight, p->dw_acc, p->w_count);
         if (dbias) accumulate(dbias, p->db_acc, p->s.out_channels);
         return 0;
@@ -484,8 +638,9 @@ int hs_conv_grad_plan_run(hs_conv_grad_plan *p, const float *x, const float *wei
 }
 
 int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape *s, int n,
-                              int h, int w) {
-    return p && p->n == n && p->h == h && p->w == w && memcmp(&p->s, s, sizeof *s) == 0;
+                              int h, int w, hs_layout src_layout, hs_layout dst_layout) {
+    return p && p->n == n && p->h == h && p->w == w && p->src_layout == src_layout &&
+           p->dst_layout == dst_layout && memcmp(&p->s, s, sizeof *s) == 0;
 }
 
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
@@ -497,6 +652,7 @@ const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *p) { return p->impl;
 void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
     if (!p) return;
     conv_grad_destroy_dnnl(p);
+    free(p->dw_work);
     free(p->dw_acc);
     free(p->db_acc);
     free(p->bias_buf);
@@ -508,6 +664,7 @@ void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
 struct hs_bn_grad_plan {
     int n, c, hw;
     float eps;
+    hs_layout layout;
     char impl[96];
     dnnl_primitive_t fwd, bwd;    /* both or neither */
     dnnl_memory_t src, dst, scale, shift, mean, var, diff_dst, diff_src, diff_scale, diff_shift;
@@ -535,11 +692,12 @@ static void bn_destroy_dnnl(hs_bn_grad_plan *p) {
 
 static int bn_create_dnnl(hs_bn_grad_plan *p) {
     if (!grad_dnnl_ready()) return 0;
-    /* n x c x hw as an NCHW tensor of height 1: BatchNorm only cares about the channel axis */
+    /* n x c x hw as a tensor of height 1 (the same memory in NCHW and the blocked layouts):
+     * BatchNorm only cares about the channel axis */
     dnnl_dims_t dims = {p->n, p->c, 1, p->hw};
     dnnl_dims_t stat_dims = {p->c};
     dnnl_memory_desc_t data_md, stat_md;
-    plain_md(&data_md, 4, dims, dnnl_nchw);
+    plain_md(&data_md, 4, dims, act_tag(p->layout));
     plain_md(&stat_md, 1, stat_dims, dnnl_x);
     const unsigned flags = dnnl_use_scale | dnnl_use_shift;
     dnnl_batch_normalization_desc_t fd, bd;
@@ -582,13 +740,14 @@ static int bn_create_dnnl(hs_bn_grad_plan *p) {
     return ok;
 }
 
-hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps) {
+hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps, hs_layout layout) {
     hs_bn_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = n;
     p->c = c;
     p->hw = hw;
     p->eps = eps;
+    p->layout = layout;
     p->var_buf = aligned_bytes((size_t)c * sizeof(float));
     p->dgamma_buf = aligned_bytes((size_t)c * sizeof(float));
     p->dbeta_buf = aligned_bytes((size_t)c * sizeof(float));
@@ -598,7 +757,10 @@ hs_bn_grad_plan *hs_bn_grad_plan_create(int n, int c, int hw, float eps) {
         return NULL;
     }
     snprintf(p->impl, sizeof p->impl, "reference");
-    bn_create_dnnl(p);
+    if (!bn_create_dnnl(p) && layout != HS_LAYOUT_NCHW) { /* no reference kernel for it */
+        hs_bn_grad_plan_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -653,7 +815,8 @@ int hs_bn_grad_plan_backward(hs_bn_grad_plan *p, const float *x, const float *dy
     float *diff_src = dx;
     if (!diff_src) { /* only the parameter gradients are wanted: oneDNN still writes dx */
         if (!p->dx_scratch)
-            p->dx_scratch = aligned_bytes((size_t)p->n * p->c * p->hw * sizeof(float));
+            p->dx_scratch = aligned_bytes(
+                (size_t)hs_layout_size(p->layout, p->n, p->c, 1, p->hw) * sizeof(float));
         if (!p->dx_scratch) return -1;
         diff_src = p->dx_scratch;
     }
@@ -678,8 +841,9 @@ int hs_bn_grad_plan_backward(hs_bn_grad_plan *p, const float *x, const float *dy
     return 0;
 }
 
-int hs_bn_grad_plan_matches(const hs_bn_grad_plan *p, int n, int c, int hw, float eps) {
-    return p && p->n == n && p->c == c && p->hw == hw && p->eps == eps;
+int hs_bn_grad_plan_matches(const hs_bn_grad_plan *p, int n, int c, int hw, float eps,
+                            hs_layout layout) {
+    return p && p->n == n && p->c == c && p->hw == hw && p->eps == eps && p->layout == layout;
 }
 
 int hs_bn_grad_plan_uses_dnnl(const hs_bn_grad_plan *p) { return p->fwd != NULL; }
@@ -697,29 +861,296 @@ void hs_bn_grad_plan_free(hs_bn_grad_plan *p) {
     free(p);
 }
 
-void hs_batchnorm_frozen_backward(const float *x, const float *dy, int n, int c, int hw,
-                                  const float *gamma, const float *mean, const float *var,
-                                  float eps, float *dx, float *dgamma, float *dbeta) {
-#pragma omp parallel for schedule(dynamic)
-    for (int ch = 0; ch < c; ch++) {
-        const double inv_std = 1.0 / sqrt((double)var[ch] + (double)eps);
-        const float scale = (float)((double)gamma[ch] * inv_std);
-        const float mu = mean[ch];
-        double sum_dy = 0.0, sum_dy_xc = 0.0;
-        for (int b = 0; b < n; b++) {
-            const int64_t base = ((int64_t)b * c + ch) * hw;
-            float s_dy = 0.0f, s_dy_xc = 0.0f; /* float partial sums per plane, double total */
-            for (int i = 0; i < hw; i++) {
-                s_dy += dy[base + i];
-                s_dy_xc += dy[base + i] * (x[base + i] - mu);
-                if (dx) dx[base + i] = dy[base + i] * scale;
-            }
-            sum_dy += s_dy;
-            sum_dy_xc += s_dy_xc;
+/* The frozen BatchNorm and global pooling loops below walk one channel block at a time
+ * (block 1: one NCHW plane), the block's lanes innermost: contiguous in every layout. */
+static int layout_block(hs_layout layout) {
+    return layout == HS_LAYOUT_NCHW16C ? 16 : layout == HS_LAYOUT_NCHW8C ? 8 : 1;
+}
+
+void hs_batchnorm_frozen_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                                 const float *gamma, const float *beta, const float *mean,
+                                 const float *var, float eps, float *y) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for schedule(static)
+    for (int cb = 0; cb < cblocks; cb++) {
+        float scale[16] = {0}, shift[16] = {0}; /* padding lanes: 0 */
+        for (int l = 0; l < block && cb * block + l < c; l++) {
+            const int ch = cb * block + l;
+            const double inv_std = 1.0 / sqrt((double)var[ch] + (double)eps);
+            scale[l] = (float)((double)gamma[ch] * inv_std);
+            shift[l] = (float)((double)beta[ch] - (double)mean[ch] * (double)gamma[ch] * inv_std);
         }
-        if (dgamma) dgamma[ch] += (float)(sum_dy_xc * inv_std);
-        if (dbeta) dbeta[ch] += (float)sum_dy;
+        for (int b = 0; b < n; b++) {
+            const int64_t base = ((int64_t)b * cblocks + cb) * hw * block;
+            for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+                for (int l = 0; l < block; l++)
+                    y[base + i * block + l] = x[base + i * block + l] * scale[l] + shift[l];
+        }
     }
+}
+
+void hs_batchnorm_frozen_backward(const float *x, const float *dy, hs_layout layout, int n,
+                                  int c, int hw, const float *gamma, const float *mean,
+                                  const float *var, float eps, float *dx, float *dgamma,
+                                  float *dbeta) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) {
+        float scale[16] = {0}, mu[16] = {0};
+        double inv_std[16] = {0}, sum_dy[16] = {0}, sum_dy_xc[16] = {0};
+        const int lanes = c - cb * block < block ? c - cb * block : block;
+        for (int l = 0; l < lanes; l++) {
+            const int ch = cb * block + l;
+            inv_std[l] = 1.0 / sqrt((double)var[ch] + (double)eps);
+            scale[l] = (float)((double)gamma[ch] * inv_std[l]);
+            mu[l] = mean[ch];
+        }
+        for (int b = 0; b < n; b++) {
+            const int64_t base = ((int64_t)b * cblocks + cb) * hw * block;
+            float s_dy[16] = {0}, s_dy_xc[16] = {0}; /* float partial sums a plane, double total */
+            for (int64_t i = 0; i < hw; i++) {
+                const float *d = dy + base + i * block, *xv = x + base + i * block;
+#pragma omp simd
+                for (int l = 0; l < block; l++) {
+                    s_dy[l] += d[l];
+                    s_dy_xc[l] += d[l] * (xv[l] - mu[l]);
+                }
+                if (dx)
+#pragma omp simd
+                    for (int l = 0; l < block; l++) dx[base + i * block + l] = d[l] * scale[l];
+            }
+            for (int l = 0; l < block; l++) {
+                sum_dy[l] += s_dy[l];
+                sum_dy_xc[l] += s_dy_xc[l];
+            }
+        }
+        for (int l = 0; l < lanes; l++) {
+            if (dgamma) dgamma[cb * block + l] += (float)(sum_dy_xc[l] * inv_std[l]);
+            if (dbeta) dbeta[cb * block + l] += (float)sum_dy[l];
+        }
+    }
+}
+
+/* ---- BatchNorm + ReLU / ReLU6 (ops_grad.h) ------------------------------------------------
+ * One channel block per task, its lanes innermost; bodies compiled for AVX-512 / AVX2 and
+ * picked at run time like the depthwise loops. */
+
+typedef struct bn_act_args {
+    const float *x, *dy, *gamma, *beta;
+    int n, c, hw, block, batch_stats;
+    float eps, momentum, upper;
+    float *running_mean, *running_var, *save_mean, *save_rstd, *y, *dx, *dgamma, *dbeta;
+} bn_act_args;
+
+enum { BN_ROW = 256 }; /* values summed in float before the double total */
+
+static inline __attribute__((always_inline)) void bn_act_fwd_block(const int block,
+                                                                   const bn_act_args *a, int cb) {
+    const int cblocks = (a->c + block - 1) / block, hw = a->hw;
+    const int lanes = a->c - cb * block < block ? a->c - cb * block : block;
+    const int64_t plane = (int64_t)hw * block, m = (int64_t)a->n * hw;
+    float scale[16] = {0}, shift[16] = {0}; /* padding lanes: 0, so y = 0 there */
+    double mean[16] = {0}, var[16] = {0};
+    if (a->batch_stats) {
+        /* sums of x - k, k the block's first value: no cancellation when |mean| >> std */
+        float k[16];
+        const float *first = a->x + (int64_t)cb * plane;
+        for (int l = 0; l < block; l++) k[l] = first[l];
+        double s1[16] = {0}, s2[16] = {0};
+        for (int b = 0; b < a->n; b++) {
+            const float *restrict xp = a->x + ((int64_t)b * cblocks + cb) * plane;
+            for (int i0 = 0; i0 < hw; i0 += BN_ROW) {
+                const int i1 = i0 + BN_ROW < hw ? i0 + BN_ROW : hw;
+                float r1[16] = {0}, r2[16] = {0};
+                for (int i = i0; i < i1; i++)
+#pragma omp simd
+                    for (int l = 0; l < block; l++) {
+                        const float d = xp[(int64_t)i * block + l] - k[l];
+                        r1[l] += d;
+                        r2[l] += d * d;
+                    }
+                for (int l = 0; l < block; l++) s1[l] += r1[l], s2[l] += r2[l];
+            }
+        }
+        for (int l = 0; l < lanes; l++) {
+            const double d = s1[l] / (double)m;
+            mean[l] = (double)k[l] + d;
+            var[l] = s2[l] / (double)m - d * d;
+            if (var[l] < 0) var[l] = 0;
+        }
+    } else {
+        for (int l = 0; l < lanes; l++) {
+            mean[l] = a->running_mean[cb * block + l];
+            var[l] = a->running_var[cb * block + l];
+        }
+    }
+    for (int l = 0; l < lanes; l++) {
+        const int ch = cb * block + l;
+        const double rstd = 1.0 / sqrt(var[l] + (double)a->eps);
+        a->save_mean[ch] = (float)mean[l];
+        a->save_rstd[ch] = (float)rstd;
+        scale[l] = (float)((double)a->gamma[ch] * rstd);
+        shift[l] = (float)((double)a->beta[ch] - mean[l] * (double)a->gamma[ch] * rstd);
+        if (a->batch_stats && a->running_mean && a->running_var) {
+            const double unbiased = m > 1 ? var[l] * (double)m / (double)(m - 1) : var[l];
+            a->running_mean[ch] = (float)((1.0 - (double)a->momentum) * a->running_mean[ch] +
+                                          (double)a->momentum * mean[l]);
+            a->running_var[ch] = (float)((1.0 - (double)a->momentum) * a->running_var[ch] +
+                                         (double)a->momentum * unbiased);
+        }
+    }
+    const float upper = a->upper;
+    for (int b = 0; b < a->n; b++) {
+        const int64_t base = ((int64_t)b * cblocks + cb) * plane;
+        const float *restrict xp = a->x + base;
+        float *restrict yp = a->y + base;
+        for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+            for (int l = 0; l < block; l++) {
+                float z = xp[i * block + l] * scale[l] + shift[l];
+                z = z > 0.0f ? z : 0.0f; /* written so that it becomes max and min */
+                yp[i * block + l] = z < upper ? z : upper;
+            }
+    }
+}
+
+static inline __attribute__((always_inline)) void bn_act_bwd_block(const int block,
+                                                                   const bn_act_args *a, int cb) {
+    const int cblocks = (a->c + block - 1) / block, hw = a->hw;
+    const int lanes = a->c - cb * block < block ? a->c - cb * block : block;
+    const int64_t plane = (int64_t)hw * block, m = (int64_t)a->n * hw;
+    float scale[16] = {0}, shift[16] = {0}, mu[16] = {0};
+    for (int l = 0; l < lanes; l++) {
+        const int ch = cb * block + l;
+        scale[l] = (float)((double)a->gamma[ch] * a->save_rstd[ch]);
+        shift[l] = (float)((double)a->beta[ch] -
+                           (double)a->save_mean[ch] * (double)a->gamma[ch] * a->save_rstd[ch]);
+        mu[l] = a->save_mean[ch];
+    }
+    const float upper = a->upper;
+    double sg[16] = {0}, sgx[16] = {0}; /* sums of g and g (x - mean), g = dy where z passes */
+    for (int b = 0; b < a->n; b++) {
+        const int64_t base = ((int64_t)b * cblocks + cb) * plane;
+        const float *restrict xp = a->x + base, *restrict dyp = a->dy + base;
+        for (int i0 = 0; i0 < hw; i0 += BN_ROW) {
+            const int i1 = i0 + BN_ROW < hw ? i0 + BN_ROW : hw;
+            float r1[16] = {0}, r2[16] = {0};
+            for (int64_t i = i0; i < i1; i++)
+#pragma omp simd
+                for (int l = 0; l < block; l++) {
+                    const float xv = xp[i * block + l], d = dyp[i * block + l];
+                    const float z = xv * scale[l] + shift[l];
+                    const float g = ((z > 0.0f) & (z < upper)) ? d : 0.0f; /* a blend */
+                    r1[l] += g;
+                    r2[l] += g * (xv - mu[l]);
+                }
+            for (int l = 0; l < block; l++) sg[l] += r1[l], sgx[l] += r2[l];
+        }
+    }
+    for (int l = 0; l < lanes; l++) {
+        const int ch = cb * block + l;
+        if (a->dgamma) a->dgamma[ch] += (float)(sgx[l] * a->save_rstd[ch]);
+        if (a->dbeta) a->dbeta[ch] += (float)sg[l];
+    }
+    if (!a->dx) return;
+    /* batch statistics: dx = scale (g - mean(g) - xhat mean(g xhat)); frozen: scale g */
+    float c1[16] = {0}, c2[16] = {0};
+    if (a->batch_stats)
+        for (int l = 0; l < lanes; l++) {
+            const double r = a->save_rstd[cb * block + l];
+            c1[l] = (float)(sg[l] / (double)m);
+            c2[l] = (float)(sgx[l] * r * r / (double)m);
+        }
+    for (int b = 0; b < a->n; b++) {
+        const int64_t base = ((int64_t)b * cblocks + cb) * plane;
+        const float *restrict xp = a->x + base, *restrict dyp = a->dy + base;
+        float *restrict dxp = a->dx + base;
+        for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+            for (int l = 0; l < block; l++) {
+                const float xv = xp[i * block + l], d = dyp[i * block + l];
+                const float z = xv * scale[l] + shift[l];
+                const float g = ((z > 0.0f) & (z < upper)) ? d : 0.0f;
+                dxp[i * block + l] = scale[l] * (g - c1[l] - (xv - mu[l]) * c2[l]);
+            }
+    }
+}
+
+static void bn_act_block(const bn_act_args *a, int cb, int backward) {
+    if (backward) bn_act_bwd_block(a->block, a, cb);
+    else bn_act_fwd_block(a->block, a, cb);
+}
+__attribute__((target("avx512f"))) static void bn_act_block_16_avx512(const bn_act_args *a,
+                                                                      int cb, int backward) {
+    if (backward) bn_act_bwd_block(16, a, cb);
+    else bn_act_fwd_block(16, a, cb);
+}
+__attribute__((target("avx2,fma"))) static void bn_act_block_8_avx2(const bn_act_args *a, int cb,
+                                                                   int backward) {
+    if (backward) bn_act_bwd_block(8, a, cb);
+    else bn_act_fwd_block(8, a, cb);
+}
+
+static void bn_act_run(const bn_act_args *a, int backward) {
+    void (*run)(const bn_act_args *, int, int) = bn_act_block;
+    if (a->block == 16 && __builtin_cpu_supports("avx512f")) run = bn_act_block_16_avx512;
+    if (a->block == 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        run = bn_act_block_8_avx2;
+    const int cblocks = (a->c + a->block - 1) / a->block;
+#pragma omp parallel for schedule(dynamic)
+    for (int cb = 0; cb < cblocks; cb++) run(a, cb, backward);
+}
+
+void hs_bn_act_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                       const float *gamma, const float *beta, float eps, float momentum,
+                       int batch_stats, float *running_mean, float *running_var,
+                       float *save_mean, float *save_rstd, float upper, float *y) {
+    bn_act_args a = {x, NULL, gamma, beta, n, c, hw, layout_block(layout), batch_stats, eps,
+                     momentum, upper, running_mean, running_var, save_mean, save_rstd, y,
+                     NULL, NULL, NULL};
+    bn_act_run(&a, 0);
+}
+
+void hs_bn_act_backward(const float *x, const float *dy, hs_layout layout, int n, int c, int hw,
+                        const float *gamma, const float *beta, const float *save_mean,
+                        const float *save_rstd, int batch_stats, float upper, float *dx,
+                        float *dgamma, float *dbeta) {
+    bn_act_args a = {x, dy, gamma, beta, n, c, hw, layout_block(layout), batch_stats, 0, 0,
+                     upper, NULL, NULL, (float *)save_mean, (float *)save_rstd, NULL, dx,
+                     dgamma, dbeta};
+    bn_act_run(&a, 1);
+}
+
+void hs_global_avgpool_forward(const float *x, hs_layout layout, int n, int c, int hw,
+                               float *y) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < n; b++)
+        for (int cb = 0; cb < cblocks; cb++) {
+            const float *xp = x + ((int64_t)b * cblocks + cb) * hw * block;
+            double sum[16] = {0};
+            for (int64_t i = 0; i < hw; i++)
+                for (int l = 0; l < block; l++) sum[l] += xp[i * block + l];
+            for (int l = 0; l < block && cb * block + l < c; l++)
+                y[(int64_t)b * c + cb * block + l] = (float)(sum[l] / hw);
+        }
+}
+
+void hs_global_avgpool_backward(const float *dy, hs_layout layout, int n, int c, int hw,
+                                float *dx) {
+    const int block = layout_block(layout), cblocks = (c + block - 1) / block;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < n; b++)
+        for (int cb = 0; cb < cblocks; cb++) {
+            float g[16] = {0};
+            for (int l = 0; l < block && cb * block + l < c; l++)
+                g[l] = dy[(int64_t)b * c + cb * block + l] / (float)hw;
+            float *dxp = dx + ((int64_t)b * cblocks + cb) * hw * block;
+            for (int64_t i = 0; i < hw; i++)
+#pragma omp simd
+                for (int l = 0; l < block; l++) dxp[i * block + l] = g[l];
+        }
 }
 
 /* ---- pooling ------------------------------------------------------------------------------- */
@@ -727,6 +1158,7 @@ void hs_batchnorm_frozen_backward(const float *x, const float *dy, int n, int c,
 struct hs_pool_grad_plan {
     hs_pool_kind kind;
     int n, c, h, w, kernel, stride, pad, oh, ow;
+    hs_layout layout;
     char impl[96];
     dnnl_primitive_t fwd, bwd;    /* both or neither */
     dnnl_memory_t src, dst, diff_dst, diff_src, ws, scratch_fwd, scratch_bwd;
@@ -761,8 +1193,8 @@ static int pool_create_dnnl(hs_pool_grad_plan *p) {
     dnnl_alg_kind_t alg =
         p->kind == HS_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
     dnnl_memory_desc_t src_md, dst_md;
-    plain_md(&src_md, 4, src_dims, dnnl_nchw);
-    plain_md(&dst_md, 4, dst_dims, dnnl_nchw);
+    plain_md(&src_md, 4, src_dims, act_tag(p->layout));
+    plain_md(&dst_md, 4, dst_dims, act_tag(p->layout));
     dnnl_pooling_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
     dnnl_primitive_attr_t attr = user_scratch_attr();
@@ -806,10 +1238,11 @@ static int pool_create_dnnl(hs_pool_grad_plan *p) {
 }
 
 hs_pool_grad_plan *hs_pool_grad_plan_create(hs_pool_kind kind, int n, int c, int h, int w,
-                                            int kernel, int stride, int pad) {
+                                            int kernel, int stride, int pad, hs_layout layout) {
     hs_pool_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->kind = kind;
+    p->layout = layout;
     p->n = n;
     p->c = c;
     p->h = h;
@@ -820,7 +1253,10 @@ hs_pool_grad_plan *hs_pool_grad_plan_create(hs_pool_kind kind, int n, int c, int
     p->oh = hs_conv_out_size(h, kernel, stride, pad, pad, 1);
     p->ow = hs_conv_out_size(w, kernel, stride, pad, pad, 1);
     snprintf(p->impl, sizeof p->impl, "reference");
-    pool_create_dnnl(p);
+    if (!pool_create_dnnl(p) && layout != HS_LAYOUT_NCHW) { /* no reference kernel for it */
+        hs_pool_grad_plan_free(p);
+        return NULL;
+    }
     return p;
 }
 

@@ -239,16 +239,20 @@ static void test_bn_running_stats(void) {
     CHECK(hs_tape_forward(&t, x, MIX_N, 1, &rng, &err) == HS_OK);
     CHECK(memcmp(m4, b4->running_mean, sizeof m4) == 0 && memcmp(v4, b4->running_var, sizeof v4) == 0);
     CHECK(b1->bn_batches_tracked == 1);
-    /* The conv output the BatchNorm saw is on the tape (activation 1). */
+    /* The conv output the BatchNorm saw is on the tape (activation 1, in the tape's layout
+     * for it: read back as NCHW). */
     int hw = MIX_H * MIX_W, m = MIX_N * hw;
+    float *act1 = malloc((size_t)MIX_N * 4 * hw * sizeof(float));
+    CHECK(hs_layout_convert(t.acts[1], t.layouts[1], act1, HS_LAYOUT_NCHW, MIX_N, 4, MIX_H,
+                            MIX_W) == 0);
     for (int c = 0; c < 4; c++) {
         double sum = 0, sq = 0;
         for (int b = 0; b < MIX_N; b++)
-            for (int i = 0; i < hw; i++) sum += t.acts[1][((size_t)b * 4 + c) * hw + i];
+            for (int i = 0; i < hw; i++) sum += act1[((size_t)b * 4 + c) * hw + i];
         double mean = sum / m;
         for (int b = 0; b < MIX_N; b++)
             for (int i = 0; i < hw; i++) {
-                double d = t.acts[1][((size_t)b * 4 + c) * hw + i] - mean;
+                double d = act1[((size_t)b * 4 + c) * hw + i] - mean;
                 sq += d * d;
             }
         float want_mean = (float)(0.9 * m1[c] + 0.1 * mean);
@@ -256,6 +260,7 @@ static void test_bn_running_stats(void) {
         CHECK_CLOSE("running_mean", &b1->running_mean[c], &want_mean, 1, 1e-5f, 1e-6f);
         CHECK_CLOSE("running_var", &b1->running_var[c], &want_var, 1, 1e-5f, 1e-6f);
     }
+    free(act1);
     hs_tape_free(&t);
     free(x);
     hs_net_release(net);

@@ -14,7 +14,12 @@
  *
  * Each plan is run twice (the second run reuses it), onto parameter-gradient accumulators
  * that start from random values, and once more with NULL outputs. The kernels each plan chose
- * are printed, so a run under ONEDNN_MAX_CPU_ISA=... shows what it exercised. */
+ * are printed, so a run under ONEDNN_MAX_CPU_ISA=... shows what it exercised.
+ *
+ * Blocked layouts (the training tape's nChw16c and nChw8c, both checked whatever this CPU
+ * uses): the same plans made for them, fed the same values reordered, give the same results
+ * within the same tolerance once reordered back, and leave the padding channels of every
+ * activation they write zero. Without oneDNN a blocked plan is refused (NULL). */
 #include <string.h>
 
 #include "check.h"
@@ -35,6 +40,34 @@ static float *copy_floats(const float *src, int64_t count) {
 
 static void fill_nan(float *p, int64_t count) {
     for (int64_t i = 0; i < count; i++) p[i] = NAN;
+}
+
+static const char *layout_name(hs_layout layout) {
+    return layout == HS_LAYOUT_NCHW16C ? "nChw16c" : layout == HS_LAYOUT_NCHW8C ? "nChw8c" : "nchw";
+}
+
+/* An NCHW array reordered into a layout (a new allocation). */
+static float *to_layout(const float *nchw, hs_layout layout, int n, int c, int h, int w) {
+    float *p = test_alloc_floats(hs_layout_size(layout, n, c, h, w));
+    CHECK(hs_layout_convert(nchw, HS_LAYOUT_NCHW, p, layout, n, c, h, w) == 0);
+    return p;
+}
+
+/* Compares `got` (in a layout) with the NCHW `want` and checks its padding channels are 0. */
+static void check_in_layout(const char *what, const float *got, hs_layout layout, int n, int c,
+                            int h, int w, const float *want, float rtol, float atol) {
+    const int64_t count = (int64_t)n * c * h * w, hw = (int64_t)h * w;
+    float *plain = test_alloc_floats(count);
+    CHECK(hs_layout_convert(got, layout, plain, HS_LAYOUT_NCHW, n, c, h, w) == 0);
+    CHECK_CLOSE(what, plain, want, count, rtol, atol);
+    const int block = hs_layout_block(layout), padded = (c + block - 1) / block * block;
+    int64_t nonzero = 0;
+    for (int b = 0; b < n; b++)
+        for (int ch = c; ch < padded; ch++)
+            for (int64_t i = 0; i < hw; i++)
+                nonzero += got[hs_layout_index(block, c, (int)hw, b, ch, i)] != 0.0f;
+    CHECK_MSG(nonzero == 0, "%s: %lld padding values not zero", what, (long long)nonzero);
+    free(plain);
 }
 
 /* ---- convolution --------------------------------------------------------------------------- */
@@ -88,10 +121,13 @@ static void check_conv(const conv_case *c) {
     float *db_ref = copy_floats(db0, c->out_c);
     hs_conv2d_backward_ref(x, c->n, c->h, c->w, weight, &s, dy, dx_ref, dw_ref, db_ref);
 
-    hs_conv_grad_plan *plan = hs_conv_grad_plan_create(&s, c->n, c->h, c->w);
+    hs_conv_grad_plan *plan =
+        hs_conv_grad_plan_create(&s, c->n, c->h, c->w, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW);
     CHECK(plan != NULL);
     if (!plan) return;
-    CHECK(hs_conv_grad_plan_matches(plan, &s, c->n, c->h, c->w));
+    CHECK(hs_conv_grad_plan_matches(plan, &s, c->n, c->h, c->w, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW));
+    CHECK(!hs_conv_grad_plan_matches(plan, &s, c->n, c->h, c->w, HS_LAYOUT_NCHW,
+                                     HS_LAYOUT_NCHW16C));
     printf("  conv %-34s %s%s\n", c->name, hs_conv_grad_plan_impl(plan),
            hs_conv_grad_plan_uses_dnnl(plan) ? "" : " (fallback)");
     float *dx = test_alloc_floats(x_count), *dw = copy_floats(dw0, w_count);
@@ -154,6 +190,65 @@ static void check_conv(const conv_case *c) {
     free(db);
 }
 
+/* The same convolution with x / dx in `src` and y / dy in `dst` (blocked layouts). */
+static void check_conv_layout(const conv_case *c, hs_layout src, hs_layout dst) {
+    hs_conv2d_shape s = {c->in_c, c->out_c, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb,
+                         c->pl, c->pr, c->dh, c->dw, c->groups};
+    const int oh = hs_conv_out_size(c->h, c->kh, c->sh, c->pt, c->pb, c->dh);
+    const int ow = hs_conv_out_size(c->w, c->kw, c->sw, c->pl, c->pr, c->dw);
+    const int64_t x_count = (int64_t)c->n * c->in_c * c->h * c->w;
+    const int64_t w_count = (int64_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
+    const int64_t y_count = (int64_t)c->n * c->out_c * oh * ow;
+    hs_conv_grad_plan *plan = hs_conv_grad_plan_create(&s, c->n, c->h, c->w, src, dst);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s -> %s", c->name, layout_name(src), layout_name(dst));
+    if (hs_grad_plans_layout() == HS_LAYOUT_NCHW) { /* oneDNN off: refused */
+        CHECK_MSG(plan == NULL, "%s: a blocked plan without oneDNN", what);
+        hs_conv_grad_plan_free(plan);
+        return;
+    }
+    CHECK_MSG(plan != NULL, "%s: no plan", what);
+    if (!plan) return;
+    CHECK(hs_conv_grad_plan_matches(plan, &s, c->n, c->h, c->w, src, dst));
+    printf("  conv %-50s %s\n", what, hs_conv_grad_plan_impl(plan));
+    const float dy_scale = 1.0f / sqrtf((float)c->n * oh * ow);
+    float *x = test_random_floats(&rng, x_count, -1, 1), *weight = test_random_floats(&rng, w_count, -1, 1);
+    float *bias = test_random_floats(&rng, c->out_c, -1, 1);
+    float *dy = test_random_floats(&rng, y_count, -dy_scale, dy_scale);
+    float *dw0 = test_random_floats(&rng, w_count, -1, 1), *db0 = test_random_floats(&rng, c->out_c, -1, 1);
+    float *y_ref = test_alloc_floats(y_count), *dx_ref = test_alloc_floats(x_count);
+    float *dw_ref = copy_floats(dw0, w_count), *db_ref = copy_floats(db0, c->out_c);
+    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, bias, &s, y_ref);
+    hs_conv2d_backward_ref(x, c->n, c->h, c->w, weight, &s, dy, dx_ref, dw_ref, db_ref);
+
+    float *xl = to_layout(x, src, c->n, c->in_c, c->h, c->w);
+    float *dyl = to_layout(dy, dst, c->n, c->out_c, oh, ow);
+    float *yl = test_alloc_floats(hs_layout_size(dst, c->n, c->out_c, oh, ow));
+    float *dxl = test_alloc_floats(hs_layout_size(src, c->n, c->in_c, c->h, c->w));
+    float *dw = test_alloc_floats(w_count), *db = test_alloc_floats(c->out_c);
+    char label[200];
+    for (int rep = 0; rep < 2; rep++) {
+        memcpy(dw, dw0, (size_t)w_count * sizeof(float));
+        memcpy(db, db0, (size_t)c->out_c * sizeof(float));
+        fill_nan(yl, hs_layout_size(dst, c->n, c->out_c, oh, ow));
+        fill_nan(dxl, hs_layout_size(src, c->n, c->in_c, c->h, c->w));
+        CHECK(hs_conv_grad_plan_forward(plan, xl, weight, bias, yl) == 0);
+        CHECK(hs_conv_grad_plan_run(plan, xl, weight, dyl, dxl, dw, db) == 0);
+        snprintf(label, sizeof label, "%s forward (run %d)", what, rep);
+        check_in_layout(label, yl, dst, c->n, c->out_c, oh, ow, y_ref, RTOL, ATOL);
+        snprintf(label, sizeof label, "%s dx (run %d)", what, rep);
+        check_in_layout(label, dxl, src, c->n, c->in_c, c->h, c->w, dx_ref, RTOL, ATOL);
+        snprintf(label, sizeof label, "%s dweight (run %d)", what, rep);
+        CHECK_CLOSE(label, dw, dw_ref, w_count, RTOL, ATOL);
+        snprintf(label, sizeof label, "%s dbias (run %d)", what, rep);
+        CHECK_CLOSE(label, db, db_ref, c->out_c, RTOL, ATOL);
+    }
+    hs_conv_grad_plan_free(plan);
+    float *arrays[] = {x, weight, bias, dy, dw0, db0, y_ref, dx_ref, dw_ref, db_ref, xl, dyl,
+                       yl, dxl, dw, db};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+}
+
 /* ---- BatchNorm -------------------------------------------------------------------------------- */
 
 static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
@@ -173,10 +268,10 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
     hs_batchnorm_train_backward_ref(x, dy, n, c, hw, gamma, mean_ref, rstd_ref, dx_ref, dg_ref,
                                     db_ref);
 
-    hs_bn_grad_plan *plan = hs_bn_grad_plan_create(n, c, hw, eps);
+    hs_bn_grad_plan *plan = hs_bn_grad_plan_create(n, c, hw, eps, HS_LAYOUT_NCHW);
     CHECK(plan != NULL);
     if (!plan) return;
-    CHECK(hs_bn_grad_plan_matches(plan, n, c, hw, eps));
+    CHECK(hs_bn_grad_plan_matches(plan, n, c, hw, eps, HS_LAYOUT_NCHW));
     char what[128];
     snprintf(what, sizeof what, "bn %dx%dx%d", n, c, hw);
     printf("  %-39s %s%s\n", what, hs_bn_grad_plan_impl(plan),
@@ -234,7 +329,8 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
     memcpy(db, db0, (size_t)c * sizeof(float));
     hs_batchnorm_frozen_backward_ref(x, dy, n, c, hw, gamma, rm0, var, eps, dx_ref, dg_ref, db_ref);
     fill_nan(dx, count);
-    hs_batchnorm_frozen_backward(x, dy, n, c, hw, gamma, rm0, var, eps, dx, dg, db);
+    hs_batchnorm_frozen_backward(x, dy, HS_LAYOUT_NCHW, n, c, hw, gamma, rm0, var, eps, dx,
+                                 dg, db);
     snprintf(what, sizeof what, "bn frozen %dx%dx%d dx", n, c, hw);
     CHECK_CLOSE(what, dx, dx_ref, count, RTOL, ATOL);
     snprintf(what, sizeof what, "bn frozen %dx%dx%d dgamma", n, c, hw);
@@ -242,9 +338,146 @@ static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
     snprintf(what, sizeof what, "bn frozen %dx%dx%d dbeta", n, c, hw);
     CHECK_CLOSE(what, db, db_ref, c, RTOL, ATOL);
     memcpy(db, db0, (size_t)c * sizeof(float));
-    hs_batchnorm_frozen_backward(x, dy, n, c, hw, gamma, rm0, var, eps, NULL, NULL, db);
+    hs_batchnorm_frozen_backward(x, dy, HS_LAYOUT_NCHW, n, c, hw, gamma, rm0, var, eps, NULL,
+                                 NULL, db);
     snprintf(what, sizeof what, "bn frozen %dx%dx%d dbeta alone", n, c, hw);
     CHECK_CLOSE(what, db, db_ref, c, RTOL, ATOL);
+
+    /* the blocked layouts: batch statistics (oneDNN), frozen forward and backward (loops) */
+    hs_layout layouts[] = {HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW8C};
+    for (int li = 0; li < 2; li++) {
+        hs_layout lay = layouts[li];
+        const char *ln = layout_name(lay);
+        hs_bn_grad_plan *bp = hs_bn_grad_plan_create(n, c, hw, eps, lay);
+        if (hs_grad_plans_layout() == HS_LAYOUT_NCHW) {
+            CHECK_MSG(bp == NULL, "bn %s: a blocked plan without oneDNN", ln);
+            hs_bn_grad_plan_free(bp);
+        } else {
+            CHECK(bp != NULL);
+            if (!bp) continue;
+            snprintf(what, sizeof what, "bn %dx%dx%d %s", n, c, hw, ln);
+            printf("  %-39s %s\n", what, hs_bn_grad_plan_impl(bp));
+            float *xl = to_layout(x, lay, n, c, 1, hw), *dyl = to_layout(dy, lay, n, c, 1, hw);
+            int64_t lcount = hs_layout_size(lay, n, c, 1, hw);
+            float *yl = test_alloc_floats(lcount), *dxl = test_alloc_floats(lcount);
+            memcpy(rm, rm0, (size_t)c * sizeof(float));
+            memcpy(rv, rv0, (size_t)c * sizeof(float));
+            memcpy(dg, dg0, (size_t)c * sizeof(float));
+            memcpy(db, db0, (size_t)c * sizeof(float));
+            hs_batchnorm_train_forward_ref(x, n, c, hw, gamma, beta, eps, momentum, rm_ref, rv_ref,
+                                           mean_ref, rstd_ref, y_ref);
+            memcpy(rm_ref, rm0, (size_t)c * sizeof(float));
+            memcpy(rv_ref, rv0, (size_t)c * sizeof(float));
+            hs_batchnorm_train_forward_ref(x, n, c, hw, gamma, beta, eps, momentum, rm_ref, rv_ref,
+                                           mean_ref, rstd_ref, y_ref);
+            memcpy(dg_ref, dg0, (size_t)c * sizeof(float));
+            memcpy(db_ref, db0, (size_t)c * sizeof(float));
+            hs_batchnorm_train_backward_ref(x, dy, n, c, hw, gamma, mean_ref, rstd_ref, dx_ref,
+                                            dg_ref, db_ref);
+            fill_nan(yl, lcount);
+            fill_nan(dxl, lcount);
+            CHECK(hs_bn_grad_plan_forward(bp, xl, gamma, beta, momentum, rm, rv, mean, rstd, yl) == 0);
+            CHECK(hs_bn_grad_plan_backward(bp, xl, dyl, gamma, mean, rstd, dxl, dg, db) == 0);
+            char label[320];
+            snprintf(label, sizeof label, "%s y", what);
+            check_in_layout(label, yl, lay, n, c, 1, hw, y_ref, RTOL, ATOL);
+            snprintf(label, sizeof label, "%s running_var", what);
+            CHECK_CLOSE(label, rv, rv_ref, c, RTOL, ATOL);
+            snprintf(label, sizeof label, "%s dx", what);
+            check_in_layout(label, dxl, lay, n, c, 1, hw, dx_ref, RTOL, ATOL);
+            snprintf(label, sizeof label, "%s dgamma", what);
+            CHECK_CLOSE(label, dg, dg_ref, c, RTOL, ATOL);
+            snprintf(label, sizeof label, "%s dbeta", what);
+            CHECK_CLOSE(label, db, db_ref, c, RTOL, ATOL);
+            hs_bn_grad_plan_free(bp);
+            /* frozen statistics */
+            hs_batchnorm_forward_ref(x, n, c, hw, gamma, beta, rm0, var, eps, y_ref);
+            fill_nan(yl, lcount);
+            hs_batchnorm_frozen_forward(xl, lay, n, c, hw, gamma, beta, rm0, var, eps, yl);
+            snprintf(label, sizeof label, "%s frozen y", what);
+            check_in_layout(label, yl, lay, n, c, 1, hw, y_ref, RTOL, ATOL);
+            memcpy(dg_ref, dg0, (size_t)c * sizeof(float));
+            memcpy(db_ref, db0, (size_t)c * sizeof(float));
+            memcpy(dg, dg0, (size_t)c * sizeof(float));
+            memcpy(db, db0, (size_t)c * sizeof(float));
+            hs_batchnorm_frozen_backward_ref(x, dy, n, c, hw, gamma, rm0, var, eps, dx_ref, dg_ref,
+                                             db_ref);
+            fill_nan(dxl, lcount);
+            hs_batchnorm_frozen_backward(xl, dyl, lay, n, c, hw, gamma, rm0, var, eps, dxl, dg, db);
+            snprintf(label, sizeof label, "%s frozen dx", what);
+            check_in_layout(label, dxl, lay, n, c, 1, hw, dx_ref, RTOL, ATOL);
+            snprintf(label, sizeof label, "%s frozen dgamma", what);
+            CHECK_CLOSE(label, dg, dg_ref, c, RTOL, ATOL);
+            snprintf(label, sizeof label, "%s frozen dbeta", what);
+            CHECK_CLOSE(label, db, db_ref, c, RTOL, ATOL);
+            /* fused with the ReLU6 / ReLU / a clip at 1 that reads it: batch statistics and
+             * frozen, against BatchNorm's reference then the activation's mask */
+            const float uppers[] = {6.0f, INFINITY, 1.0f};
+            float *z = test_alloc_floats(count), *g = test_alloc_floats(count);
+            float *act_ref = test_alloc_floats(count);
+            for (int ui = 0; ui < 3; ui++) {
+                const float upper = uppers[ui];
+                for (int stats = 1; stats >= 0; stats--) {
+                    memcpy(rm_ref, rm0, (size_t)c * sizeof(float));
+                    memcpy(rv_ref, rv0, (size_t)c * sizeof(float));
+                    memcpy(dg_ref, dg0, (size_t)c * sizeof(float));
+                    memcpy(db_ref, db0, (size_t)c * sizeof(float));
+                    if (stats)
+                        hs_batchnorm_train_forward_ref(x, n, c, hw, gamma, beta, eps, momentum,
+                                                       rm_ref, rv_ref, mean_ref, rstd_ref, z);
+                    else
+                        hs_batchnorm_forward_ref(x, n, c, hw, gamma, beta, rm0, rv0, eps, z);
+                    for (int64_t i = 0; i < count; i++) {
+                        act_ref[i] = z[i] > 0 ? (z[i] < upper ? z[i] : upper) : 0.0f;
+                        g[i] = z[i] > 0 && z[i] < upper ? dy[i] : 0.0f;
+                    }
+                    if (stats)
+                        hs_batchnorm_train_backward_ref(x, g, n, c, hw, gamma, mean_ref, rstd_ref,
+                                                        dx_ref, dg_ref, db_ref);
+                    else
+                        hs_batchnorm_frozen_backward_ref(x, g, n, c, hw, gamma, rm0, rv0, eps,
+                                                         dx_ref, dg_ref, db_ref);
+                    memcpy(rm, rm0, (size_t)c * sizeof(float));
+                    memcpy(rv, rv0, (size_t)c * sizeof(float));
+                    memcpy(dg, dg0, (size_t)c * sizeof(float));
+                    memcpy(db, db0, (size_t)c * sizeof(float));
+                    fill_nan(yl, lcount);
+                    fill_nan(dxl, lcount);
+                    hs_bn_act_forward(xl, lay, n, c, hw, gamma, beta, eps, momentum, stats, rm, rv,
+                                      mean, rstd, upper, yl);
+                    hs_bn_act_backward(xl, dyl, lay, n, c, hw, gamma, beta, mean, rstd, stats,
+                                       upper, dxl, dg, db);
+                    snprintf(label, sizeof label, "%s + clip at %g%s y", what, upper,
+                             stats ? "" : " frozen");
+                    check_in_layout(label, yl, lay, n, c, 1, hw, act_ref, RTOL, ATOL);
+                    if (stats) {
+                        snprintf(label, sizeof label, "%s + clip at %g save_mean", what, upper);
+                        CHECK_CLOSE(label, mean, mean_ref, c, RTOL, ATOL);
+                        snprintf(label, sizeof label, "%s + clip at %g save_rstd", what, upper);
+                        CHECK_CLOSE(label, rstd, rstd_ref, c, RTOL, ATOL);
+                        snprintf(label, sizeof label, "%s + clip at %g running_var", what, upper);
+                        CHECK_CLOSE(label, rv, rv_ref, c, RTOL, ATOL);
+                        snprintf(label, sizeof label, "%s + clip at %g running_mean", what, upper);
+                        CHECK_CLOSE(label, rm, rm_ref, c, RTOL, ATOL);
+                    } else {
+                        CHECK(memcmp(rm, rm0, (size_t)c * sizeof(float)) == 0 &&
+                              memcmp(rv, rv0, (size_t)c * sizeof(float)) == 0);
+                    }
+                    snprintf(label, sizeof label, "%s + clip at %g%s dx", what, upper,
+                             stats ? "" : " frozen");
+                    check_in_layout(label, dxl, lay, n, c, 1, hw, dx_ref, RTOL, ATOL);
+                    snprintf(label, sizeof label, "%s + clip at %g%s dgamma", what, upper,
+                             stats ? "" : " frozen");
+                    CHECK_CLOSE(label, dg, dg_ref, c, RTOL, ATOL);
+                    snprintf(label, sizeof label, "%s + clip at %g%s dbeta", what, upper,
+                             stats ? "" : " frozen");
+                    CHECK_CLOSE(label, db, db_ref, c, RTOL, ATOL);
+                }
+            }
+            free(z), free(g), free(act_ref);
+            free(xl), free(dyl), free(yl), free(dxl);
+        }
+    }
 
     float *arrays[] = {x, gamma, beta, dy, rm0, rv0, dg0, db0, y_ref, mean_ref, rstd_ref, rm_ref,
                        rv_ref, dx_ref, dg_ref, db_ref, y, mean, rstd, rm, rv, dx, dg, db, var};
@@ -269,7 +502,8 @@ static void check_pool(hs_pool_kind kind, int n, int c, int h, int w, int k, int
         hs_avgpool2d_forward_ref(x, n, c, h, w, k, stride, pad, y_ref);
         hs_avgpool2d_backward_ref(n, c, h, w, k, stride, pad, dy, dx_ref);
     }
-    hs_pool_grad_plan *plan = hs_pool_grad_plan_create(kind, n, c, h, w, k, stride, pad);
+    hs_pool_grad_plan *plan =
+        hs_pool_grad_plan_create(kind, n, c, h, w, k, stride, pad, HS_LAYOUT_NCHW);
     CHECK(plan != NULL);
     if (!plan) return;
     char what[128];
@@ -302,12 +536,64 @@ static void check_pool(hs_pool_kind kind, int n, int c, int h, int w, int k, int
         CHECK_MSG(memcmp(dx, dx_ref, (size_t)x_count * sizeof(float)) == 0, "%s", label);
     }
     hs_pool_grad_plan_free(plan);
+    /* the blocked layouts (the routing check is NCHW's: the same primitive does both) */
+    hs_layout layouts[] = {HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW8C};
+    for (int li = 0; li < 2; li++) {
+        hs_layout lay = layouts[li];
+        hs_pool_grad_plan *bp = hs_pool_grad_plan_create(kind, n, c, h, w, k, stride, pad, lay);
+        if (hs_grad_plans_layout() == HS_LAYOUT_NCHW) {
+            CHECK_MSG(bp == NULL, "%s %s: a blocked plan without oneDNN", what, layout_name(lay));
+            hs_pool_grad_plan_free(bp);
+            continue;
+        }
+        CHECK(bp != NULL);
+        if (!bp) continue;
+        if (kind == HS_POOL_MAX) hs_maxpool2d_backward_ref(x, n, c, h, w, k, stride, pad, dy, dx_ref);
+        float *xl = to_layout(x, lay, n, c, h, w), *dyl = to_layout(dy, lay, n, c, oh, ow);
+        float *yl = test_alloc_floats(hs_layout_size(lay, n, c, oh, ow));
+        float *dxl = test_alloc_floats(hs_layout_size(lay, n, c, h, w));
+        CHECK(hs_pool_grad_plan_forward(bp, xl, yl) == 0);
+        CHECK(hs_pool_grad_plan_backward(bp, xl, dyl, dxl) == 0);
+        snprintf(label, sizeof label, "%s %s forward", what, layout_name(lay));
+        check_in_layout(label, yl, lay, n, c, oh, ow, y_ref, 1e-6f, 1e-7f);
+        snprintf(label, sizeof label, "%s %s dx", what, layout_name(lay));
+        check_in_layout(label, dxl, lay, n, c, h, w, dx_ref, 1e-6f, 1e-7f);
+        hs_pool_grad_plan_free(bp);
+        free(xl), free(dyl), free(yl), free(dxl);
+    }
     free(x);
     free(dy);
     free(y_ref);
     free(dx_ref);
     free(y);
     free(dx);
+}
+
+/* Global average pooling out of the blocked layouts (the tape's exit) against the reference
+ * adaptive pooling to 1 x 1. */
+static void check_global_pool(int n, int c, int h, int w) {
+    const int64_t x_count = (int64_t)n * c * h * w, y_count = (int64_t)n * c;
+    float *x = test_random_floats(&rng, x_count, -1, 1), *dy = test_random_floats(&rng, y_count, -1, 1);
+    float *y_ref = test_alloc_floats(y_count), *dx_ref = test_alloc_floats(x_count);
+    hs_adaptive_avgpool2d_forward_ref(x, n, c, h, w, 1, 1, y_ref);
+    hs_adaptive_avgpool2d_backward_ref(n, c, h, w, 1, 1, dy, dx_ref);
+    hs_layout layouts[] = {HS_LAYOUT_NCHW, HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW8C};
+    for (int li = 0; li < 3; li++) {
+        hs_layout lay = layouts[li];
+        float *xl = to_layout(x, lay, n, c, h, w), *y = test_alloc_floats(y_count);
+        float *dxl = test_alloc_floats(hs_layout_size(lay, n, c, h, w));
+        fill_nan(y, y_count);
+        fill_nan(dxl, hs_layout_size(lay, n, c, h, w));
+        hs_global_avgpool_forward(xl, lay, n, c, h * w, y);
+        hs_global_avgpool_backward(dy, lay, n, c, h * w, dxl);
+        char label[96];
+        snprintf(label, sizeof label, "global pool %dx%dx%dx%d %s y", n, c, h, w, layout_name(lay));
+        CHECK_CLOSE(label, y, y_ref, y_count, 1e-6f, 1e-7f);
+        snprintf(label, sizeof label, "global pool %dx%dx%dx%d %s dx", n, c, h, w, layout_name(lay));
+        check_in_layout(label, dxl, lay, n, c, h, w, dx_ref, 1e-6f, 1e-7f);
+        free(xl), free(y), free(dxl);
+    }
+    free(x), free(dy), free(y_ref), free(dx_ref);
 }
 
 static void check_adaptive(int n, int c, int h, int w, int oh, int ow) {
@@ -357,9 +643,35 @@ static void check_activation(hs_act_kind kind, int64_t count) {
     free(inplace);
 }
 
+static const conv_case *find_conv_case(const char *name) {
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        if (!strcmp(conv_cases[i].name, name)) return &conv_cases[i];
+    CHECK_MSG(0, "no conv case %s", name);
+    return &conv_cases[0];
+}
+
 static void run_all(void) {
     for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
         check_conv(&conv_cases[i]);
+    /* the tape's layouts: blocked in and out, and its entry (NCHW image in) and exits */
+    hs_layout blocked[] = {HS_LAYOUT_NCHW16C, HS_LAYOUT_NCHW8C};
+    for (int li = 0; li < 2; li++) {
+        for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+            check_conv_layout(&conv_cases[i], blocked[li], blocked[li]);
+        check_conv_layout(find_conv_case("2x3x32x32 stem 3x3 s2 SAME"), HS_LAYOUT_NCHW,
+                          blocked[li]);
+        check_conv_layout(find_conv_case("4x24x14x14 1x1 24->144"), blocked[li], HS_LAYOUT_NCHW);
+        check_conv_layout(find_conv_case("4x24x14x14 1x1 24->144"), HS_LAYOUT_NCHW, blocked[li]);
+        /* a depthwise kernel without a jit weight gradient, between layouts (MobileNet's SE
+         * blocks make such boundaries) */
+        check_conv_layout(find_conv_case("4x40x14x14 depthwise 5x5 SAME"), blocked[li],
+                          HS_LAYOUT_NCHW);
+        check_conv_layout(find_conv_case("4x40x14x14 depthwise 5x5 SAME"), HS_LAYOUT_NCHW,
+                          blocked[li]);
+    }
+    check_global_pool(2, 3, 5, 6);
+    check_global_pool(4, 40, 7, 7);
+    check_global_pool(2, 32, 4, 4);
     check_batchnorm(3, 4, 25, 1e-5f, 0.1f);
     check_batchnorm(2, 5, 24, 1e-3f, 0.01f);
     check_batchnorm(8, 32, 28 * 28, 1e-3f, 0.01f);

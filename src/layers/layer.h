@@ -1,7 +1,8 @@
 /* The operations of one layer kind, called through one table (registry.c): a new kind is a
  * new file here plus one line in the table.
  *
- * Activations are NCHW float32, n images of c x h x w (a vector is c x 1 x 1). forward
+ * Activations are float32, n images of c x h x w (a vector is c x 1 x 1), NCHW unless the
+ * args name a blocked layout (fast passes only, see hs_layout_rule). forward
  * writes y from x; in training it records on the layer's tape slot what backward needs
  * (the input x itself is always kept by the tape). backward, given dy, overwrites dx (skipped
  * when NULL: nothing below needs it) and, when param_grads, ACCUMULATES the parameter
@@ -13,6 +14,7 @@
 
 #include "error.h"
 #include "net.h"
+#include "ops.h"
 #include "rng.h"
 
 /* Receives the tensors a layer lists (params). */
@@ -37,6 +39,8 @@ typedef struct hs_forward_args {
      * NULL: its position in the batch) and this layer's index in the network. */
     const int *samples;
     int layer;
+    hs_layout in_layout;  /* of x and other (NCHW unless a fast pass's rule allows it) */
+    hs_layout out_layout; /* of y */
 } hs_forward_args;
 
 typedef struct hs_backward_args {
@@ -53,6 +57,8 @@ typedef struct hs_backward_args {
     const float *other; /* two-input kinds: output of layer `from` */
     hs_act_shape other_shape;
     float *dother;      /* its gradient, ACCUMULATED (+=); NULL: not needed */
+    hs_layout in_layout;  /* of x, dx, other, dother */
+    hs_layout out_layout; /* of y, dy */
 } hs_backward_args;
 
 typedef struct hs_layer_ops {
@@ -90,6 +96,25 @@ hs_layer_pass hs_layer_pass_of(hs_layer_kind kind, hs_backend backend);
 extern const hs_layer_pass hs_fast_passes[HS_LAYER_KIND_COUNT];
 /* Frees the layer's training plans (fast.c). */
 void hs_layer_train_plan_free(hs_layer *l);
+
+/* Which activation layouts a layer's fast pass takes (fast.c; the reference passes are all
+ * HS_LAYOUT_RULE_NCHW). The tape (net_train.c) keeps an activation blocked where its
+ * producer and every reader allow it. */
+typedef enum hs_layout_rule {
+    HS_LAYOUT_RULE_NCHW = 0, /* inputs and output NCHW */
+    HS_LAYOUT_RULE_SAME,     /* inputs and output in one layout, any */
+    HS_LAYOUT_RULE_ANY,      /* input and output each in any layout (convolution) */
+    HS_LAYOUT_RULE_EXIT      /* input in any layout, output NCHW (global pooling) */
+} hs_layout_rule;
+hs_layout_rule hs_fast_layout_rule(const hs_layer *l);
+
+/* A BatchNorm and the ReLU or ReLU6 that alone reads its output, as one pass (fast.c,
+ * hs_bn_act_forward): the tape uses them for such pairs in a blocked layout. args are the
+ * BatchNorm's, with y, out and out_layout (forward) or dy (backward) the activation's. */
+hs_status hs_fast_bn_act_forward(hs_layer *bn, const hs_layer *act, const hs_forward_args *a,
+                                 hs_error *err);
+hs_status hs_fast_bn_act_backward(hs_layer *bn, const hs_layer *act, const hs_backward_args *a,
+                                  hs_error *err);
 
 /* The kinds (one file each). */
 extern const hs_layer_ops hs_conv_ops, hs_batchnorm_ops, hs_relu_ops, hs_relu6_ops,
