@@ -39,7 +39,10 @@
 #include "dataset.h"
 #include "feature_set.h"
 
-#define HS_CACHE_FORMAT_VERSION 1
+/* Part of every key: raised when the same key would now compute other bytes. 2: bf16
+ * backbones keep bf16 activations between layers (their features differ from version 1's in
+ * the last bits). */
+#define HS_CACHE_FORMAT_VERSION 2
 
 typedef enum hs_cache_precision {
     HS_CACHE_F32 = 0,
