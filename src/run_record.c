@@ -42,6 +42,8 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
     cJSON_AddNumberToObject(o, "img_size", img_size);
     cJSON_AddStringToObject(o, "train_layers", c->train_layers);
     cJSON_AddStringToObject(o, "strategy", c->strategy);
+    cJSON_AddStringToObject(o, "class_weights", c->class_weights ? c->class_weights : "none");
+    if (c->budget_seconds > 0) cJSON_AddNumberToObject(o, "budget_seconds", c->budget_seconds);
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "threads", c->threads);
     cJSON_AddNumberToObject(o, "val_fraction", c->val_fraction);
@@ -52,7 +54,7 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
     cJSON_AddBoolToObject(o, "cache", !c->no_cache);
     cJSON_AddStringToObject(o, "feature_precision", c->feature_precision);
     cJSON_AddBoolToObject(o, "resume", c->resume);
-    if (strcmp(c->strategy, "finetune") == 0) {
+    if (strcmp(c->strategy, "probe") != 0) {
         cJSON_AddNumberToObject(o, "probe_epochs", c->probe_epochs);
         cJSON_AddStringToObject(o, "unfreeze", c->unfreeze);
         cJSON_AddStringToObject(o, "bn", c->bn);
@@ -70,7 +72,8 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
 hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
                                     const hs_dataset *train, const hs_dataset *val,
                                     const hs_net *net, int img_size, const char *weights_path,
-                                    const char *weights_sha, hs_error *err) {
+                                    const char *weights_sha, const float *class_weights,
+                                    hs_error *err) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
     cJSON_AddStringToObject(root, "format", "headstart-run");
@@ -107,6 +110,11 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
     cJSON_AddItemToObject(pp, "std", float_array(net->info->preprocess.std, 3));
 
     cJSON_AddItemToObject(root, "options", options_json(c, img_size));
+    if (class_weights) { /* the resolved weight of each class, by name */
+        cJSON *w = cJSON_AddObjectToObject(root, "class_weights");
+        for (int k = 0; w && k < train->class_count; k++)
+            cJSON_AddNumberToObject(w, train->class_names[k], class_weights[k]);
+    }
     /* How many ranks trained it (dist.h): --batch-size is the global batch they split. */
     const hs_context *ctx = net->ctx ? net->ctx : hs_context_default();
     cJSON *parallel = cJSON_AddObjectToObject(root, "parallel");

@@ -27,7 +27,8 @@ typedef struct hs_run_record {
 hs_status hs_run_record_write_start(const char *dir, const hs_train_config *config,
                                     const hs_dataset *train, const hs_dataset *val,
                                     const hs_net *net, int img_size, const char *weights_path,
-                                    const char *weights_sha, hs_error *err);
+                                    const char *weights_sha, const float *class_weights,
+                                    hs_error *err);
 hs_status hs_run_record_write_end(const char *dir, const hs_train_result *result,
                                   const hs_feature_set *train, const hs_feature_set *val,
                                   hs_status status, const char *message, hs_error *err);

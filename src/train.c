@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "class_weights.h"
 #include "dist.h"
 #include "error.h"
 #include "feature_cache.h"
@@ -49,6 +50,7 @@ void hs_train_config_defaults(hs_train_config *c) {
     c->optimizer = "adamw";
     c->train_layers = "head";
     c->strategy = "probe";
+    c->class_weights = "none";
     c->val_fraction = 0.2;
     c->feature_precision = "f16";
     /* --strategy finetune (not yet tuned by measurement: see the README). BatchNorm frozen
@@ -151,12 +153,20 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
     if (strcmp(c->train_layers, "head") != 0 && strcmp(c->train_layers, "classifier") != 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "--train-layers must be head or classifier, not '%s'",
                        c->train_layers);
-    if (strcmp(c->strategy, "finetune") == 0) {
+    if (strcmp(c->strategy, "finetune") == 0 || strcmp(c->strategy, "auto") == 0) {
         hs_status st = validate_finetune(c, err);
         if (st) return st;
     } else if (strcmp(c->strategy, "probe") != 0)
-        return hs_fail(err, HS_ERR_ARGUMENT, "--strategy must be probe or finetune, not '%s'",
-                       c->strategy);
+        return hs_fail(err, HS_ERR_ARGUMENT, "--strategy must be probe, finetune or auto, not "
+                       "'%s'", c->strategy);
+    if (strcmp(c->strategy, "auto") == 0 &&
+        (!(c->budget_seconds >= 60) || !(c->budget_seconds <= 366.0 * 86400)))
+        return hs_fail(err, HS_ERR_ARGUMENT, "--strategy auto needs --budget DURATION of at "
+                       "least 1m (e.g. 30m, 2h), not %g s", c->budget_seconds);
+    if (strcmp(c->strategy, "auto") != 0 && c->budget_seconds != 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--budget is for --strategy auto");
+    if (!c->class_weights || !*c->class_weights)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--class-weights must be none, balanced or a FILE");
     if (c->img_size != 0 && (c->img_size < 32 || c->img_size > 1024))
         return hs_fail(err, HS_ERR_ARGUMENT, "--img-size must be 32..1024, not %d", c->img_size);
     if (!(c->val_fraction > 0.0 && c->val_fraction < 1.0))
@@ -282,9 +292,24 @@ static hs_status dataset_digests(const hs_dataset *ds, const char *data, char cl
  * the number of epochs, one "name=value" a line (hs_checkpoint_load names the lines that
  * differ). Floats are written exactly; classes and files by their hash. *out is malloc'd. */
 static hs_status run_identity(const hs_train_config *c, const char *weights_sha, int img_size,
-                              const hs_dataset *train, const hs_dataset *val, char **out,
-                              hs_error *err) {
+                              const hs_dataset *train, const hs_dataset *val,
+                              const float *weights, char **out, hs_error *err) {
     *out = NULL;
+    /* The weights themselves, by hash: a FILE may move, but other values are another run. */
+    char class_weights[120];
+    if (!weights) {
+        snprintf(class_weights, sizeof class_weights, "none");
+    } else {
+        hs_sha256 *h = hs_sha256_new();
+        unsigned char digest[32];
+        char hex[65];
+        if (!h) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        hs_sha256_update(h, weights, (size_t)train->class_count * sizeof(float));
+        if (hs_sha256_finish(h, digest)) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        hs_sha256_hex(digest, hex);
+        snprintf(class_weights, sizeof class_weights, "%s %.16s",
+                 strcmp(c->class_weights, "balanced") == 0 ? "balanced" : "file", hex);
+    }
     char lr[32], mom[32], wd[32], fraction[40];
     float_text(lr, sizeof lr, c->lr, 9);
     float_text(mom, sizeof mom, c->momentum, 9);
@@ -297,6 +322,7 @@ static hs_status run_identity(const hs_train_config *c, const char *weights_sha,
     size_t size = 0;
     FILE *f = open_memstream(out, &size);
     if (!f) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    fprintf(f, "class weights=%s\n", class_weights);
     fprintf(f,
             "backbone=%s\nweights=%s\nimg=%d\nlayers=%s\nopt=%s\nlr=%s\nmom=%s\nwd=%s\n"
             "batch=%d\nseed=%llu\nval=%s\nlimits=%d/%d\nfeatures=%s\nbf16=%d\n"
@@ -348,6 +374,7 @@ typedef struct train_state {
     int fresh;             /* no checkpoint to resume from: the run starts at epoch 1 */
     int *confusion;
     int finetune_train_images, finetune_val_images; /* images stage 2 used */
+    float *class_weights;  /* --class-weights, per class; NULL: none */
 } train_state;
 
 static void stage(const train_state *s, const char *name, int epoch, int step) {
@@ -381,6 +408,27 @@ static hs_status open_network(train_state *s, hs_error *err) {
     s->net->ctx = s->ctx; /* run.json reads the world size from it */
     s->begin = s->net->head_begin;
     s->img_size = c->img_size ? c->img_size : info->preprocess.input_size;
+    return HS_OK;
+}
+
+/* --class-weights from the training side's labels (or the file), said in the log. */
+static hs_status resolve_class_weights(train_state *s, hs_error *err) {
+    const hs_dataset *d = &s->train;
+    int *labels = malloc((size_t)(d->count ? d->count : 1) * sizeof *labels);
+    if (!labels) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < d->count; i++) labels[i] = d->samples[i].label;
+    hs_status st = hs_class_weights_resolve(s->config->class_weights, d->class_names,
+                                            d->class_count, labels, d->count, &s->class_weights,
+                                            err);
+    free(labels);
+    if (st || !s->class_weights) return st;
+    char text[1000];
+    size_t used = 0;
+    for (int k = 0; k < d->class_count && used + 40 < sizeof text; k++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s%.24s %.3g",
+                                 k ? ", " : "", d->class_names[k], s->class_weights[k]);
+    note(s->cb, "class weights (%s): %s%s", s->config->class_weights, text,
+         used + 40 >= sizeof text ? ", ..." : "");
     return HS_OK;
 }
 
@@ -657,7 +705,8 @@ static hs_status run_epochs(train_state *s, hs_error *err) {
     const hs_train_config *c = s->config;
     char path[4200], *identity = NULL;
     int root = hs_dist_is_root(s->ctx);
-    hs_status st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val, &identity,
+    hs_status st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val,
+                               s->class_weights, &identity,
                                 err);
     if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
     run_path(path, sizeof path, s->dir, "checkpoint.safetensors");
@@ -753,7 +802,8 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
     int boundary = 0;
     char *identity = NULL;
     hs_status st = hs_unfreeze_boundary(s->net, c->unfreeze, &boundary, err);
-    if (!st) st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val, &identity,
+    if (!st) st = run_identity(c, s->weights_sha, s->img_size, &s->train, &s->val,
+                               s->class_weights, &identity,
                                err);
     if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
     int resume = c->resume && !s->fresh;
@@ -763,6 +813,7 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
                                                                     : HS_OPTIMIZER_SGD;
         st = hs_head_trainer_init(&s->trainer, s->net, s->begin, c->batch_size, kind, c->lr,
                                   c->momentum, c->weight_decay, err);
+        s->trainer.class_weights = s->class_weights;
         if ((st = hs_dist_agree(s->ctx, st, err))) goto done;
         for (int epoch = 1; epoch <= c->probe_epochs; epoch++) {
             double start = now_seconds();
@@ -794,6 +845,7 @@ static hs_status run_finetune(train_state *s, hs_train_result *result, hs_error 
     job.history = s->history;
     job.epochs_done = &s->epochs_done;
     job.confusion = s->confusion;
+    job.class_weights = s->class_weights;
     job.write_outputs = write_outputs_cb;
     job.outputs_ctx = s;
     result->unfreeze_boundary = boundary;
@@ -841,7 +893,8 @@ static hs_status run_probe(train_state *s, hs_error *err) {
     /* Over several ranks each evaluates the objective on its share of the rows. */
     if (!(st = hs_dist_agree(s->ctx, st, err)))
         st = hs_probe_fit_dist(s->ctx, rows ? rows : f->values, f->labels, f->count, f->dim,
-                               s->net->num_classes, s->config->seed, fc->weight, fc->bias,
+                               s->net->num_classes, s->config->seed, s->class_weights,
+                               fc->weight, fc->bias,
                                &probe, err);
     free(rows);
     if ((st = hs_dist_agree(s->ctx, st, err))) return st;
@@ -916,6 +969,9 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
     if (s.train.skipped_files + s.val.skipped_files)
         note(cb, "skipped %d files that are not .jpg, .jpeg or .png",
              s.train.skipped_files + s.val.skipped_files);
+    /* Before the folder: a bad --class-weights FILE creates nothing. */
+    if (!st) st = resolve_class_weights(&s, err);
+    if ((st = hs_dist_agree(s.ctx, st, err))) goto done;
     /* Rank 0 picks (or makes) the folder; every rank learns its name and whether a
      * checkpoint is there to resume. */
     if (root) st = prepare_out_dir(c, s.dir, sizeof s.dir, &s.fresh, err);
@@ -935,7 +991,7 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
     }
     if (!st && root)
         st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, s.img_size,
-                                       s.weights_path, s.weights_sha, err);
+                                       s.weights_path, s.weights_sha, s.class_weights, err);
     if ((st = hs_dist_agree(s.ctx, st, err))) goto done;
 
     if (strcmp(c->strategy, "finetune") == 0) {
@@ -952,6 +1008,7 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
                                                                     : HS_OPTIMIZER_SGD;
         st = hs_head_trainer_init(&s.trainer, s.net, s.begin, c->batch_size, kind, c->lr,
                                   c->momentum, c->weight_decay, err);
+        s.trainer.class_weights = s.class_weights;
         if (!(st = hs_dist_agree(s.ctx, st, err))) st = run_epochs(&s, err);
     }
     result->train_seconds = now_seconds() - e0;
@@ -977,5 +1034,6 @@ done:
     hs_dataset_free(&s.val);
     free(s.history);
     free(s.confusion);
+    free(s.class_weights);
     return st;
 }

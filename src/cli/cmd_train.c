@@ -32,9 +32,15 @@ static void print_help(void) {
         "  --img-size N           images are resized to N x N [the backbone's input size]\n"
         "  --train-layers head|classifier  the last layer only [head], or the whole classifier\n"
         "                         block (VGG16: three linear layers; Lite: dropout and _fc)\n"
-        "  --strategy probe|finetune  probe: frozen backbone [probe]; finetune: the probe on\n"
-        "                         cached features, then --epochs epochs training the backbone\n"
-        "                         too on augmented images (random resized crop and flip)\n"
+        "  --strategy probe|finetune|auto  probe: frozen backbone [probe]; finetune: the probe\n"
+        "                         on cached features, then --epochs epochs training the\n"
+        "                         backbone too on augmented images (random resized crop and\n"
+        "                         flip); auto: measures the speeds, then picks the strategy,\n"
+        "                         image size and epochs that fit --budget, and says why\n"
+        "  --budget DURATION      the time --strategy auto may take (30m, 2h, 1d)\n"
+        "  --class-weights none|balanced|FILE  per-class loss weights for imbalanced data\n"
+        "                         [none]; balanced: n / (classes x count); FILE: one\n"
+        "                         'class,weight' a line, every class named\n"
         "fine-tuning (--strategy finetune):\n"
         "  --probe-epochs N       stage 1 epochs on cached features, with --lr [5]\n"
         "  --unfreeze all|N       train every layer [all] or the top N backbone blocks\n"
@@ -84,7 +90,7 @@ static const char *const flags[] = {
     "--resume", "--overwrite", "--strict", "--cache-dir", "--no-cache",
     "--feature-precision", "--bf16", "--probe-epochs", "--unfreeze", "--bn", "--finetune-lr",
     "--layer-decay", "--warmup-epochs", "--schedule", "--mixup", "--label-smoothing",
-    "--crop-scale", "--help"};
+    "--crop-scale", "--class-weights", "--budget", "--help"};
 
 static int unknown_flag(const char *flag) {
     const char *best = NULL;
@@ -134,6 +140,14 @@ static int parse(int argc, char **argv, hs_train_config *c) {
         else if (!strcmp(a, "--unfreeze")) c->unfreeze = v;
         else if (!strcmp(a, "--bn")) c->bn = v;
         else if (!strcmp(a, "--schedule")) c->schedule = v;
+        else if (!strcmp(a, "--class-weights")) c->class_weights = v;
+        else if (!strcmp(a, "--budget")) {
+            long long seconds = 0;
+            if (cli_parse_duration(v, &seconds) || seconds < 1)
+                code = cli_usage_error("train", "--budget needs a duration such as 30m or 2h, "
+                                                "not '%s'", v);
+            c->budget_seconds = (double)seconds;
+        }
         else if (!strcmp(a, "--probe-epochs"))
             code = cli_parse_int("train", a, v, &c->probe_epochs);
         else if (!strcmp(a, "--warmup-epochs"))
