@@ -215,6 +215,48 @@ hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
     return st;
 }
 
+hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
+                                   const hs_auto_plan *plan, const hs_train_result *r,
+                                   hs_error *err) {
+    cJSON *root = load_json(dir, err);
+    if (!root) return err->code;
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "budget_seconds", in->budget_seconds);
+    cJSON_AddNumberToObject(a, "spent_before_plan_seconds", in->spent_seconds);
+    cJSON_AddNumberToObject(a, "usable_seconds", plan->usable_seconds);
+    cJSON_AddNumberToObject(a, "finetune_epoch_overhead_seconds", in->epoch_overhead_seconds);
+    cJSON_AddNumberToObject(a, "head_epoch_seconds", in->head_epoch_seconds);
+    cJSON *rates = cJSON_AddArrayToObject(a, "measured");
+    for (int k = 0; rates && k < in->size_count; k++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddNumberToObject(one, "img_size", in->sizes[k]);
+        cJSON_AddNumberToObject(one, "feature_images_per_second", in->feature_ips[k]);
+        cJSON_AddNumberToObject(one, "finetune_images_per_second", in->finetune_ips[k]);
+        cJSON_AddItemToArray(rates, one);
+    }
+    cJSON *choice = cJSON_AddObjectToObject(a, "choice");
+    cJSON_AddStringToObject(choice, "strategy", plan->finetune ? "finetune" : "probe");
+    cJSON_AddNumberToObject(choice, "img_size", plan->img_size);
+    cJSON_AddNumberToObject(choice, "probe_epochs", plan->probe_epochs);
+    cJSON_AddNumberToObject(choice, "finetune_epochs", plan->epochs);
+    cJSON_AddStringToObject(a, "why", plan->why);
+    /* Estimates cover what follows the plan; actual: the same stages as the run timed them. */
+    cJSON *est = cJSON_AddObjectToObject(a, "estimate");
+    cJSON_AddNumberToObject(est, "feature_seconds", plan->feature_seconds);
+    cJSON_AddNumberToObject(est, "finetune_seconds", plan->finetune_seconds);
+    cJSON_AddNumberToObject(est, "after_plan_seconds", plan->estimate_seconds);
+    cJSON *act = cJSON_AddObjectToObject(a, "actual");
+    cJSON_AddNumberToObject(act, "feature_seconds", r->feature_seconds);
+    cJSON_AddNumberToObject(act, plan->finetune ? "finetune_seconds" : "head_seconds",
+                            r->train_seconds);
+    cJSON_AddNumberToObject(act, "after_plan_seconds", r->total_seconds - in->spent_seconds);
+    cJSON_AddNumberToObject(act, "total_seconds", r->total_seconds);
+    replace(root, "auto", a);
+    hs_status st = write_json(dir, root, err);
+    cJSON_Delete(root);
+    return st;
+}
+
 /* ---- Reading it back ------------------------------------------------------------------- */
 
 /* A string field into out; 0 when it is absent or would not fit (never a shortened path). */

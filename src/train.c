@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auto_measure.h"
+#include "auto_plan.h"
 #include "checkpoint.h"
 #include "class_weights.h"
 #include "dist.h"
@@ -163,6 +165,10 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
         (!(c->budget_seconds >= 60) || !(c->budget_seconds <= 366.0 * 86400)))
         return hs_fail(err, HS_ERR_ARGUMENT, "--strategy auto needs --budget DURATION of at "
                        "least 1m (e.g. 30m, 2h), not %g s", c->budget_seconds);
+    if (strcmp(c->strategy, "auto") == 0 && c->resume)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--resume of a --strategy auto run: pass the "
+                       "options it chose instead (its log and run.json's \"auto\" say them, "
+                       "e.g. --strategy finetune --img-size 128 --epochs 6)");
     if (strcmp(c->strategy, "auto") != 0 && c->budget_seconds != 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "--budget is for --strategy auto");
     if (!c->class_weights || !*c->class_weights)
@@ -375,6 +381,10 @@ typedef struct train_state {
     int *confusion;
     int finetune_train_images, finetune_val_images; /* images stage 2 used */
     float *class_weights;  /* --class-weights, per class; NULL: none */
+    hs_train_config planned; /* --strategy auto: the options it chose (config points here) */
+    hs_auto_input auto_in;
+    hs_auto_plan auto_plan;
+    int has_plan;
 } train_state;
 
 static void stage(const train_state *s, const char *name, int epoch, int step) {
@@ -429,6 +439,78 @@ static hs_status resolve_class_weights(train_state *s, hs_error *err) {
                                  k ? ", " : "", d->class_names[k], s->class_weights[k]);
     note(s->cb, "class weights (%s): %s%s", s->config->class_weights, text,
          used + 40 >= sizeof text ? ", ..." : "");
+    return HS_OK;
+}
+
+/* --strategy auto: measures the feature pass and the fine-tune step at each candidate size
+ * on the first training images, plans (auto_plan.h), says what it chose and why, and points
+ * s->config at the options of that plan. Over several ranks every rank measures (their
+ * collective steps stay in step) and rank 0's rates make everyone's plan. */
+static hs_status plan_auto(train_state *s, double t0, hs_train_result *result, hs_error *err) {
+    const hs_train_config *c = s->config;
+    hs_auto_input *in = &s->auto_in;
+    memset(in, 0, sizeof *in);
+    int full = s->net->info->preprocess.input_size;
+    if (c->img_size) {
+        in->sizes[in->size_count++] = c->img_size; /* the user fixed it */
+    } else {
+        static const int candidates[] = {96, 128, 160, 224};
+        for (size_t k = 0; k < sizeof candidates / sizeof candidates[0]; k++)
+            if (candidates[k] < full) in->sizes[in->size_count++] = candidates[k];
+        in->sizes[in->size_count++] = full;
+    }
+    int boundary = 0;
+    hs_status st = hs_unfreeze_boundary(s->net, c->unfreeze, &boundary, err);
+    hs_auto_measure_options o = {boundary, 32, 8, s->cb ? s->cb->progress : NULL,
+                                 s->cb ? s->cb->ctx : NULL, s->cb ? s->cb->stop : NULL};
+    if (!st) st = hs_auto_measure(s->net, &s->train, &o, in, err);
+    if ((st = hs_dist_agree(s->ctx, st, err)) ||
+        (st = hs_dist_broadcast(s->ctx, in, sizeof *in, 0, err)))
+        return st;
+    /* A fine-tune epoch also writes the network twice (best.safetensors, and the checkpoint
+     * with AdamW's two moments: three times its size): timed by writing it once here. A
+     * head epoch on cached features is taken as its plots plus 50,000 images a second (the
+     * README's head timings are several times that). */
+    if (hs_dist_is_root(s->ctx)) {
+        char path[4200];
+        run_path(path, sizeof path, s->dir, ".auto-measure.safetensors");
+        double w0 = now_seconds();
+        st = hs_save_network(path, s->net, c->backbone, err);
+        unlink(path);
+        in->epoch_overhead_seconds = 4 * (now_seconds() - w0) + 0.3;
+    }
+    if ((st = hs_dist_agree(s->ctx, st, err)) ||
+        (st = hs_dist_broadcast(s->ctx, &in->epoch_overhead_seconds, sizeof(double), 0, err)))
+        return st;
+    in->head_epoch_seconds = 0.3 + s->train.count / 50000.0;
+    in->budget_seconds = c->budget_seconds;
+    in->spent_seconds = now_seconds() - t0;
+    in->train_images = s->train.count;
+    in->val_images = s->val.count;
+    in->probe_epochs = c->probe_epochs;
+    hs_auto_plan *p = &s->auto_plan;
+    if ((st = hs_auto_plan_make(in, c->epochs, p, err))) return st;
+    s->has_plan = 1;
+    s->planned = *c;
+    s->planned.strategy = p->finetune ? "finetune" : "probe";
+    s->planned.img_size = p->img_size;
+    s->planned.epochs = p->finetune ? p->epochs : p->probe_epochs;
+    s->planned.probe_epochs = p->finetune ? p->probe_epochs : c->probe_epochs;
+    s->config = &s->planned;
+    s->img_size = p->img_size;
+    snprintf(result->auto_choice, sizeof result->auto_choice, "%s", s->planned.strategy);
+    result->auto_img_size = p->img_size;
+    result->auto_probe_epochs = p->probe_epochs;
+    result->auto_epochs = p->epochs;
+    result->auto_estimate_seconds = p->estimate_seconds;
+    note(s->cb, "auto: %s", p->why);
+    if (p->finetune)
+        note(s->cb, "auto: the same run by hand (and to resume it): --strategy finetune "
+             "--img-size %d --probe-epochs %d --epochs %d", p->img_size, p->probe_epochs,
+             p->epochs);
+    else
+        note(s->cb, "auto: the same run by hand (and to resume it): --strategy probe "
+             "--img-size %d --epochs %d", p->img_size, p->probe_epochs);
     return HS_OK;
 }
 
@@ -989,6 +1071,10 @@ hs_status hs_train(const hs_train_config *c, const hs_train_callbacks *cb,
         s.confusion = calloc((size_t)s.train.class_count * s.train.class_count, sizeof(int));
         if (!s.history || !s.confusion) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
     }
+    if (!st && strcmp(c->strategy, "auto") == 0) {
+        /* From here on the run is the plan's: s.config and c are its options. */
+        if (!(st = plan_auto(&s, t0, result, err))) c = s.config;
+    }
     if (!st && root)
         st = hs_run_record_write_start(s.dir, c, &s.train, &s.val, s.net, s.img_size,
                                        s.weights_path, s.weights_sha, s.class_weights, err);
@@ -1025,6 +1111,8 @@ done:
         hs_error ignored = {0};
         hs_run_record_write_end(s.dir, result, &s.train_features, &s.val_features, st,
                                 st ? err->message : NULL, &ignored);
+        if (s.has_plan) hs_run_record_write_auto(s.dir, &s.auto_in, &s.auto_plan, result,
+                                                 &ignored);
     }
     hs_head_trainer_free(&s.trainer);
     hs_feature_set_free(&s.train_features);

@@ -291,6 +291,12 @@ static int train_on_rank(hs_context *ctx, int argc, char **argv) {
     if (result.finetune_first_layer[0])
         printf("fine-tuned from layer %d (%s): %.1f images/s\n", result.unfreeze_boundary,
                cli_term(result.finetune_first_layer), result.finetune_images_per_second);
+    if (result.auto_choice[0])
+        printf("auto: chose %s at %d px (%d probe + %d fine-tune epochs), estimated %.0f s "
+               "after planning, budget %.0f s; the whole run took %.1f s\n",
+               result.auto_choice, result.auto_img_size, result.auto_probe_epochs,
+               result.auto_epochs, result.auto_estimate_seconds, config.budget_seconds,
+               result.total_seconds);
     if (result.skipped_images)
         printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
     printf("run written to %s\n", cli_term(result.out_dir));
