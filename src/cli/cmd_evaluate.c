@@ -51,6 +51,8 @@ int cmd_evaluate(int argc, char **argv) {
             else if (!strcmp(v, "flip")) tta = HS_TTA_FLIP;
             else return cli_usage_error("evaluate", "--tta must be none or flip, not '%s'", v);
         }
+        else if ((!strcmp(argv[i], "--tta") || !strcmp(argv[i], "--weights")) && i + 1 >= argc)
+            return cli_usage_error("evaluate", "%s needs a value", argv[i]);
         else if (argv[i][0] == '-') return cli_usage_error("evaluate", "unknown option '%s'", argv[i]);
         else if (!run_dir) run_dir = argv[i];
         else if (!data) data = argv[i];

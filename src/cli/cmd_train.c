@@ -23,7 +23,7 @@ static void print_help(void) {
         "options (defaults in brackets):\n"
         "  --backbone NAME        [efficientnet_lite0] see 'headstart backbones'\n"
         "  --weights FILE|none    pretrained weights [found on this machine]; none: random\n"
-        "  --epochs N             [10]\n"
+        "  --epochs N             [10]; with --strategy auto: the epochs of a probe-only plan\n"
         "  --batch-size N         [32]\n"
         "  --lr X                 learning rate [0.001]\n"
         "  --momentum X           SGD momentum [0.9]\n"
