@@ -21,13 +21,19 @@ static double probe_cost(const hs_auto_input *in, int k, int epochs) {
     return feature_cost(in, k) + epochs * in->head_epoch_seconds;
 }
 
+static int cap(const hs_auto_input *in) {
+    return in->max_finetune_epochs > 0 && in->max_finetune_epochs < HS_AUTO_MAX_FT_EPOCHS
+               ? in->max_finetune_epochs
+               : HS_AUTO_MAX_FT_EPOCHS;
+}
+
 /* Fine-tune epochs that fit at size k after its feature pass (0 when none or not measured). */
 static int epochs_at(const hs_auto_input *in, int k, double usable) {
     if (!(in->finetune_ips[k] > 0)) return 0;
     double left = usable - probe_cost(in, k, in->probe_epochs);
     if (left <= 0) return 0;
     double e = floor(left / epoch_cost(in, k));
-    return e > HS_AUTO_MAX_FT_EPOCHS ? HS_AUTO_MAX_FT_EPOCHS : (int)e;
+    return e > cap(in) ? cap(in) : (int)e;
 }
 
 static void append(char *out, size_t size, const char *fmt, ...)
@@ -46,7 +52,8 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
     memset(out, 0, sizeof *out);
     if (in->size_count < 1 || in->size_count > HS_AUTO_MAX_SIZES || in->train_images < 1 ||
         in->val_images < 0 || !(in->budget_seconds > 0) || !(in->head_epoch_seconds >= 0) ||
-        !(in->epoch_overhead_seconds >= 0) || in->probe_epochs < 0 || probe_only_epochs < 1)
+        !(in->epoch_overhead_seconds >= 0) || in->probe_epochs < 0 || probe_only_epochs < 1 ||
+        in->max_finetune_epochs < 0)
         return hs_fail(err, HS_ERR_INTERNAL, "auto plan: %d sizes, %d/%d images, budget %g",
                        in->size_count, in->train_images, in->val_images, in->budget_seconds);
     for (int k = 0; k < in->size_count; k++)
@@ -58,8 +65,10 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
 
     /* The fine-tune candidate. */
     int ft = -1, ft_epochs = 0;
+    int good = cap(in) < HS_AUTO_GOOD_FT_EPOCHS ? cap(in) : HS_AUTO_GOOD_FT_EPOCHS;
     for (int k = in->size_count - 1; k >= 0 && ft < 0; k--)
-        if (epochs_at(in, k, usable) >= HS_AUTO_GOOD_FT_EPOCHS) ft = k;
+        if (epochs_at(in, k, usable) >= good && epochs_at(in, k, usable) >= HS_AUTO_MIN_FT_EPOCHS)
+            ft = k;
     if (ft < 0)
         for (int k = 0; k < in->size_count; k++) {
             int e = epochs_at(in, k, usable);

@@ -14,8 +14,8 @@
  * leaves out (decoding the images once, checkpoints, plots).
  *
  * The choice: fine-tune when some size gives at least HS_AUTO_MIN_FT_EPOCHS epochs: the
- * largest size that gives HS_AUTO_GOOD_FT_EPOCHS (epochs capped at HS_AUTO_MAX_FT_EPOCHS),
- * else the size that gives the most epochs. Otherwise the probe, at the largest size whose
+ * largest size that gives HS_AUTO_GOOD_FT_EPOCHS (or the cap, when lower; epochs capped at
+ * max_finetune_epochs), else the size that gives the most epochs. Otherwise the probe, at the largest size whose
  * feature pass fits. The plan's estimate never exceeds the usable time; when not even the
  * cheapest probe fits, there is no plan (an HS_ERR_ARGUMENT that says what would fit). */
 #ifndef HS_AUTO_PLAN_H
@@ -34,6 +34,7 @@ typedef struct hs_auto_input {
     double spent_seconds;       /* already gone (opening the data, measuring) */
     int train_images, val_images;
     int probe_epochs;           /* head epochs on cached features before a fine-tune */
+    int max_finetune_epochs;    /* the most fine-tune epochs to plan (0: HS_AUTO_MAX_FT_EPOCHS) */
     double head_epoch_seconds;  /* one head epoch on cached features, with its outputs */
     double epoch_overhead_seconds; /* a fine-tune epoch's checkpoint, best model and plots */
     int size_count;             /* candidate image sizes, ascending */

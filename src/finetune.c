@@ -286,8 +286,8 @@ static int argmax(const float *row, int n) {
 
 /* Forward, loss and backward of this rank's n images of a global batch whose (weighted)
  * count is `denominator`, the gradient scaled to its share of the global mean. */
-static hs_status local_pass(finetune *f, const hs_batch *b, double denominator, hs_rng *rng,
-                            double *loss_sum, long *correct, hs_error *err) {
+static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, double denominator,
+                            hs_rng *rng, double *loss_sum, long *correct, hs_error *err) {
     hs_net *net = f->net;
     const float *input = b->images;
     hs_status st;
@@ -304,11 +304,10 @@ static hs_status local_pass(finetune *f, const hs_batch *b, double denominator, 
     const float *w = f->job->class_weights;
     float loss;
     if (w) {
-        /* Weighted by class, the mean over the global batch's weight sum (loss.h), reported
-         * as this rank's per-image mean. */
+        /* Weighted by class: this rank's part of the global batch's weighted mean, over its
+         * weight sum (loss.h). */
         loss = hs_weighted_soft_cross_entropy(logits, b->targets, b->n, f->classes, w,
                                               denominator, dlogits);
-        loss = (float)((double)loss * denominator / b->n);
     } else {
         loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes, dlogits);
     }
@@ -317,7 +316,9 @@ static hs_status local_pass(finetune *f, const hs_batch *b, double denominator, 
                        loss);
     for (int i = 0; i < b->n; i++)
         *correct += argmax(logits + (size_t)i * f->classes, f->classes) == b->labels[i];
-    *loss_sum += (double)loss * b->n;
+    /* Each batch's (weighted) mean times its size; the ranks' parts of the weighted mean add
+     * up to it. */
+    *loss_sum += (double)loss * (w ? global_n : b->n);
     if (!w && b->n != denominator) {
         float share = (float)b->n / (float)denominator;
         for (size_t i = 0; i < (size_t)b->n * f->classes; i++) dlogits[i] *= share;
@@ -337,8 +338,8 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
     if (st || global[0] < 1) return st; /* every part dropped: no step, as one process */
     hs_net_zero_grad(f->net);
     if (b && b->n > 0)
-        st = local_pass(f, b, w ? global[1] : (double)(int)global[0], rng, loss_sum, correct,
-                        err);
+        st = local_pass(f, b, (int)global[0], w ? global[1] : (double)(int)global[0], rng,
+                        loss_sum, correct, err);
     /* A failure anywhere (a loss that is not finite) stops every rank before the sum. */
     if ((st = hs_dist_agree(f->ctx, st, err))) return st;
     if ((st = hs_sum_gradients(f->ctx, &f->opt, err))) return st;

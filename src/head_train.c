@@ -64,7 +64,8 @@ hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const in
  * to its share of the global mean: the loss of the n samples is normalised by `denominator`,
  * the global batch's (weighted) count, so the ranks' gradients sum to the global mean's. */
 static hs_status local_pass(hs_head_trainer *t, const float *features, const int *labels,
-                            int n, double denominator, hs_batch_result *result, hs_error *err) {
+                            int n, int global_n, double denominator, hs_batch_result *result,
+                            hs_error *err) {
     int classes = t->tape.shapes[t->end - t->begin].c;
     hs_status st = hs_tape_forward(&t->tape, features, n, 1, &t->dropout_rng, err);
     if (st) return st;
@@ -72,10 +73,9 @@ static hs_status local_pass(hs_head_trainer *t, const float *features, const int
     float *dlogits = hs_tape_output_grad(&t->tape);
     float loss;
     if (t->class_weights) {
+        /* This rank's part of the global batch's weighted mean. */
         loss = hs_weighted_smoothed_cross_entropy(logits, labels, n, classes, 0.0f,
                                                   t->class_weights, denominator, dlogits);
-        /* This rank's part of the weighted mean, as a per-sample mean for the metrics. */
-        loss = (float)((double)loss * denominator / n);
     } else {
         loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels, dlogits);
     }
@@ -83,7 +83,9 @@ static hs_status local_pass(hs_head_trainer *t, const float *features, const int
         return hs_fail(err, HS_ERR_DIVERGED,
                        "the loss became %s at this step; lower --lr (now %g)",
                        isnan(loss) ? "NaN" : "infinite", t->optimizer.lr);
-    result->loss_sum = (double)loss * n;
+    /* The metric sums each batch's (weighted) mean loss times its size; with weights the
+     * ranks' parts of that mean add up to it. */
+    result->loss_sum = (double)loss * (t->class_weights ? global_n : n);
     for (int b = 0; b < n; b++)
         result->correct += argmax(logits + (size_t)b * classes, classes) == labels[b];
     if (!t->class_weights && n != denominator) {
@@ -110,7 +112,7 @@ hs_status hs_head_train_step_dist(hs_head_trainer *t, const hs_context *ctx,
         denominator = hs_class_weight_sum(labels, n, t->class_weights);
         if ((st = hs_dist_sum_doubles(ctx, &denominator, 1, err))) return st;
     }
-    st = n > 0 ? local_pass(t, features, labels, n, denominator, result, err) : HS_OK;
+    st = n > 0 ? local_pass(t, features, labels, n, global_n, denominator, result, err) : HS_OK;
     /* Every rank learns of a failure here before the all-reduce, so none waits in it. */
     if ((st = hs_dist_agree(ctx, st, err))) return st;
     if ((st = hs_sum_gradients(ctx, &t->optimizer, err))) return st;

@@ -488,6 +488,7 @@ static hs_status plan_auto(train_state *s, double t0, hs_train_result *result, h
     in->train_images = s->train.count;
     in->val_images = s->val.count;
     in->probe_epochs = c->probe_epochs;
+    in->max_finetune_epochs = c->epochs; /* --epochs bounds the plan */
     hs_auto_plan *p = &s->auto_plan;
     if ((st = hs_auto_plan_make(in, c->epochs, p, err))) return st;
     s->has_plan = 1;

@@ -267,6 +267,36 @@ static int run(const char *args) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* A run's metrics.csv without its seconds column, and its model file. */
+static int same_run(const char *a, const char *b) {
+    int same = 1;
+    const char *files[] = {"metrics.csv", "model.safetensors"};
+    for (int f = 0; f < 2; f++) {
+        char pa[600], pb[600];
+        snprintf(pa, sizeof pa, "%s/%s", a, files[f]);
+        snprintf(pb, sizeof pb, "%s/%s", b, files[f]);
+        char *ta = NULL, *tb = NULL;
+        size_t na = 0, nb = 0;
+        hs_error err = {0};
+        CHECK(hs_read_file(pa, 1u << 26, &ta, &na, &err) == HS_OK);
+        CHECK(hs_read_file(pb, 1u << 26, &tb, &nb, &err) == HS_OK);
+        if (f == 0 && ta && tb) /* cut each line at its last comma */
+            for (char *t = ta; t; t = t == ta ? tb : NULL)
+                for (char *line = t; *line;) {
+                    char *end = strchr(line, '\n'), *comma = NULL;
+                    for (char *c = line; c < (end ? end : line + strlen(line)); c++)
+                        if (*c == ',') comma = c;
+                    if (comma) memset(comma, ' ', (size_t)((end ? end : line + strlen(line)) - comma));
+                    if (!end) break;
+                    line = end + 1;
+                }
+        same &= ta && tb && na == nb && memcmp(ta, tb, na) == 0;
+        free(ta);
+        free(tb);
+    }
+    return same;
+}
+
 static void test_end_to_end(void) {
     make_skewed();
     /* The head on cached features (AdamW), then the L-BFGS probe, each without and with
@@ -295,6 +325,27 @@ static void test_end_to_end(void) {
                       strstr(json, "\"common\":\t0.55") && strstr(json, "\"rare\":\t5.5"),
                   "%s", json ? json : "(no run.json)");
         free(json);
+    }
+    /* Every weight 2: the weighted mean is the plain mean exactly (powers of two), so each
+     * trainer gives the unweighted run's metrics and model bit for bit; that checks that the
+     * weights reach the head trainer, the probe and the fine-tune (with smoothing and mixup)
+     * and that nothing else changes. */
+    write_text(ROOT "/twos.csv", "common,2\nrare,2\n");
+    const char *same[][2] = {
+        {"adamw", "--epochs 30 --lr 0.1 --batch-size 8"},
+        {"lbfgs", "--optimizer lbfgs"},
+        {"ft", "--strategy finetune --probe-epochs 1 --epochs 1 --batch-size 8 --mixup 0.4 "
+               "--optimizer sgd --lr 0.05"}};
+    for (int t = 0; t < 3; t++) {
+        char args[600], a[300], b[300];
+        snprintf(a, sizeof a, ROOT "/%s_none", same[t][0]);
+        snprintf(b, sizeof b, ROOT "/%s_twos", same[t][0]);
+        snprintf(args, sizeof args, "%s --out '%s' --overwrite", same[t][1], a);
+        if (t == 2) CHECK_MSG(run(args) == 0, "%s", args); /* the others ran above */
+        snprintf(args, sizeof args, "%s --out '%s' --overwrite --class-weights '%s'", same[t][1],
+                 b, ROOT "/twos.csv");
+        CHECK_MSG(run(args) == 0, "%s", args);
+        CHECK_MSG(same_run(a, b), "%s: weights of 2 changed the run", same[t][0]);
     }
     /* --resume with other weights is refused, naming them. */
     CHECK(run("--epochs 31 --lr 0.1 --batch-size 8 --out '" ROOT "/adamw_balanced' "
