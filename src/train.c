@@ -55,8 +55,9 @@ void hs_train_config_defaults(hs_train_config *c) {
     c->class_weights = "none";
     c->val_fraction = 0.2;
     c->feature_precision = "f16";
-    /* --strategy finetune (not yet tuned by measurement: see the README). BatchNorm frozen
-     * by default: small batches and a few hundred photos give noisy batch statistics. */
+    /* --strategy finetune (not yet tuned on the full CIFAR-10: see the README). BatchNorm
+     * frozen by default, by measurement: on the CIFAR-10 5,000-image subset at 96 px, 3
+     * fine-tune epochs reached 77.5 % frozen against 54.8 % with batch statistics. */
     c->probe_epochs = 5;
     c->unfreeze = "all";
     c->bn = "frozen";
