@@ -163,7 +163,12 @@ typedef struct hs_train_config {
     const char *optimizer;     /* "adamw" (default), "sgd" or "lbfgs" (the linear probe) */
     int img_size;              /* 0: the backbone's input size */
     const char *train_layers;  /* "head" (the last layer) or "classifier" (VGG16's whole block) */
-    const char *strategy;      /* "probe" (frozen backbone) or "finetune" (probe, then unfreeze) */
+    const char *strategy;      /* "probe" (frozen backbone), "finetune" (probe, then unfreeze)
+                                * or "auto" (measures, then picks one within budget_seconds) */
+    double budget_seconds;     /* --strategy auto: the time the whole run may take (> 0) */
+    /* Cross-entropy weights per class, in every trainer: "none" (default), "balanced"
+     * (n / (classes x count), as scikit-learn) or a file of "class,weight" lines. */
+    const char *class_weights;
     uint64_t seed;
     int threads;               /* 0: every core */
     const char *out_dir;       /* NULL: a new numbered folder under runs/ */
@@ -233,6 +238,10 @@ typedef struct hs_train_result {
     int unfreeze_boundary;     /* first fine-tuned layer */
     char finetune_first_layer[64]; /* its name */
     double finetune_images_per_second;
+    /* --strategy auto: what the planner chose (empty otherwise) */
+    char auto_choice[32];      /* "probe" or "finetune" */
+    int auto_img_size, auto_probe_epochs, auto_epochs;
+    double auto_estimate_seconds; /* the plan's estimate of the whole run */
 } hs_train_result;
 
 hs_status hs_train(const hs_train_config *config, const hs_train_callbacks *callbacks,
@@ -249,6 +258,12 @@ hs_status hs_model_open(const char *run_dir, const char *weights, hs_model **out
 void hs_model_free(hs_model *model);
 int hs_model_num_classes(const hs_model *model);
 const char *hs_model_class_name(const hs_model *model, int index);
+
+/* Test-time augmentation for hs_model_predict_files and hs_model_evaluate: none (the
+ * default), or the mean of the softmax of each image and of its mirror image (the decoded
+ * image flipped left to right, then prepared as in training). */
+typedef enum hs_tta { HS_TTA_NONE = 0, HS_TTA_FLIP = 1 } hs_tta;
+void hs_model_set_tta(hs_model *model, hs_tta tta);
 
 /* Class probabilities (n x classes) of n image files, prepared as in training. An image that
  * cannot be read gets errors[i].code != HS_OK and a row of zeros; the call itself fails only

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "augment.h"
 #include "error.h"
 #include "half.h"
 
@@ -69,6 +70,7 @@ static void prepare_batch(const hs_dataset *ds, int start, int n, const hs_featu
     for (int i = 0; i < n; i++) {
         hs_image img = {0};
         errors[i].code = hs_dataset_load_image(ds, start + i, &img, &errors[i]);
+        if (!errors[i].code && o->flip) hs_image_flip_horizontal(&img);
         if (!errors[i].code)
             errors[i].code = hs_image_prepare_square(&img, o->img_size, o->interpolation,
                                                      o->mean, o->std,

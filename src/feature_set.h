@@ -36,6 +36,7 @@ typedef struct hs_feature_options {
     /* When `sharded`: only images [shard_first, shard_first + shard_count) of the data set
      * (one rank's share of a data-parallel run); sample_index still names data-set indexes. */
     int sharded, shard_first, shard_count;
+    int flip;                /* mirror each decoded image first (flip test-time augmentation) */
 } hs_feature_options;
 
 typedef struct hs_feature_set {

@@ -291,10 +291,10 @@ static int argmax(const float *row, int n) {
     return best;
 }
 
-/* Forward, loss and backward of this rank's n images of a global batch of global_n, the
- * gradient scaled to its share of the global mean. */
-static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, hs_rng *rng,
-                            double *loss_sum, long *correct, hs_error *err) {
+/* Forward, loss and backward of this rank's n images of a global batch whose (weighted)
+ * count is `denominator`, the gradient scaled to its share of the global mean. */
+static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, double denominator,
+                            hs_rng *rng, double *loss_sum, long *correct, hs_error *err) {
     hs_net *net = f->net;
     const float *input = b->images;
     hs_status st;
@@ -311,15 +311,26 @@ static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, hs_rng
         return st;
     const float *logits = hs_tape_output(&f->tape);
     float *dlogits = hs_tape_output_grad(&f->tape);
-    float loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes, dlogits);
+    const float *w = f->job->class_weights;
+    float loss;
+    if (w) {
+        /* Weighted by class: this rank's part of the global batch's weighted mean, over its
+         * weight sum (loss.h). */
+        loss = hs_weighted_soft_cross_entropy(logits, b->targets, b->n, f->classes, w,
+                                              denominator, dlogits);
+    } else {
+        loss = hs_soft_cross_entropy(logits, b->targets, b->n, f->classes, dlogits);
+    }
     if (!isfinite(loss))
         return hs_fail(err, HS_ERR_DIVERGED, "the training loss is %g; lower --finetune-lr",
                        loss);
     for (int i = 0; i < b->n; i++)
         *correct += argmax(logits + (size_t)i * f->classes, f->classes) == b->labels[i];
-    *loss_sum += (double)loss * b->n;
-    if (b->n != global_n) {
-        float share = (float)b->n / (float)global_n;
+    /* Each batch's (weighted) mean times its size; the ranks' parts of the weighted mean add
+     * up to it. */
+    *loss_sum += (double)loss * (w ? global_n : b->n);
+    if (!w && b->n != denominator) {
+        float share = (float)b->n / (float)denominator;
         for (size_t i = 0; i < (size_t)b->n * f->classes; i++) dlogits[i] *= share;
     }
     return hs_tape_backward(&f->tape, err);
@@ -329,12 +340,17 @@ static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, hs_rng
  * its part was dropped). Every rank takes the same step. */
 static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double *loss_sum,
                             long *correct, hs_error *err) {
-    double global_n = b ? b->n : 0;
-    hs_status st = hs_dist_sum_doubles(f->ctx, &global_n, 1, err);
-    if (st || global_n < 1) return st; /* every part dropped: no step, as one process */
+    const float *w = f->job->class_weights;
+    /* The global batch's image count and, with class weights, its weight sum (each image by
+     * its own label: mixup's pairs leave that sum unchanged, loss.h). */
+    double global[2] = {b ? b->n : 0, b ? hs_class_weight_sum(b->labels, b->n, w) : 0};
+    hs_status st = hs_dist_sum_doubles(f->ctx, global, w ? 2 : 1, err);
+    if (st || global[0] < 1) return st; /* every part dropped: no step, as one process */
     hs_net_zero_grad(f->net);
     hs_grad_sync_begin(&f->sync);
-    if (b && b->n > 0) st = local_pass(f, b, (int)global_n, rng, loss_sum, correct, err);
+    if (b && b->n > 0)
+        st = local_pass(f, b, (int)global[0], w ? global[1] : (double)(int)global[0], rng,
+                        loss_sum, correct, err);
     /* Every rank posts every bucket, failed or not (the collectives must match); then a
      * failure anywhere (a loss that is not finite) stops every rank before the update. */
     hs_error sum_err = {0};

@@ -60,6 +60,7 @@ typedef struct hs_finetune_job {
     hs_epoch_metrics *history;   /* room for HS_MAX_EPOCHS */
     int *epochs_done;
     int *confusion;              /* classes x classes, the last validation's */
+    const float *class_weights;  /* --class-weights (classes values), or NULL */
     /* metrics.csv and plots from the history (train.c's), called after each checkpoint */
     hs_status (*write_outputs)(void *ctx, hs_error *err);
     void *outputs_ctx;

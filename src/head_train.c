@@ -7,6 +7,7 @@
 
 #include "dist.h"
 #include "error.h"
+#include "loss.h"
 #include "ops.h"
 
 hs_status hs_head_trainer_init(hs_head_trainer *t, hs_net *net, int begin, int max_batch,
@@ -60,9 +61,11 @@ hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const in
 }
 
 /* Forward, loss and backward of this rank's part of the batch, its gradient already scaled
- * to its share of the global mean. */
+ * to its share of the global mean: the loss of the n samples is normalised by `denominator`,
+ * the global batch's (weighted) count, so the ranks' gradients sum to the global mean's. */
 static hs_status local_pass(hs_head_trainer *t, const float *features, const int *labels,
-                            const int *samples, int n, int global_n, hs_batch_result *result,
+                            const int *samples, int n, int global_n, double denominator,
+                            hs_batch_result *result,
                             hs_error *err) {
     int classes = t->tape.shapes[t->end - t->begin].c;
     hs_status st = samples ? hs_tape_forward_samples(&t->tape, features, n, 1, &t->dropout_rng,
@@ -71,16 +74,26 @@ static hs_status local_pass(hs_head_trainer *t, const float *features, const int
     if (st) return st;
     const float *logits = hs_tape_output(&t->tape);
     float *dlogits = hs_tape_output_grad(&t->tape);
-    float loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels, dlogits);
+    float loss;
+    if (t->class_weights) {
+        /* This rank's part of the global batch's weighted mean. */
+        loss = hs_weighted_smoothed_cross_entropy(logits, labels, n, classes, 0.0f,
+                                                  t->class_weights, denominator, dlogits);
+    } else {
+        loss = hs_softmax_cross_entropy_ref(logits, n, classes, labels, dlogits);
+    }
     if (!isfinite(loss))
         return hs_fail(err, HS_ERR_DIVERGED,
                        "the loss became %s at this step; lower --lr (now %g)",
                        isnan(loss) ? "NaN" : "infinite", t->optimizer.lr);
-    result->loss_sum = (double)loss * n;
+    /* The metric sums each batch's (weighted) mean loss times its size; with weights the
+     * ranks' parts of that mean add up to it. */
+    result->loss_sum = (double)loss * (t->class_weights ? global_n : n);
     for (int b = 0; b < n; b++)
         result->correct += argmax(logits + (size_t)b * classes, classes) == labels[b];
-    if (n != global_n) { /* d(mean over n)/d(logits) -> d(mean over global_n)/d(logits) */
-        float share = (float)n / (float)global_n;
+    if (!t->class_weights && n != denominator) {
+        /* d(mean over n)/d(logits) -> d(mean over global_n)/d(logits) */
+        float share = (float)n / (float)denominator;
         for (size_t i = 0; i < (size_t)n * classes; i++) dlogits[i] *= share;
     }
     return hs_tape_backward(&t->tape, err);
@@ -96,7 +109,15 @@ hs_status hs_head_train_step_dist(hs_head_trainer *t, const hs_context *ctx,
     result->loss_sum = 0;
     result->correct = 0;
     hs_optimizer_zero_grad(&t->optimizer);
-    hs_status st = n > 0 ? local_pass(t, features, labels, samples, n, global_n, result, err) : HS_OK;
+    /* The weighted mean's denominator is the whole global batch's weight sum. */
+    double denominator = global_n;
+    hs_status st = HS_OK;
+    if (t->class_weights) {
+        denominator = hs_class_weight_sum(labels, n, t->class_weights);
+        if ((st = hs_dist_sum_doubles(ctx, &denominator, 1, err))) return st;
+    }
+    st = n > 0 ? local_pass(t, features, labels, samples, n, global_n, denominator, result,
+                                err) : HS_OK;
     /* Every rank learns of a failure here before the all-reduce, so none waits in it. */
     if ((st = hs_dist_agree(ctx, st, err))) return st;
     if ((st = hs_sum_gradients(ctx, &t->optimizer, err))) return st;

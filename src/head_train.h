@@ -22,6 +22,10 @@ typedef struct hs_head_trainer {
     hs_tape tape;          /* the interpreter over [begin, end) */
     hs_optimizer optimizer;
     hs_rng dropout_rng;
+    /* --class-weights: num_classes weights (borrowed), or NULL for the plain mean. With
+     * weights each step's loss is the weighted mean (loss.h), normalised by the sum of the
+     * global batch's weights. */
+    const float *class_weights;
 } hs_head_trainer;
 
 typedef struct hs_batch_result {
@@ -46,7 +50,8 @@ hs_status hs_head_train_step(hs_head_trainer *t, const float *features, const in
                              int n, hs_batch_result *result, hs_error *err);
 
 /* The data-parallel step: this rank's n samples (0 allowed) of a global batch of
- * global_n, with the mean loss over the global batch. Each rank's gradients are scaled by
+ * global_n, with the mean loss over the global batch (with class weights: the weighted mean,
+ * its denominator summed over the ranks). Each rank's gradients are scaled by
  * n / global_n and summed over ranks (hs_sum_gradients), so every rank takes the step one
  * process would take on the whole batch, up to the order of the float sums. A failure on
  * any rank (a loss that is not finite) fails the step on every rank, before the update.

@@ -1,9 +1,11 @@
 /* A trained model opened from its run folder: predict and evaluate. The class map, the
  * preprocessing and the head come from the run folder, never re-derived from data. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "augment.h"
 #include "checkpoint.h"
 #include "error.h"
 #include "feature_set.h"
@@ -16,7 +18,10 @@ struct hs_model {
     hs_run_record record;
     hs_net *net;
     int begin; /* the first trained layer */
+    hs_tta tta;
 };
+
+void hs_model_set_tta(hs_model *m, hs_tta tta) { m->tta = tta; }
 
 static hs_status load_backbone(hs_model *m, const char *weights, hs_error *err) {
     const hs_backbone_info *info = hs_backbone_find(m->record.backbone);
@@ -89,15 +94,33 @@ const char *hs_model_class_name(const hs_model *m, int index) {
     return m->record.classes[index];
 }
 
+/* Softmax of the network over n prepared images, into probs (n x classes). With a second
+ * batch (the mirror images), the mean of both softmaxes. */
+static hs_status softmax_of(hs_model *m, const float *batch, const float *mirrored, int n,
+                            float *logits, float *probs, hs_error *err) {
+    int size = m->record.img_size, classes = m->record.class_count;
+    hs_status st = hs_net_forward(m->net, batch, n, size, size, probs, err);
+    if (st) return st;
+    hs_softmax_forward_ref(probs, n, classes, probs);
+    if (!mirrored) return HS_OK;
+    if ((st = hs_net_forward(m->net, mirrored, n, size, size, logits, err))) return st;
+    hs_softmax_forward_ref(logits, n, classes, logits);
+    for (size_t i = 0; i < (size_t)n * classes; i++) probs[i] = 0.5f * (probs[i] + logits[i]);
+    return HS_OK;
+}
+
 hs_status hs_model_predict_files(hs_model *m, const char *const *paths, int n, float *probs,
                                  hs_error *errors, hs_error *err) {
     int size = m->record.img_size, classes = m->record.class_count;
+    int flip = m->tta == HS_TTA_FLIP;
     size_t image_floats = (size_t)3 * size * size;
     float *batch = malloc((size_t)n * image_floats * sizeof(float));
+    float *mirrored = flip ? malloc((size_t)n * image_floats * sizeof(float)) : NULL;
     float *logits = malloc((size_t)n * classes * sizeof(float));
+    float *out = malloc((size_t)n * classes * sizeof(float));
     int *rows = malloc((size_t)n * sizeof(int));
     hs_status st = HS_OK;
-    if (!batch || !logits || !rows) {
+    if (!batch || (flip && !mirrored) || !logits || !out || !rows) {
         st = hs_fail(err, HS_ERR_NOMEM, "out of memory for %d images", n);
         goto done;
     }
@@ -109,27 +132,37 @@ hs_status hs_model_predict_files(hs_model *m, const char *const *paths, int n, f
             errors[i].code = hs_image_prepare_square(&img, size, m->record.interpolation,
                                                      m->record.mean, m->record.std,
                                                      batch + (size_t)i * image_floats, &errors[i]);
+        if (!errors[i].code && flip) {
+            hs_image_flip_horizontal(&img);
+            errors[i].code = hs_image_prepare_square(&img, size, m->record.mean, m->record.std,
+                                                     mirrored + (size_t)i * image_floats,
+                                                     &errors[i]);
+        }
         hs_image_free(&img);
     }
     int good = 0;
     for (int i = 0; i < n; i++) {
         if (errors[i].code) continue;
-        if (good != i)
+        if (good != i) {
             memmove(batch + (size_t)good * image_floats, batch + (size_t)i * image_floats,
                     image_floats * sizeof(float));
+            if (flip)
+                memmove(mirrored + (size_t)good * image_floats,
+                        mirrored + (size_t)i * image_floats, image_floats * sizeof(float));
+        }
         rows[good++] = i;
     }
     memset(probs, 0, (size_t)n * classes * sizeof(float));
     if (good == 0) goto done;
-    st = hs_net_forward(m->net, batch, good, size, size, logits, err);
-    if (st) goto done;
-    hs_softmax_forward_ref(logits, good, classes, logits);
+    if ((st = softmax_of(m, batch, mirrored, good, logits, out, err))) goto done;
     for (int g = 0; g < good; g++)
-        memcpy(probs + (size_t)rows[g] * classes, logits + (size_t)g * classes,
+        memcpy(probs + (size_t)rows[g] * classes, out + (size_t)g * classes,
                (size_t)classes * sizeof(float));
 done:
     free(batch);
+    free(mirrored);
     free(logits);
+    free(out);
     free(rows);
     return st;
 }
@@ -162,6 +195,53 @@ static hs_status match_classes(const hs_model *m, const hs_dataset *ds, int *map
     return HS_OK;
 }
 
+/* --tta flip: the head over both feature sets (the images and their mirrors, row for row),
+ * the mean of the two softmaxes, its loss (-log of the label's mean probability), argmax and
+ * confusion. */
+static hs_status evaluate_flip(hs_model *m, const hs_feature_set *fs, const hs_feature_set *fm,
+                               hs_batch_result *r, int *confusion, hs_error *err) {
+    enum { CHUNK = 256 };
+    int classes = m->record.class_count, dim = fs->dim;
+    int size = m->record.img_size, c = 0, h = 0, w = 0;
+    hs_status st = hs_net_shape(m->net, 0, m->begin, 3, size, size, &c, &h, &w, err);
+    if (st) return st;
+    float *a = malloc((size_t)CHUNK * classes * sizeof(float));
+    float *b = malloc((size_t)CHUNK * classes * sizeof(float));
+    if (!a || !b) st = hs_fail(err, HS_ERR_NOMEM, "out of memory evaluating");
+    if (!st && (fm->count != fs->count || fm->dim != dim))
+        st = hs_fail(err, HS_ERR_INTERNAL, "mirror features: %d rows of %d, not %d of %d",
+                     fm->count, fm->dim, fs->count, dim);
+    for (int first = 0; !st && first < fs->count; first += CHUNK) {
+        int n = fs->count - first < CHUNK ? fs->count - first : CHUNK;
+        if ((st = hs_net_run(m->net, m->begin, m->net->count, fs->values + (size_t)first * dim,
+                             n, c, h, w, a, err)) ||
+            (st = hs_net_run(m->net, m->begin, m->net->count, fm->values + (size_t)first * dim,
+                             n, c, h, w, b, err)))
+            break;
+        hs_softmax_forward_ref(a, n, classes, a);
+        hs_softmax_forward_ref(b, n, classes, b);
+        for (int i = 0; i < n; i++) {
+            const float *pa = a + (size_t)i * classes, *pb = b + (size_t)i * classes;
+            int truth = fs->labels[first + i], guess = 0;
+            double best = -1;
+            for (int k = 0; k < classes; k++) {
+                double p = 0.5 * ((double)pa[k] + pb[k]);
+                if (p > best) {
+                    best = p;
+                    guess = k;
+                }
+            }
+            double p_truth = 0.5 * ((double)pa[truth] + pb[truth]);
+            r->loss_sum += -log(p_truth > 1e-300 ? p_truth : 1e-300);
+            r->correct += guess == truth;
+            confusion[truth * classes + guess]++;
+        }
+    }
+    free(a);
+    free(b);
+    return st;
+}
+
 hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callbacks *cb,
                             hs_eval_result *out, hs_error *err) {
     memset(out, 0, sizeof *out);
@@ -169,15 +249,15 @@ hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callba
     hs_status st = hs_dataset_open_eval(data, &ds, err);
     int classes = m->record.class_count;
     int *map = NULL;
-    hs_feature_set fs = {0};
+    hs_feature_set fs = {0}, fm = {0};
     if (!st) {
         map = malloc((size_t)ds.class_count * sizeof *map);
         out->confusion = calloc((size_t)classes * classes, sizeof(int));
         if (!map || !out->confusion) st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
     }
     if (!st) st = match_classes(m, &ds, map, err);
+    hs_feature_options o = {0};
     if (!st) {
-        hs_feature_options o = {0};
         o.img_size = m->record.img_size;
         o.interpolation = m->record.interpolation;
         memcpy(o.mean, m->record.mean, sizeof o.mean);
@@ -189,12 +269,21 @@ hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callba
         o.stop = cb ? cb->stop : NULL;
         st = hs_extract_features(m->net, m->begin, &ds, &o, &fs, err);
     }
+    if (!st && m->tta == HS_TTA_FLIP) {
+        /* The mirror images through the backbone too (for a head-only run that is the
+         * frozen backbone, for a fine-tuned one the whole network up to its head). */
+        o.flip = 1;
+        o.phase = "evaluate mirrors";
+        st = hs_extract_features(m->net, m->begin, &ds, &o, &fm, err);
+    }
     if (!st) {
         for (int i = 0; i < fs.count; i++) fs.labels[i] = map[fs.labels[i]];
         for (int i = 0; cb && cb->note && i < fs.failed_count; i++)
             cb->note(cb->ctx, fs.failed[i]);
         hs_batch_result r = {0};
-        if (fs.count > 0)
+        if (fs.count > 0 && m->tta == HS_TTA_FLIP)
+            st = evaluate_flip(m, &fs, &fm, &r, out->confusion, err);
+        else if (fs.count > 0)
             st = hs_head_evaluate(m->net, m->begin, fs.values, fs.labels, fs.count, 256, &r,
                                   out->confusion, NULL, err);
         out->images = fs.count;
@@ -204,6 +293,7 @@ hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callba
         out->skipped = fs.failed_count;
     }
     hs_feature_set_free(&fs);
+    hs_feature_set_free(&fm);
     free(map);
     hs_dataset_free(&ds);
     return st;

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "gemm.h"
 #include "lbfgs.h"
+#include "loss.h"
 #include "ops_ref.h"
 #include "rng.h"
 
@@ -17,12 +18,14 @@ typedef struct probe_problem {
     int n, dim, classes;
     double lambda;
     float *logits; /* n x classes scratch */
+    const float *class_weights; /* NULL: the plain mean */
+    double weight_sum;          /* of the n rows' classes (n without weights) */
     const hs_context *ctx; /* the ranks sharing the rows; NULL: one process */
     hs_status status;      /* a failed all-reduce (the objective returns NaN then) */
     hs_error *err;
 } probe_problem;
 
-/* Mean cross-entropy plus lambda/2 |W|^2 over params = [W (classes x dim), b (classes)]. */
+/* Mean cross-entropy (with class weights: the weighted mean, loss.h) plus lambda/2 |W|^2 over params = [W (classes x dim), b (classes)]. */
 static double objective(void *ctx, const float *params, float *grad) {
     probe_problem *p = ctx;
     int d = p->dim, c = p->classes;
@@ -41,8 +44,14 @@ static double objective(void *ctx, const float *params, float *grad) {
             memcpy(p->logits + (size_t)i * c, b, (size_t)c * sizeof(float));
         hs_sgemm('N', 'T', n, c, d, 1.0f, x, d, w, d, 1.0f, p->logits, c);
         /* logits become (softmax - onehot) / n: the gradient with respect to the logits */
-        loss = hs_softmax_cross_entropy_ref(p->logits, n, c, labels, p->logits);
-        if (n != p->n) { /* this rank's share of the mean over all p->n rows */
+        if (p->class_weights)
+            /* normalised by all ranks' rows' weight sum: the shares add up to the mean */
+            loss = hs_weighted_smoothed_cross_entropy(p->logits, labels, n, c, 0.0f,
+                                                      p->class_weights, p->weight_sum,
+                                                      p->logits);
+        else
+            loss = hs_softmax_cross_entropy_ref(p->logits, n, c, labels, p->logits);
+        if (!p->class_weights && n != p->n) { /* this rank's share of the mean over all p->n rows */
             float share = (float)n / (float)p->n;
             for (size_t i = 0; i < (size_t)n * c; i++) p->logits[i] *= share;
             loss *= (double)n / p->n;
@@ -79,9 +88,10 @@ static hs_status fit(probe_problem *p, float *params, int max_iterations, int *i
     return p->status ? p->status : st; /* a failed all-reduce, not the NaN it caused */
 }
 
-static int count_correct(const float *x, const int *labels, int n, int dim, int classes,
-                         const float *params) {
-    int correct = 0;
+/* The (class-weighted, when w is not NULL) count of rows whose argmax is their label. */
+static double count_correct(const float *x, const int *labels, int n, int dim, int classes,
+                            const float *params, const float *w) {
+    double correct = 0;
     const float *b = params + (size_t)classes * dim;
     for (int i = 0; i < n; i++) {
         int best = 0;
@@ -95,7 +105,7 @@ static int count_correct(const float *x, const int *labels, int n, int dim, int 
                 best = k;
             }
         }
-        correct += best == labels[i];
+        if (best == labels[i]) correct += w ? w[labels[i]] : 1.0;
     }
     return correct;
 }
@@ -103,12 +113,14 @@ static int count_correct(const float *x, const int *labels, int n, int dim, int 
 hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int classes,
                        uint64_t seed, float *weight, float *bias, hs_probe_result *result,
                        hs_error *err) {
-    return hs_probe_fit_dist(NULL, x, labels, n, dim, classes, seed, weight, bias, result, err);
+    return hs_probe_fit_dist(NULL, x, labels, n, dim, classes, seed, NULL, weight, bias, result,
+                             err);
 }
 
 hs_status hs_probe_fit_dist(const hs_context *ctx, const float *x, const int *labels, int n,
-                            int dim, int classes, uint64_t seed, float *weight, float *bias,
-                            hs_probe_result *result, hs_error *err) {
+                            int dim, int classes, uint64_t seed, const float *class_weights,
+                            float *weight, float *bias, hs_probe_result *result,
+                            hs_error *err) {
     memset(result, 0, sizeof *result);
     size_t count = (size_t)classes * dim + classes;
     int held = n / 5, fit_n = n - held;
@@ -156,18 +168,22 @@ hs_status hs_probe_fit_dist(const hs_context *ctx, const float *x, const int *la
         }
     /* Strengths from strong to weak; each fit starts from the previous one's solution. */
     static const double grid[] = {1e-1, 1e-2, 1e-3, 1e-4, 1e-5};
-    int best_correct = -1;
-    probe_problem p = {shuffled, shuffled_labels, fit_n, dim, classes, 0, logits, ctx, HS_OK,
+    double best_correct = -1;
+    probe_problem p = {shuffled, shuffled_labels, fit_n, dim, classes, 0, logits, class_weights,
+                       hs_class_weight_sum(shuffled_labels, fit_n, class_weights), ctx, HS_OK,
                        err};
     for (size_t g = 0; held > 0 && g < sizeof grid / sizeof grid[0]; g++) {
         p.lambda = grid[g];
         if ((st = fit(&p, params, 150, NULL, err))) goto done;
-        int correct = count_correct(shuffled + (size_t)fit_n * dim, shuffled_labels + fit_n,
-                                    held, dim, classes, params);
+        /* With class weights the strength is chosen by the weighted accuracy: the
+         * objective's own measure (balanced weights: the mean per-class recall). */
+        double correct = count_correct(shuffled + (size_t)fit_n * dim, shuffled_labels + fit_n,
+                                       held, dim, classes, params, class_weights);
+        double total = hs_class_weight_sum(shuffled_labels + fit_n, held, class_weights);
         if (correct > best_correct) {
             best_correct = correct;
             result->lambda = grid[g];
-            result->holdout_accuracy = 100.0 * correct / held;
+            result->holdout_accuracy = total > 0 ? 100.0 * correct / total : 0;
         }
     }
     if (held == 0) result->lambda = 1e-4;
@@ -175,6 +191,7 @@ hs_status hs_probe_fit_dist(const hs_context *ctx, const float *x, const int *la
      * order does not matter) with the chosen strength. */
     memset(params, 0, count * sizeof(float));
     p = (probe_problem){shuffled, shuffled_labels, n, dim, classes, result->lambda, logits,
+                        class_weights, hs_class_weight_sum(shuffled_labels, n, class_weights),
                         ctx, HS_OK, err};
     if ((st = fit(&p, params, 500, &result->iterations, err))) goto done;
     /* w . ((x - mean) * scale) + b = (w * scale) . x + (b - sum(w * scale * mean)) */

@@ -23,9 +23,13 @@ hs_status hs_probe_fit(const float *x, const int *labels, int n, int dim, int cl
 
 /* The same fit over the ranks of ctx (every rank passes all n rows): each rank evaluates the
  * loss and gradient on its contiguous share of the rows and L-BFGS sees their sums, so every
- * rank runs the same iterations. Equal to hs_probe_fit up to the order of the float sums. */
+ * rank runs the same iterations. Equal to hs_probe_fit up to the order of the float sums.
+ * class_weights (classes values, or NULL): the objective is the class-weighted mean
+ * cross-entropy (loss.h), and the L2 strength is chosen by the weighted held-out accuracy
+ * (holdout_accuracy then reports that). */
 hs_status hs_probe_fit_dist(const hs_context *ctx, const float *x, const int *labels, int n,
-                            int dim, int classes, uint64_t seed, float *weight, float *bias,
-                            hs_probe_result *result, hs_error *err);
+                            int dim, int classes, uint64_t seed, const float *class_weights,
+                            float *weight, float *bias, hs_probe_result *result,
+                            hs_error *err);
 
 #endif

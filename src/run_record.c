@@ -42,6 +42,8 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
     cJSON_AddNumberToObject(o, "img_size", img_size);
     cJSON_AddStringToObject(o, "train_layers", c->train_layers);
     cJSON_AddStringToObject(o, "strategy", c->strategy);
+    cJSON_AddStringToObject(o, "class_weights", c->class_weights ? c->class_weights : "none");
+    if (c->budget_seconds > 0) cJSON_AddNumberToObject(o, "budget_seconds", c->budget_seconds);
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "threads", c->threads);
     cJSON_AddNumberToObject(o, "val_fraction", c->val_fraction);
@@ -52,7 +54,7 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
     cJSON_AddBoolToObject(o, "cache", !c->no_cache);
     cJSON_AddStringToObject(o, "feature_precision", c->feature_precision);
     cJSON_AddBoolToObject(o, "resume", c->resume);
-    if (strcmp(c->strategy, "finetune") == 0) {
+    if (strcmp(c->strategy, "probe") != 0) {
         cJSON_AddNumberToObject(o, "probe_epochs", c->probe_epochs);
         cJSON_AddStringToObject(o, "unfreeze", c->unfreeze);
         cJSON_AddStringToObject(o, "bn", c->bn);
@@ -71,7 +73,8 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
                                     const hs_dataset *train, const hs_dataset *val,
                                     const hs_net *net, const hs_preprocess *prep,
                                     const char *weights_path,
-                                    const char *weights_sha, hs_error *err) {
+                                    const char *weights_sha, const float *class_weights,
+                                    hs_error *err) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
     cJSON_AddStringToObject(root, "format", "headstart-run");
@@ -112,6 +115,11 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
     cJSON_AddItemToObject(pp, "std", float_array(prep->std, 3));
 
     cJSON_AddItemToObject(root, "options", options_json(c, img_size));
+    if (class_weights) { /* the resolved weight of each class, by name */
+        cJSON *w = cJSON_AddObjectToObject(root, "class_weights");
+        for (int k = 0; w && k < train->class_count; k++)
+            cJSON_AddNumberToObject(w, train->class_names[k], class_weights[k]);
+    }
     /* How many ranks trained it (dist.h): --batch-size is the global batch they split. */
     const hs_context *ctx = net->ctx ? net->ctx : hs_context_default();
     cJSON *parallel = cJSON_AddObjectToObject(root, "parallel");
@@ -207,6 +215,48 @@ hs_status hs_run_record_write_end(const char *dir, const hs_train_result *r,
     cJSON_AddNumberToObject(timings, "feature_sets_from_cache", r->cached_sides);
     replace(root, "timings", timings);
     replace(root, "skipped_images", failed_json(train, val));
+    hs_status st = write_json(dir, root, err);
+    cJSON_Delete(root);
+    return st;
+}
+
+hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
+                                   const hs_auto_plan *plan, const hs_train_result *r,
+                                   hs_error *err) {
+    cJSON *root = load_json(dir, err);
+    if (!root) return err->code;
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "budget_seconds", in->budget_seconds);
+    cJSON_AddNumberToObject(a, "spent_before_plan_seconds", in->spent_seconds);
+    cJSON_AddNumberToObject(a, "usable_seconds", plan->usable_seconds);
+    cJSON_AddNumberToObject(a, "finetune_epoch_overhead_seconds", in->epoch_overhead_seconds);
+    cJSON_AddNumberToObject(a, "head_epoch_seconds", in->head_epoch_seconds);
+    cJSON *rates = cJSON_AddArrayToObject(a, "measured");
+    for (int k = 0; rates && k < in->size_count; k++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddNumberToObject(one, "img_size", in->sizes[k]);
+        cJSON_AddNumberToObject(one, "feature_images_per_second", in->feature_ips[k]);
+        cJSON_AddNumberToObject(one, "finetune_images_per_second", in->finetune_ips[k]);
+        cJSON_AddItemToArray(rates, one);
+    }
+    cJSON *choice = cJSON_AddObjectToObject(a, "choice");
+    cJSON_AddStringToObject(choice, "strategy", plan->finetune ? "finetune" : "probe");
+    cJSON_AddNumberToObject(choice, "img_size", plan->img_size);
+    cJSON_AddNumberToObject(choice, "probe_epochs", plan->probe_epochs);
+    cJSON_AddNumberToObject(choice, "finetune_epochs", plan->epochs);
+    cJSON_AddStringToObject(a, "why", plan->why);
+    /* Estimates cover what follows the plan; actual: the same stages as the run timed them. */
+    cJSON *est = cJSON_AddObjectToObject(a, "estimate");
+    cJSON_AddNumberToObject(est, "feature_seconds", plan->feature_seconds);
+    cJSON_AddNumberToObject(est, "finetune_seconds", plan->finetune_seconds);
+    cJSON_AddNumberToObject(est, "after_plan_seconds", plan->estimate_seconds);
+    cJSON *act = cJSON_AddObjectToObject(a, "actual");
+    cJSON_AddNumberToObject(act, "feature_seconds", r->feature_seconds);
+    cJSON_AddNumberToObject(act, plan->finetune ? "finetune_seconds" : "head_seconds",
+                            r->train_seconds);
+    cJSON_AddNumberToObject(act, "after_plan_seconds", r->total_seconds - in->spent_seconds);
+    cJSON_AddNumberToObject(act, "total_seconds", r->total_seconds);
+    replace(root, "auto", a);
     hs_status st = write_json(dir, root, err);
     cJSON_Delete(root);
     return st;

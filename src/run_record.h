@@ -4,6 +4,7 @@
 #ifndef HS_RUN_RECORD_H
 #define HS_RUN_RECORD_H
 
+#include "auto_plan.h"
 #include "dataset.h"
 #include "feature_set.h"
 #include "headstart.h"
@@ -29,10 +30,17 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *conf
                                     const hs_dataset *train, const hs_dataset *val,
                                     const hs_net *net, const hs_preprocess *pp,
                                     const char *weights_path,
-                                    const char *weights_sha, hs_error *err);
+                                    const char *weights_sha, const float *class_weights,
+                                    hs_error *err);
 hs_status hs_run_record_write_end(const char *dir, const hs_train_result *result,
                                   const hs_feature_set *train, const hs_feature_set *val,
                                   hs_status status, const char *message, hs_error *err);
+
+/* --strategy auto: run.json's "auto": the measured rates, the budget, the choice and why, and
+ * each stage's estimate against what it took (called after hs_run_record_write_end). */
+hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
+                                   const hs_auto_plan *plan, const hs_train_result *result,
+                                   hs_error *err);
 
 hs_status hs_run_record_load(const char *dir, hs_run_record *out, hs_error *err);
 void hs_run_record_free(hs_run_record *record);

@@ -1,5 +1,6 @@
 """Writes tests/fixtures/loss.safetensors: softmax cross-entropy with soft targets and with
-label smoothing, from torch.nn.functional.cross_entropy and autograd.
+label smoothing, unweighted and with class weights (CrossEntropyLoss(weight=...)), from
+torch.nn.functional.cross_entropy and autograd.
 
 The references are computed in float64 from the float32 inputs (the C loss accumulates in
 double), then stored as float32.
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture_io import deterministic_input, save_fixture  # noqa: E402
 
-N, CLASSES, EPS = 7, 5, 0.1
+N, CLASSES, EPS, LAM = 7, 5, 0.1, 0.3
 
 
 def loss_and_grad(logits, target, **kw):
@@ -40,11 +41,37 @@ def main():
     lab = torch.tensor(labels, dtype=torch.long)
     out["smooth_loss"], out["smooth_grad"] = loss_and_grad(logits, lab, label_smoothing=EPS)
     out["plain_loss"], out["plain_grad"] = loss_and_grad(logits, lab)
+    # Class weights: PyTorch's own reductions for class-index targets (mean normalised by
+    # the sum of the samples' class weights, the smoothing term weighted inside the sum).
+    weights = np.array([0.5, 2.0, 1.0, 3.5, 0.25], dtype=np.float32)
+    w = torch.tensor(weights, dtype=torch.float64)
+    out["class_weights"] = weights
+    out["wplain_loss"], out["wplain_grad"] = loss_and_grad(logits, lab, weight=w)
+    out["wsmooth_loss"], out["wsmooth_grad"] = loss_and_grad(logits, lab, weight=w,
+                                                             label_smoothing=EPS)
+    # The fine-tune's targets: smoothed one-hots mixed as the loader mixes them (image i
+    # with image N-1-i, lambda LAM; the middle of the odd batch keeps its own), with
+    # PyTorch's weighted soft-target sum normalised by the sum of each image's own class
+    # weight (which the pairs leave unchanged whatever lambda is).
+    smooth = np.full((N, CLASSES), EPS / CLASSES)
+    smooth[np.arange(N), labels] += 1.0 - EPS
+    mixed = smooth.copy()
+    for i in range(N):
+        j = N - 1 - i
+        if i != j:
+            mixed[i] = LAM * smooth[i] + (1.0 - LAM) * smooth[j]
+    out["mixed_targets"] = mixed.astype(np.float32)
+    z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    tm = torch.tensor(mixed.astype(np.float32), dtype=torch.float64)
+    loss = F.cross_entropy(z, tm, weight=w, reduction="sum") / w[lab].sum()
+    loss.backward()
+    out["wmixed_loss"], out["wmixed_grad"] = loss.detach().numpy(), z.grad.numpy()
     out["soft_loss"] = np.array([out["soft_loss"]])
-    for k in ("scaled_loss", "smooth_loss", "plain_loss"):
+    for k in ("scaled_loss", "smooth_loss", "plain_loss", "wplain_loss", "wsmooth_loss",
+              "wmixed_loss"):
         out[k] = np.array([out[k]])
     path = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "loss.safetensors")
-    save_fixture(path, out, metadata={"torch": torch.__version__, "eps": EPS})
+    save_fixture(path, out, metadata={"torch": torch.__version__, "eps": EPS, "lambda": LAM})
     print(f"soft {out['soft_loss'][0]:.6f} smooth {out['smooth_loss'][0]:.6f} -> "
           f"{os.path.normpath(path)}")
 

@@ -61,6 +61,9 @@ void cli_top_k(const float *probs, int classes, int k, int *order);
 
 int cli_parse_int(const char *command, const char *flag, const char *text, int *out);
 int cli_parse_float(const char *command, const char *flag, const char *text, float *out);
+/* DURATION: a number and a unit (s, m, h, d, w: 30m, 2h, 1.5d), in seconds; -1 if not one
+ * (cache prune --older-than, train --budget). */
+int cli_parse_duration(const char *text, long long *seconds);
 
 int cmd_backbones(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdarg.h>
@@ -200,6 +201,24 @@ int cli_parse_int(const char *command, const char *flag, const char *text, int *
     if (errno || end == text || *end || v < INT_MIN || v > INT_MAX)
         return cli_usage_error(command, "%s needs a whole number, not '%s'", flag, text);
     *out = (int)v;
+    return 0;
+}
+
+/* DURATION: a number and a unit (s, m, h, d, w), in seconds. */
+int cli_parse_duration(const char *text, long long *seconds) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || !(v >= 0) || !isfinite(v)) return -1;
+    double unit = 0;
+    if (!strcmp(end, "s")) unit = 1;
+    else if (!strcmp(end, "m")) unit = 60;
+    else if (!strcmp(end, "h")) unit = 3600;
+    else if (!strcmp(end, "d")) unit = 86400;
+    else if (!strcmp(end, "w")) unit = 7 * 86400;
+    else return -1;
+    if (v * unit > 9e15) return -1;
+    *seconds = (long long)(v * unit);
     return 0;
 }
 

@@ -49,24 +49,6 @@ static void print_safe(const char *s, int width) {
     for (; n < width; n++) putchar(' ');
 }
 
-/* DURATION: a number and a unit (s, m, h, d, w), in seconds. */
-static int parse_duration(const char *text, long long *seconds) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || !(v >= 0) || !isfinite(v)) return -1;
-    double unit = 0;
-    if (!strcmp(end, "s")) unit = 1;
-    else if (!strcmp(end, "m")) unit = 60;
-    else if (!strcmp(end, "h")) unit = 3600;
-    else if (!strcmp(end, "d")) unit = 86400;
-    else if (!strcmp(end, "w")) unit = 7 * 86400;
-    else return -1;
-    if (v * unit > 9e15) return -1;
-    *seconds = (long long)(v * unit);
-    return 0;
-}
-
 /* SIZE: bytes, or a number and K, M, G or T (powers of 1024; KB, KiB and the like too). */
 static int parse_size(const char *text, long long *bytes) {
     char *end = NULL;
@@ -148,7 +130,7 @@ int cmd_cache(int argc, char **argv) {
     if (prune) {
         if (!older && !max_size)
             return cli_usage_error("cache", "prune needs --older-than DURATION or --max-size SIZE");
-        if (older && parse_duration(older, &older_than))
+        if (older && cli_parse_duration(older, &older_than))
             return cli_usage_error("cache", "--older-than needs a duration such as 30d, 12h or "
                                             "90m, not '%s'", older);
         if (max_size && parse_size(max_size, &max_bytes))

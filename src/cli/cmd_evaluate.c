@@ -6,17 +6,20 @@
 #include "cli.h"
 
 static void print_help(void) {
-    printf("usage: headstart evaluate RUN_DIR DATA [--weights FILE]\n"
+    printf("usage: headstart evaluate RUN_DIR DATA [--weights FILE] [--tta none|flip]\n"
            "\n"
            "Evaluates the model trained in RUN_DIR on DATA (any layout 'headstart train'\n"
            "reads; its val/ or test/ side when it has one) and prints the accuracy, the\n"
-           "accuracy of each class and the confusion matrix (rows: true class).\n");
+           "accuracy of each class and the confusion matrix (rows: true class).\n"
+           "--tta flip: each image's class probabilities are the mean of its softmax and that\n"
+           "of its mirror image (twice the compute) [none].\n");
 }
 
-static void print_report(const hs_model *m, const hs_eval_result *r) {
+static void print_report(const hs_model *m, const hs_eval_result *r, hs_tta tta) {
     int n = r->classes;
-    printf("accuracy %.2f %% (%d of %d images), mean loss %.4f\n",
-           r->images ? 100.0 * r->correct / r->images : 0.0, r->correct, r->images, r->loss);
+    printf("accuracy %.2f %% (%d of %d images), mean loss %.4f%s\n",
+           r->images ? 100.0 * r->correct / r->images : 0.0, r->correct, r->images, r->loss,
+           tta == HS_TTA_FLIP ? " (flip test-time augmentation)" : "");
     if (r->skipped) printf("%d unreadable images skipped\n", r->skipped);
     printf("\n%-24s %8s %8s\n", "class", "images", "accuracy");
     for (int i = 0; i < n; i++) {
@@ -35,12 +38,21 @@ static void print_report(const hs_model *m, const hs_eval_result *r) {
 
 int cmd_evaluate(int argc, char **argv) {
     const char *run_dir = NULL, *data = NULL, *weights = NULL;
+    hs_tta tta = HS_TTA_NONE;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
             print_help();
             return 0;
         }
         if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
+        else if (!strcmp(argv[i], "--tta") && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "none")) tta = HS_TTA_NONE;
+            else if (!strcmp(v, "flip")) tta = HS_TTA_FLIP;
+            else return cli_usage_error("evaluate", "--tta must be none or flip, not '%s'", v);
+        }
+        else if ((!strcmp(argv[i], "--tta") || !strcmp(argv[i], "--weights")) && i + 1 >= argc)
+            return cli_usage_error("evaluate", "%s needs a value", argv[i]);
         else if (argv[i][0] == '-') return cli_usage_error("evaluate", "unknown option '%s'", argv[i]);
         else if (!run_dir) run_dir = argv[i];
         else if (!data) data = argv[i];
@@ -50,6 +62,7 @@ int cmd_evaluate(int argc, char **argv) {
     hs_model *model = NULL;
     hs_error err = {0};
     if (hs_model_open(run_dir, weights, &model, &err)) return cli_report(&err);
+    hs_model_set_tta(model, tta);
     cli_progress_state progress;
     cli_progress_init(&progress);
     hs_train_callbacks cb = {&progress, cli_progress, NULL, cli_note, cli_install_stop_handler(),
@@ -57,7 +70,7 @@ int cmd_evaluate(int argc, char **argv) {
     hs_eval_result result;
     int code = 0;
     if (hs_model_evaluate(model, data, &cb, &result, &err)) code = cli_report(&err);
-    else print_report(model, &result);
+    else print_report(model, &result, tta);
     hs_eval_result_free(&result);
     hs_model_free(model);
     return code;

@@ -12,17 +12,21 @@ typedef struct predict_options {
     const char *run_dir;
     const char *weights;
     int top_k, format, batch_size, first_path;
+    hs_tta tta;
 } predict_options;
 
 static void print_help(void) {
     printf("usage: headstart predict RUN_DIR [--top-k K] [--format table|csv|json]\n"
-           "                         [--weights FILE] [--batch-size N] IMAGE|FOLDER...\n"
+           "                         [--weights FILE] [--batch-size N] [--tta none|flip]\n"
+           "                         IMAGE|FOLDER...\n"
            "\n"
            "Prints each image's top-k classes (default 3) of the model trained in RUN_DIR,\n"
            "with probabilities. Folders are searched for .jpg, .jpeg and .png files. Needs\n"
            "only the run folder and the backbone weights its run.json names (or --weights).\n"
            "csv columns: path,rank,class,probability. Unreadable images are listed on stderr\n"
-           "(and in the csv/json output with an error) and the exit code is 11.\n");
+           "(and in the csv/json output with an error) and the exit code is 11.\n"
+           "--tta flip: each image's probabilities are the mean of its softmax and that of\n"
+           "its mirror image (twice the compute) [none].\n");
 }
 
 static int parse(int argc, char **argv, predict_options *o) {
@@ -46,7 +50,11 @@ static int parse(int argc, char **argv, predict_options *o) {
         if (!strcmp(a, "--weights")) o->weights = v;
         else if (!strcmp(a, "--top-k")) code = cli_parse_int("predict", a, v, &o->top_k);
         else if (!strcmp(a, "--batch-size")) code = cli_parse_int("predict", a, v, &o->batch_size);
-        else if (!strcmp(a, "--format")) {
+        else if (!strcmp(a, "--tta")) {
+            if (!strcmp(v, "none")) o->tta = HS_TTA_NONE;
+            else if (!strcmp(v, "flip")) o->tta = HS_TTA_FLIP;
+            else return cli_usage_error("predict", "--tta must be none or flip, not '%s'", v);
+        } else if (!strcmp(a, "--format")) {
             if (!strcmp(v, "table")) o->format = FORMAT_TABLE;
             else if (!strcmp(v, "csv")) o->format = FORMAT_CSV;
             else if (!strcmp(v, "json")) o->format = FORMAT_JSON;
@@ -97,7 +105,7 @@ static void print_one(const hs_model *m, const predict_options *o, const char *p
 }
 
 int cmd_predict(int argc, char **argv) {
-    predict_options o = {NULL, NULL, 3, FORMAT_TABLE, 32, 0};
+    predict_options o = {NULL, NULL, 3, FORMAT_TABLE, 32, 0, HS_TTA_NONE};
     int code = parse(argc, argv, &o);
     if (code && !o.first_path) return code;
     if (o.top_k < 1 || o.top_k > 64) return cli_usage_error("predict", "--top-k must be 1..64");
@@ -118,6 +126,7 @@ int cmd_predict(int argc, char **argv) {
         code = cli_report(&err);
         goto done;
     }
+    hs_model_set_tta(model, o.tta);
     int classes = hs_model_num_classes(model), failed = 0;
     float *probs = malloc((size_t)o.batch_size * classes * sizeof(float));
     hs_error *errors = calloc((size_t)o.batch_size, sizeof *errors);

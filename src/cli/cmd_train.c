@@ -24,7 +24,8 @@ static void print_help(void) {
         "options (defaults in brackets):\n"
         "  --backbone NAME        [efficientnet_lite0] see 'headstart backbones'\n"
         "  --weights FILE|none    pretrained weights [found on this machine]; none: random\n"
-        "  --epochs N             [10]\n"
+        "  --epochs N             [10]; with --strategy auto: the most fine-tune epochs it\n"
+        "                         may plan, and the epochs of a probe-only plan\n"
         "  --batch-size N         [32]\n"
         "  --lr X                 learning rate [0.001]\n"
         "  --momentum X           SGD momentum [0.9]\n"
@@ -33,9 +34,15 @@ static void print_help(void) {
         "  --img-size N           images are resized to N x N [the backbone's input size]\n"
         "  --train-layers head|classifier  the last layer only [head], or the whole classifier\n"
         "                         block (VGG16: three linear layers; Lite: dropout and _fc)\n"
-        "  --strategy probe|finetune  probe: frozen backbone [probe]; finetune: the probe on\n"
-        "                         cached features, then --epochs epochs training the backbone\n"
-        "                         too on augmented images (random resized crop and flip)\n"
+        "  --strategy probe|finetune|auto  probe: frozen backbone [probe]; finetune: the probe\n"
+        "                         on cached features, then --epochs epochs training the\n"
+        "                         backbone too on augmented images (random resized crop and\n"
+        "                         flip); auto: measures the speeds, then picks the strategy,\n"
+        "                         image size and epochs that fit --budget, and says why\n"
+        "  --budget DURATION      the time --strategy auto may take (30m, 2h, 1d)\n"
+        "  --class-weights none|balanced|FILE  per-class loss weights for imbalanced data\n"
+        "                         [none]; balanced: n / (classes x count); FILE: one\n"
+        "                         'class,weight' a line, every class named\n"
         "fine-tuning (--strategy finetune):\n"
         "  --probe-epochs N       stage 1 epochs on cached features, with --lr [5]\n"
         "  --unfreeze all|N       train every layer [all] or the top N backbone blocks\n"
@@ -87,7 +94,7 @@ static const char *const flags[] = {
     "--resume", "--overwrite", "--strict", "--cache-dir", "--no-cache",
     "--feature-precision", "--precision", "--bf16", "--probe-epochs", "--unfreeze", "--bn", "--finetune-lr",
     "--layer-decay", "--warmup-epochs", "--schedule", "--mixup", "--label-smoothing",
-    "--crop-scale", "--help"};
+    "--crop-scale", "--class-weights", "--budget", "--help"};
 
 static int unknown_flag(const char *flag) {
     const char *best = NULL;
@@ -138,6 +145,14 @@ static int parse(int argc, char **argv, hs_train_config *c) {
         else if (!strcmp(a, "--unfreeze")) c->unfreeze = v;
         else if (!strcmp(a, "--bn")) c->bn = v;
         else if (!strcmp(a, "--schedule")) c->schedule = v;
+        else if (!strcmp(a, "--class-weights")) c->class_weights = v;
+        else if (!strcmp(a, "--budget")) {
+            long long seconds = 0;
+            if (cli_parse_duration(v, &seconds) || seconds < 1)
+                code = cli_usage_error("train", "--budget needs a duration such as 30m or 2h, "
+                                                "not '%s'", v);
+            c->budget_seconds = (double)seconds;
+        }
         else if (!strcmp(a, "--probe-epochs"))
             code = cli_parse_int("train", a, v, &c->probe_epochs);
         else if (!strcmp(a, "--warmup-epochs"))
@@ -289,6 +304,12 @@ static int train_on_rank(hs_context *ctx, int argc, char **argv) {
     if (result.finetune_first_layer[0])
         printf("fine-tuned from layer %d (%s): %.1f images/s\n", result.unfreeze_boundary,
                cli_term(result.finetune_first_layer), result.finetune_images_per_second);
+    if (result.auto_choice[0])
+        printf("auto: chose %s at %d px (%d probe + %d fine-tune epochs), estimated %.0f s "
+               "after planning, budget %.0f s; the whole run took %.1f s\n",
+               result.auto_choice, result.auto_img_size, result.auto_probe_epochs,
+               result.auto_epochs, result.auto_estimate_seconds, config.budget_seconds,
+               result.total_seconds);
     if (result.skipped_images)
         printf("%d unreadable images were skipped (listed in run.json)\n", result.skipped_images);
     printf("run written to %s\n", cli_term(result.out_dir));
