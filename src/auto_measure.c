@@ -44,7 +44,8 @@ static hs_status prepare(measure *m, int count, int size, hs_error *err) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < count; i++) {
         hs_error e = {0};
-        if (hs_image_prepare_square(&m->images[i], size, info->preprocess.mean,
+        if (hs_image_prepare_square(&m->images[i], size, info->preprocess.interpolation,
+                                    info->preprocess.mean,
                                     info->preprocess.std, m->batch + i * floats, &e)) {
 #pragma omp critical
             st = hs_fail(err, e.code, "%s", e.message);

@@ -134,7 +134,8 @@ hs_status hs_model_predict_files(hs_model *m, const char *const *paths, int n, f
                                                      batch + (size_t)i * image_floats, &errors[i]);
         if (!errors[i].code && flip) {
             hs_image_flip_horizontal(&img);
-            errors[i].code = hs_image_prepare_square(&img, size, m->record.mean, m->record.std,
+            errors[i].code = hs_image_prepare_square(&img, size, m->record.interpolation,
+                                                     m->record.mean, m->record.std,
                                                      mirrored + (size_t)i * image_floats,
                                                      &errors[i]);
         }
