@@ -72,11 +72,7 @@ static void test_weighted_loss(void) {
 /* ---- Resolving the spec ------------------------------------------------------------------ */
 
 static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
+    CHECK_MSG(test_write_text(path, text) == 0, "cannot write %s", path);
 }
 
 static void test_resolve(void) {

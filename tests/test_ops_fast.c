@@ -37,15 +37,30 @@ typedef struct conv_case {
     int pad_top, pad_bottom, pad_left, pad_right, dilation, groups, bias;
 } conv_case;
 
+/* A case's convolution shape, output size and element counts. */
+typedef struct conv_dims {
+    hs_conv2d_shape s;
+    int oh, ow;
+    long x_count, w_count, y_count;
+} conv_dims;
+
+static conv_dims dims_of(const conv_case *c) {
+    conv_dims d = {{c->in_c, c->out_c, c->k_h, c->k_w, c->stride_h, c->stride_w, c->pad_top,
+                    c->pad_bottom, c->pad_left, c->pad_right, c->dilation, c->dilation,
+                    c->groups}, 0, 0, 0, 0, 0};
+    d.oh = hs_conv_out_size(c->h, c->k_h, c->stride_h, c->pad_top, c->pad_bottom, c->dilation);
+    d.ow = hs_conv_out_size(c->w, c->k_w, c->stride_w, c->pad_left, c->pad_right, c->dilation);
+    d.x_count = (long)c->n * c->in_c * c->h * c->w;
+    d.w_count = (long)c->out_c * (c->in_c / c->groups) * c->k_h * c->k_w;
+    d.y_count = (long)c->n * c->out_c * d.oh * d.ow;
+    return d;
+}
+
 static void check_conv(hs_rng *rng, const conv_case *c) {
-    hs_conv2d_shape s = {c->in_c, c->out_c, c->k_h, c->k_w, c->stride_h, c->stride_w,
-                         c->pad_top, c->pad_bottom, c->pad_left, c->pad_right, c->dilation,
-                         c->dilation, c->groups};
-    int oh = hs_conv_out_size(c->h, c->k_h, c->stride_h, c->pad_top, c->pad_bottom, c->dilation);
-    int ow = hs_conv_out_size(c->w, c->k_w, c->stride_w, c->pad_left, c->pad_right, c->dilation);
-    long x_count = (long)c->n * c->in_c * c->h * c->w;
-    long w_count = (long)c->out_c * (c->in_c / c->groups) * c->k_h * c->k_w;
-    long y_count = (long)c->n * c->out_c * oh * ow;
+    conv_dims d = dims_of(c);
+    hs_conv2d_shape s = d.s;
+    int oh = d.oh, ow = d.ow;
+    long x_count = d.x_count, w_count = d.w_count, y_count = d.y_count;
     float *x = random_array(rng, x_count), *weight = random_array(rng, w_count);
     float *bias = c->bias ? random_array(rng, c->out_c) : NULL;
     float *ref = malloc((size_t)y_count * sizeof(float));
@@ -124,14 +139,10 @@ static const conv_case conv_cases[] = {
  * given to the plan in the layout and type it asks for and the output read back through
  * hs_act_convert_in. */
 static void check_conv_plans(hs_rng *rng, const conv_case *c) {
-    hs_conv2d_shape s = {c->in_c, c->out_c, c->k_h, c->k_w, c->stride_h, c->stride_w,
-                         c->pad_top, c->pad_bottom, c->pad_left, c->pad_right, c->dilation,
-                         c->dilation, c->groups};
-    int oh = hs_conv_out_size(c->h, c->k_h, c->stride_h, c->pad_top, c->pad_bottom, c->dilation);
-    int ow = hs_conv_out_size(c->w, c->k_w, c->stride_w, c->pad_left, c->pad_right, c->dilation);
-    long x_count = (long)c->n * c->in_c * c->h * c->w;
-    long w_count = (long)c->out_c * (c->in_c / c->groups) * c->k_h * c->k_w;
-    long y_count = (long)c->n * c->out_c * oh * ow;
+    conv_dims d = dims_of(c);
+    hs_conv2d_shape s = d.s;
+    int oh = d.oh, ow = d.ow;
+    long x_count = d.x_count, w_count = d.w_count, y_count = d.y_count;
     float *x = random_array(rng, x_count), *weight = random_array(rng, w_count);
     float *bias = c->bias ? random_array(rng, c->out_c) : NULL;
     float *xr = malloc((size_t)x_count * 4), *wr = malloc((size_t)w_count * 4);

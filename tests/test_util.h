@@ -59,6 +59,14 @@ static inline const hs_sd_entry *test_entry(const hs_state_dict *sd, const char 
     return e;
 }
 
+/* Writes text to path; 0 on success. */
+static inline int test_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 /* A fresh temporary folder under the build tree for one test. */
 static inline void test_make_dir(const char *path) {
     mkdir(HS_TEST_TMP_DIR, 0755);
