@@ -104,14 +104,29 @@ static const conv_case conv_cases[] = {
     {"2x16x9x10 dw 3x5 s(1,2)", 2, 16, 16, 9, 10, 3, 5, 1, 2, 1, 1, 2, 2, 1, 1, 16},
 };
 
+/* A case's convolution shape, output size and element counts. */
+typedef struct conv_dims {
+    hs_conv2d_shape s;
+    int oh, ow;
+    int64_t x_count, w_count, y_count;
+} conv_dims;
+
+static conv_dims dims_of(const conv_case *c) {
+    conv_dims d = {{c->in_c, c->out_c, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb, c->pl, c->pr,
+                    c->dh, c->dw, c->groups}, 0, 0, 0, 0, 0};
+    d.oh = hs_conv_out_size(c->h, c->kh, c->sh, c->pt, c->pb, c->dh);
+    d.ow = hs_conv_out_size(c->w, c->kw, c->sw, c->pl, c->pr, c->dw);
+    d.x_count = (int64_t)c->n * c->in_c * c->h * c->w;
+    d.w_count = (int64_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
+    d.y_count = (int64_t)c->n * c->out_c * d.oh * d.ow;
+    return d;
+}
+
 static void check_conv(const conv_case *c) {
-    hs_conv2d_shape s = {c->in_c, c->out_c, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb,
-                         c->pl, c->pr, c->dh, c->dw, c->groups};
-    const int oh = hs_conv_out_size(c->h, c->kh, c->sh, c->pt, c->pb, c->dh);
-    const int ow = hs_conv_out_size(c->w, c->kw, c->sw, c->pl, c->pr, c->dw);
-    const int64_t x_count = (int64_t)c->n * c->in_c * c->h * c->w;
-    const int64_t w_count = (int64_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
-    const int64_t y_count = (int64_t)c->n * c->out_c * oh * ow;
+    const conv_dims d = dims_of(c);
+    const hs_conv2d_shape s = d.s;
+    const int oh = d.oh, ow = d.ow;
+    const int64_t x_count = d.x_count, w_count = d.w_count, y_count = d.y_count;
     const float dy_scale = 1.0f / sqrtf((float)c->n * oh * ow);
     float *x = test_random_floats(&rng, x_count, -1, 1), *weight = test_random_floats(&rng, w_count, -1, 1);
     float *dy = test_random_floats(&rng, y_count, -dy_scale, dy_scale);
@@ -192,13 +207,10 @@ static void check_conv(const conv_case *c) {
 
 /* The same convolution with x / dx in `src` and y / dy in `dst` (blocked layouts). */
 static void check_conv_layout(const conv_case *c, hs_layout src, hs_layout dst) {
-    hs_conv2d_shape s = {c->in_c, c->out_c, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb,
-                         c->pl, c->pr, c->dh, c->dw, c->groups};
-    const int oh = hs_conv_out_size(c->h, c->kh, c->sh, c->pt, c->pb, c->dh);
-    const int ow = hs_conv_out_size(c->w, c->kw, c->sw, c->pl, c->pr, c->dw);
-    const int64_t x_count = (int64_t)c->n * c->in_c * c->h * c->w;
-    const int64_t w_count = (int64_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
-    const int64_t y_count = (int64_t)c->n * c->out_c * oh * ow;
+    const conv_dims d = dims_of(c);
+    const hs_conv2d_shape s = d.s;
+    const int oh = d.oh, ow = d.ow;
+    const int64_t x_count = d.x_count, w_count = d.w_count, y_count = d.y_count;
     hs_conv_grad_plan *plan = hs_conv_grad_plan_create(&s, c->n, c->h, c->w, src, dst);
     char what[160];
     snprintf(what, sizeof what, "%s %s -> %s", c->name, layout_name(src), layout_name(dst));
