@@ -34,6 +34,7 @@
 #include "hash.h"
 #include "plot.h"
 #include "pretrained_cfg.h"
+#include "ops.h"
 #include "probe.h"
 #include "run_record.h"
 
@@ -157,6 +158,10 @@ static hs_status validate(const hs_train_config *c, hs_error *err) {
     if (strcmp(c->train_layers, "head") != 0 && strcmp(c->train_layers, "classifier") != 0)
         return hs_fail(err, HS_ERR_ARGUMENT, "--train-layers must be head or classifier, not '%s'",
                        c->train_layers);
+    /* never a float32 run recorded as bf16 (bench refuses it the same way) */
+    if (c->bf16 > 0 && hs_dnnl_bf16_support() == 0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--precision bf16 needs a CPU with AVX-512 (oneDNN "
+                       "has no bfloat16 convolutions below it); use --precision f32 or auto");
     if (strcmp(c->strategy, "finetune") == 0 || strcmp(c->strategy, "auto") == 0) {
         hs_status st = validate_finetune(c, err);
         if (st) return st;
