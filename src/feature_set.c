@@ -62,26 +62,42 @@ static hs_status note_failure(hs_feature_set *fs, const hs_error *why, hs_error 
     return HS_OK;
 }
 
-/* Decodes and prepares images [start, start + n) into batch on every core. */
+/* Decodes and prepares images [start, start + n) into batch on every core; with `mirrored`,
+ * each decoded image is then flipped and prepared again into it (one decode for both). */
 static void prepare_batch(const hs_dataset *ds, int start, int n, const hs_feature_options *o,
-                          float *batch, hs_error *errors) {
+                          float *batch, float *mirrored, hs_error *errors) {
     size_t image_floats = (size_t)3 * o->img_size * o->img_size;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         hs_image img = {0};
         errors[i].code = hs_dataset_load_image(ds, start + i, &img, &errors[i]);
-        if (!errors[i].code && o->flip) hs_image_flip_horizontal(&img);
         if (!errors[i].code)
             errors[i].code = hs_image_prepare_square(&img, o->img_size, o->interpolation,
                                                      o->mean, o->std,
                                                      batch + (size_t)i * image_floats, &errors[i]);
+        if (!errors[i].code && mirrored) {
+            hs_image_flip_horizontal(&img);
+            errors[i].code = hs_image_prepare_square(&img, o->img_size, o->interpolation,
+                                                     o->mean, o->std,
+                                                     mirrored + (size_t)i * image_floats,
+                                                     &errors[i]);
+        }
         hs_image_free(&img);
     }
 }
 
 hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
                               const hs_feature_options *o, hs_feature_set *out, hs_error *err) {
+    return hs_extract_features_mirrored(net, boundary, ds, o, out, NULL, err);
+}
+
+hs_status hs_extract_features_mirrored(hs_net *net, int boundary, const hs_dataset *ds,
+                                       const hs_feature_options *o, hs_feature_set *out,
+                                       hs_feature_set *mirrors, hs_error *err) {
     memset(out, 0, sizeof *out);
+    if (mirrors) memset(mirrors, 0, sizeof *mirrors);
+    if (mirrors && o->sink)
+        return hs_fail(err, HS_ERR_INTERNAL, "mirror features go to memory, not to a sink");
     int c = 0, h = 0, w = 0, size = o->img_size, batch_size = o->batch_size;
     hs_status st = hs_net_shape(net, 0, boundary, 3, size, size, &c, &h, &w, err);
     if (st) return st;
@@ -102,10 +118,16 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
     out->labels = malloc((size_t)(total ? total : 1) * sizeof(int));
     out->sample_index = malloc((size_t)(total ? total : 1) * sizeof(int));
     float *batch = malloc((size_t)batch_size * image_floats * sizeof(float));
+    float *mirrored = NULL;
+    if (mirrors) {
+        mirrors->dim = out->dim;
+        mirrors->values = mirrors->owned = malloc(rows_kept * out->dim * sizeof(float));
+        mirrored = malloc((size_t)batch_size * image_floats * sizeof(float));
+    }
     float *features = malloc((size_t)batch_size * out->dim * sizeof(float));
     hs_error *errors = calloc((size_t)batch_size, sizeof *errors);
     if ((rows_kept && !out->owned) || !out->labels || !out->sample_index || !batch || !features ||
-        !errors) {
+        !errors || (mirrors && (!mirrors->owned || !mirrored))) {
         st = hs_fail(err, HS_ERR_NOMEM,
                      "out of memory for %d feature vectors of %d floats (%.1f GB) and a batch "
                      "of %d; lower --batch-size or use a subset",
@@ -119,7 +141,7 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
             break;
         }
         int n = total - start < batch_size ? total - start : batch_size;
-        prepare_batch(ds, first + start, n, o, batch, errors);
+        prepare_batch(ds, first + start, n, o, batch, mirrored, errors);
         /* Compact the good images to the front of the batch, keeping their order. */
         int good = 0;
         for (int i = 0; i < n && !st; i++) {
@@ -131,9 +153,13 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
                 st = note_failure(out, &errors[i], err);
                 continue;
             }
-            if (good != i)
+            if (good != i) {
                 memmove(batch + (size_t)good * image_floats, batch + (size_t)i * image_floats,
                         image_floats * sizeof(float));
+                if (mirrored)
+                    memmove(mirrored + (size_t)good * image_floats,
+                            mirrored + (size_t)i * image_floats, image_floats * sizeof(float));
+            }
             out->labels[out->count + good] = ds->samples[first + start + i].label;
             out->sample_index[out->count + good] = first + start + i;
             good++;
@@ -141,13 +167,29 @@ hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
         if (st || good == 0) continue;
         float *rows = o->sink ? features : out->owned + (size_t)out->count * out->dim;
         st = hs_net_run(net, 0, boundary, batch, good, 3, size, size, rows, err);
+        if (!st && mirrored)
+            st = hs_net_run(net, 0, boundary, mirrored, good, 3, size, size,
+                            mirrors->owned + (size_t)out->count * out->dim, err);
         if (!st && o->sink) st = o->sink(o->sink_ctx, rows, good, err);
         out->count += good;
         if (o->progress)
             o->progress(o->progress_ctx, o->phase, start + n, total, now_seconds() - start_time);
     }
 done:
+    if (mirrors && !st) {
+        /* the same images, row for row */
+        mirrors->count = out->count;
+        mirrors->labels = malloc((size_t)(out->count ? out->count : 1) * sizeof(int));
+        mirrors->sample_index = malloc((size_t)(out->count ? out->count : 1) * sizeof(int));
+        if (!mirrors->labels || !mirrors->sample_index) {
+            st = hs_fail(err, HS_ERR_NOMEM, "out of memory");
+        } else if (out->count) {
+            memcpy(mirrors->labels, out->labels, (size_t)out->count * sizeof(int));
+            memcpy(mirrors->sample_index, out->sample_index, (size_t)out->count * sizeof(int));
+        }
+    }
     free(batch);
+    free(mirrored);
     free(features);
     free(errors);
     return st;

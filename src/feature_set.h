@@ -36,7 +36,6 @@ typedef struct hs_feature_options {
     /* When `sharded`: only images [shard_first, shard_first + shard_count) of the data set
      * (one rank's share of a data-parallel run); sample_index still names data-set indexes. */
     int sharded, shard_first, shard_count;
-    int flip;                /* mirror each decoded image first (flip test-time augmentation) */
 } hs_feature_options;
 
 typedef struct hs_feature_set {
@@ -59,6 +58,12 @@ typedef struct hs_feature_set {
 hs_status hs_extract_features(hs_net *net, int boundary, const hs_dataset *ds,
                               const hs_feature_options *options, hs_feature_set *out,
                               hs_error *err);
+/* The same, and with mirrors (not NULL) the features of each decoded image mirrored left to
+ * right, row for row with out (flip test-time augmentation): one decode for both. Not with a
+ * sink. */
+hs_status hs_extract_features_mirrored(hs_net *net, int boundary, const hs_dataset *ds,
+                                       const hs_feature_options *options, hs_feature_set *out,
+                                       hs_feature_set *mirrors, hs_error *err);
 void hs_feature_set_free(hs_feature_set *fs);
 
 /* Copies rows rows[0..n) (or, for hs_feature_range, rows first..first+n) into out as

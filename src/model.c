@@ -268,14 +268,11 @@ hs_status hs_model_evaluate(hs_model *m, const char *data, const hs_train_callba
         o.progress_ctx = cb ? cb->ctx : NULL;
         o.phase = "evaluate";
         o.stop = cb ? cb->stop : NULL;
-        st = hs_extract_features(m->net, m->begin, &ds, &o, &fs, err);
-    }
-    if (!st && m->tta == HS_TTA_FLIP) {
-        /* The mirror images through the backbone too (for a head-only run that is the
-         * frozen backbone, for a fine-tuned one the whole network up to its head). */
-        o.flip = 1;
-        o.phase = "evaluate mirrors";
-        st = hs_extract_features(m->net, m->begin, &ds, &o, &fm, err);
+        /* --tta flip: each decoded image's mirror through the backbone too, in the same pass
+         * (for a head-only run that is the frozen backbone, for a fine-tuned one the whole
+         * network up to its head). */
+        st = hs_extract_features_mirrored(m->net, m->begin, &ds, &o, &fs,
+                                          m->tta == HS_TTA_FLIP ? &fm : NULL, err);
     }
     if (!st) {
         for (int i = 0; i < fs.count; i++) fs.labels[i] = map[fs.labels[i]];
