@@ -1,13 +1,15 @@
 #include "auto_measure.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "error.h"
 #include "feature_set.h"
-#include "net_train.h"
+#include "dist.h"
+#include "finetune.h"
 
 /* A warm-up pass (a new size builds its plans and primitives once), then the fastest of the
  * others: other processes on a shared machine only ever slow a pass down. */
@@ -73,63 +75,151 @@ static hs_status feature_rate(measure *m, int size, double *ips, hs_error *err) 
     return st;
 }
 
-/* One fine-tune training step at size on the first finetune_batch images: the frozen prefix
- * through the plan, the tape's training forward and backward over [boundary, count) (loss
- * gradient 1/n, BatchNorm frozen so that no statistic moves). */
-static hs_status finetune_rate(measure *m, int size, double *ips, hs_error *err) {
-    hs_net *net = m->net;
-    int n = m->o->finetune_batch < m->n ? m->o->finetune_batch : m->n, boundary = m->o->boundary;
-    int c = 3, h = size, w = size;
-    hs_status st = boundary > 0 ? hs_net_shape(net, 0, boundary, 3, size, size, &c, &h, &w, err)
-                                : HS_OK;
-    if (st) return st;
-    hs_tape tape;
-    memset(&tape, 0, sizeof tape);
-    float *prefix = boundary > 0 ? malloc((size_t)n * c * h * w * sizeof(float)) : NULL;
-    if (boundary > 0 && !prefix) return hs_fail(err, HS_ERR_NOMEM, "out of memory measuring");
-    st = hs_tape_init(&tape, net, boundary, net->count, n, c, h, w, 0, err);
-    hs_rng rng;
-    hs_rng_seed(&rng, 1);
-    double seconds = INFINITY;
-    if (!st) st = prepare(m, n, size, err);
-    for (int pass = 0; pass < PASSES && !st; pass++) {
-        double t = now_seconds();
-        const float *input = m->batch;
-        if (boundary > 0) {
-            st = hs_net_run(net, 0, boundary, m->batch, n, 3, size, size, prefix, err);
-            input = prefix;
+/* A number from a /proc or /sys file: the value after `key` (NULL: the file's first token),
+ * times `unit`; -1 when absent or unreadable ("max" too). */
+static double read_number(const char *path, const char *key, double unit) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    double value = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = line;
+        if (key) {
+            if (strncmp(line, key, strlen(key)) != 0) continue;
+            p = line + strlen(key);
         }
-        if (!st) st = hs_tape_forward(&tape, input, n, 1, &rng, err);
-        if (!st) {
-            float *g = hs_tape_output_grad(&tape);
-            for (size_t i = 0; i < (size_t)n * net->num_classes; i++) g[i] = 1.0f / n;
-            st = hs_tape_backward(&tape, err);
-        }
-        if (pass > 0) seconds = fmin(seconds, now_seconds() - t);
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end != p) value = v * unit;
+        break;
     }
-    hs_tape_free(&tape);
-    free(prefix);
-    hs_net_zero_grad(net);
-    *ips = n / seconds;
-    return st;
+    fclose(f);
+    return value;
+}
+
+double hs_memory_available(void) {
+    double avail = read_number("/proc/meminfo", "MemAvailable:", 1024.0);
+    /* A cgroup limit below it (a container, a batch job's allocation). */
+    const char *limits[2][2] = {{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+                                {"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                 "/sys/fs/cgroup/memory/memory.usage_in_bytes"}};
+    for (int i = 0; i < 2; i++) {
+        double limit = read_number(limits[i][0], NULL, 1), used = read_number(limits[i][1], NULL, 1);
+        /* v1 reports "no limit" as a huge number */
+        if (limit > 0 && used >= 0 && limit < 1e18) {
+            double left = limit > used ? limit - used : 0;
+            if (avail < 0 || left < avail) avail = left;
+            break;
+        }
+    }
+    return avail > 0 ? avail : 0;
+}
+
+/* The resident set now and its peak since the last reset (VmRSS, VmHWM), in bytes; the reset
+ * (writing 5 to clear_refs, Linux 4.0 on) makes the peak the current size. Without it the
+ * peak is the process's, which only overstates the growth. */
+static double rss_now(void) { return read_number("/proc/self/status", "VmRSS:", 1024.0); }
+static double rss_peak(void) { return read_number("/proc/self/status", "VmHWM:", 1024.0); }
+static void rss_reset_peak(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
+/* What the run holds during its fine-tune beyond what the timed steps allocate: the decoded
+ * images of both sides (the training side's short side capped at 2 S, each side in memory
+ * only when within its budget, finetune.h) from the measured images' sizes, and the probe
+ * stage's features (train + val rows, float16 in the cache or float32 in memory). */
+static double held_bytes(const measure *m, const hs_auto_measure_options *o, int train_images,
+                         int size) {
+    double native = 0, capped = 0;
+    for (int i = 0; i < m->n; i++) {
+        double w = m->images[i].width, h = m->images[i].height, shorter = w < h ? w : h;
+        native += w * h * 3;
+        if (shorter > 2 * size) {
+            double longer = (w < h ? h : w) * (2.0 * size) / shorter;
+            capped += (2.0 * size) * floor(longer) * 3;
+        } else {
+            capped += w * h * 3;
+        }
+    }
+    double train = m->n ? capped / m->n * train_images : 0;
+    double val = m->n ? native / m->n * o->val_images : 0;
+    double held = (train <= (double)HS_FINETUNE_STORE_BUDGET ? train : 0) +
+                  (val <= (double)HS_FINETUNE_STORE_BUDGET ? val : 0);
+    int c = 0, h = 0, w = 0;
+    hs_error ignored = {0}; /* a size the net cannot take fails when it is timed */
+    if (!hs_net_shape(m->net, 0, m->net->head_begin, 3, size, size, &c, &h, &w, &ignored)) {
+        const hs_train_config *cfg = o->config;
+        int half = !cfg->no_cache && cfg->feature_precision &&
+                   !strcmp(cfg->feature_precision, "f16");
+        held += (double)(train_images + o->val_images) * c * h * w * (half ? 2 : 4);
+    }
+    return held;
+}
+
+/* The fine-tune at sizes[k]: its steps on the first --batch-size training images (finetune.h),
+ * the resident set's growth over the measurement's start, plus what the run holds besides.
+ * A size whose memory, extrapolated from the largest timed one below it (the growth scales
+ * with the pixels at most), would not fit is left untimed: finetune_ips 0. */
+static hs_status finetune_rate(measure *m, const hs_dataset *train, int k, hs_auto_input *in,
+                               double rss_start, hs_error *err) {
+    const hs_auto_measure_options *o = m->o;
+    int size = in->sizes[k];
+    double held = held_bytes(m, o, train->count, size);
+    double limit = in->memory_available_bytes * HS_AUTO_MEMORY_MARGIN, predicted = 0;
+    for (int j = k - 1; j >= 0 && limit > 0; j--) {
+        if (!(in->finetune_ips[j] > 0)) continue;
+        double grown = in->finetune_bytes[j] - held_bytes(m, o, train->count, in->sizes[j]);
+        predicted = grown * ((double)size * size) / ((double)in->sizes[j] * in->sizes[j]) + held;
+        break;
+    }
+    /* Every rank times the same sizes (the steps' collectives must match): rank 0's call. */
+    int skip = predicted > limit && limit > 0;
+    hs_status st = hs_dist_broadcast(o->ctx, &skip, sizeof skip, 0, err);
+    if (st) return st;
+    if (skip) {
+        in->finetune_ips[k] = 0;
+        in->finetune_bytes[k] = predicted;
+        return HS_OK;
+    }
+    hs_dataset first = *train;
+    int B = o->config->batch_size;
+    first.count = train->count < B ? train->count : B;
+    hs_train_callbacks quiet = {0};
+    quiet.stop = o->stop;
+    hs_finetune_job job = {0};
+    job.ctx = o->ctx;
+    job.config = o->config;
+    job.cb = &quiet;
+    job.train = &first;
+    job.net = m->net;
+    job.img_size = size;
+    job.preprocess = o->preprocess;
+    job.boundary = o->boundary;
+    job.class_weights = o->class_weights;
+    hs_finetune_parts parts;
+    rss_reset_peak();
+    st = hs_finetune_time_steps(&job, 1, o->steps > 0 ? o->steps : 3, &parts, err);
+    if (st) return st;
+    double peak = rss_peak();
+    in->finetune_ips[k] = parts.seconds > 0 ? (double)parts.steps * B / parts.seconds : 0;
+    in->finetune_bytes[k] = (rss_start >= 0 && peak > rss_start ? peak - rss_start : 0) + held;
+    return HS_OK;
 }
 
 hs_status hs_auto_measure(hs_net *net, const hs_dataset *train,
                           const hs_auto_measure_options *o, hs_auto_input *in, hs_error *err) {
+    double rss_start = rss_now();
+    in->memory_available_bytes = hs_memory_available();
     measure m = {net, o, NULL, 0, 0, NULL, now_seconds(), 0, 2 * (long)in->size_count};
     int largest = in->sizes[in->size_count - 1];
     m.n = o->feature_batch < train->count ? o->feature_batch : train->count;
-    int *frozen = malloc((size_t)net->count * sizeof *frozen);
-    hs_bn_mode *modes = malloc((size_t)net->count * sizeof *modes);
     m.images = calloc((size_t)(m.n > 0 ? m.n : 1), sizeof *m.images);
     m.batch = malloc((size_t)(m.n > 0 ? m.n : 1) * 3 * largest * largest * sizeof(float));
     hs_status st = HS_OK;
-    if (!frozen || !modes || !m.images || !m.batch)
-        st = hs_fail(err, HS_ERR_NOMEM, "out of memory measuring");
-    for (int i = 0; !st && i < net->count; i++) {
-        frozen[i] = net->layers[i].frozen;
-        modes[i] = net->layers[i].bn_mode;
-    }
+    if (!m.images || !m.batch) st = hs_fail(err, HS_ERR_NOMEM, "out of memory measuring");
     /* Decoding on every core, as the feature pass does; an image that fails is left out
      * (the run skips it too). */
     double t = now_seconds();
@@ -154,24 +244,14 @@ hs_status hs_auto_measure(hs_net *net, const hs_dataset *train,
         if (!st) st = feature_rate(&m, in->sizes[k], &in->feature_ips[k], err);
         tick(&m, "measuring speeds");
     }
-    if (!st) {
-        hs_net_freeze_below(net, o->boundary);
-        hs_net_set_bn_mode(net, 0, net->count, HS_BN_FROZEN);
-    }
     for (int k = 0; !st && k < in->size_count; k++) {
         if (o->stop && *o->stop) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted measuring");
-        if (!st) st = finetune_rate(&m, in->sizes[k], &in->finetune_ips[k], err);
+        if (!st) st = finetune_rate(&m, train, k, in, rss_start, err);
         tick(&m, "measuring speeds");
-    }
-    for (int i = 0; frozen && modes && i < net->count; i++) {
-        net->layers[i].frozen = frozen[i];
-        net->layers[i].bn_mode = modes[i];
     }
     net->prepared = 0;
     for (int i = 0; m.images && i < good; i++) hs_image_free(&m.images[i]);
     free(m.images);
     free(m.batch);
-    free(frozen);
-    free(modes);
     return st;
 }

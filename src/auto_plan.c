@@ -27,9 +27,16 @@ static int cap(const hs_auto_input *in) {
                : HS_AUTO_MAX_FT_EPOCHS;
 }
 
-/* Fine-tune epochs that fit at size k after its feature pass (0 when none or not measured). */
+/* Whether the fine-tune at size k fits the memory available (always, when unknown). */
+static int fits_memory(const hs_auto_input *in, int k) {
+    return !(in->memory_available_bytes > 0) ||
+           in->finetune_bytes[k] <= in->memory_available_bytes * HS_AUTO_MEMORY_MARGIN;
+}
+
+/* Fine-tune epochs that fit at size k after its feature pass (0 when none, not measured or
+ * over the memory). */
 static int epochs_at(const hs_auto_input *in, int k, double usable) {
-    if (!(in->finetune_ips[k] > 0)) return 0;
+    if (!(in->finetune_ips[k] > 0) || !fits_memory(in, k)) return 0;
     double left = usable - probe_cost(in, k, in->probe_epochs);
     if (left <= 0) return 0;
     double e = floor(left / epoch_cost(in, k));
@@ -57,7 +64,8 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
         return hs_fail(err, HS_ERR_INTERNAL, "auto plan: %d sizes, %d/%d images, budget %g",
                        in->size_count, in->train_images, in->val_images, in->budget_seconds);
     for (int k = 0; k < in->size_count; k++)
-        if (!(in->feature_ips[k] > 0) || !(in->finetune_ips[k] >= 0))
+        if (!(in->feature_ips[k] > 0) || !(in->finetune_ips[k] >= 0) ||
+            !(in->finetune_bytes[k] >= 0))
             return hs_fail(err, HS_ERR_INTERNAL, "auto plan: no rate measured at %d px",
                            in->sizes[k]);
     double usable = (in->budget_seconds - in->spent_seconds) * HS_AUTO_MARGIN;
@@ -91,12 +99,28 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
         append(why, size, "%s %.1f images/s at %d px", k ? "," : "", in->feature_ips[k],
                in->sizes[k]);
     append(why, size, "; fine-tune step");
-    for (int k = 0; k < in->size_count; k++)
-        append(why, size, "%s %.1f images/s at %d px", k ? "," : "", in->finetune_ips[k],
-               in->sizes[k]);
+    for (int k = 0; k < in->size_count; k++) {
+        if (in->finetune_ips[k] > 0)
+            append(why, size, "%s %.1f images/s at %d px", k ? "," : "", in->finetune_ips[k],
+                   in->sizes[k]);
+        else
+            append(why, size, "%s not timed at %d px", k ? "," : "", in->sizes[k]);
+    }
     append(why, size, ". Of the %.0f s budget, %.0f s are spent and %.0f s usable (%.0f %% "
            "margin). ", in->budget_seconds, in->spent_seconds, out->usable_seconds,
            100 * (1 - HS_AUTO_MARGIN));
+    /* The sizes memory rules out, largest first, in one sentence. */
+    int over = 0;
+    for (int k = in->size_count - 1; k >= 0; k--) {
+        if (fits_memory(in, k)) continue;
+        append(why, size, "%s%.1f GB at %d px", over ? " and " : "Memory: the fine-tune would "
+               "need about ", in->finetune_bytes[k] / 1e9, in->sizes[k]);
+        over++;
+    }
+    if (over)
+        append(why, size, ", over %.0f %% of the %.1f GB available, so not at %s. ",
+               100 * HS_AUTO_MEMORY_MARGIN, in->memory_available_bytes / 1e9,
+               over > 1 ? "those sizes" : "that size");
     if (ft >= 0) {
         out->finetune = 1;
         out->img_size = in->sizes[ft];
@@ -110,6 +134,9 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
                "estimated %.0f s.", out->img_size, in->probe_epochs, out->feature_seconds,
                epoch_cost(in, ft), in->epoch_overhead_seconds, ft_epochs, out->img_size,
                out->probe_epochs, ft_epochs, out->feature_seconds + out->finetune_seconds);
+        if (in->memory_available_bytes > 0)
+            append(why, size, " Its memory: about %.1f GB of the %.1f GB available.",
+                   in->finetune_bytes[ft] / 1e9, in->memory_available_bytes / 1e9);
     } else if (probe >= 0) {
         out->img_size = in->sizes[probe];
         out->probe_epochs = probe_only_epochs;

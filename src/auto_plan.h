@@ -13,6 +13,10 @@
  * and the usable time is (budget - spent) x HS_AUTO_MARGIN, leaving room for what the model
  * leaves out (decoding the images once, checkpoints, plots).
  *
+ * Memory: a fine-tune size whose estimated peak (finetune_bytes, measured) exceeds
+ * HS_AUTO_MEMORY_MARGIN of the memory available is not a candidate, and the paragraph says
+ * so; the probe's memory is not checked (its features are a few KB an image).
+ *
  * The choice: fine-tune when some size gives at least HS_AUTO_MIN_FT_EPOCHS epochs: the
  * largest size that gives HS_AUTO_GOOD_FT_EPOCHS (or the cap, when lower; epochs capped at
  * max_finetune_epochs), else the size that gives the most epochs. Otherwise the probe, at the largest size whose
@@ -28,6 +32,7 @@
 #define HS_AUTO_MIN_FT_EPOCHS 2
 #define HS_AUTO_GOOD_FT_EPOCHS 5
 #define HS_AUTO_MAX_FT_EPOCHS 30
+#define HS_AUTO_MEMORY_MARGIN 0.9
 
 typedef struct hs_auto_input {
     double budget_seconds;      /* the whole run's */
@@ -42,6 +47,10 @@ typedef struct hs_auto_input {
     double feature_ips[HS_AUTO_MAX_SIZES];  /* measured: frozen feature pass, images/s */
     double finetune_ips[HS_AUTO_MAX_SIZES]; /* measured: fine-tune training step, images/s
                                              * (0: no fine-tune at that size) */
+    double memory_available_bytes;          /* what the run may still take (0: unknown, no
+                                             * memory check) */
+    double finetune_bytes[HS_AUTO_MAX_SIZES]; /* the fine-tune's estimated peak at each size
+                                               * (measured, or extrapolated where not timed) */
 } hs_auto_input;
 
 typedef struct hs_auto_plan {

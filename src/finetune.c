@@ -127,6 +127,7 @@ typedef struct finetune {
     hs_grad_sync sync;     /* the gradient sum over the ranks, started during backward */
     double allreduce_wait; /* this epoch's seconds waiting for the gradient sums */
     long allreduce_steps, allreduce_early; /* steps, and buckets started during backward */
+    hs_finetune_parts parts; /* this epoch's (or the timed steps') seconds by part */
 } finetune;
 
 static void note(const finetune *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -180,12 +181,14 @@ static hs_status build_optimizer(finetune *f, float lr, hs_error *err) {
     return st;
 }
 
-static hs_status open_data(finetune *f, hs_error *err) {
+/* The training side: its image store (decoded once, short side capped at 2 S), the loader of
+ * augmented batches (this rank's slice of each global batch) and the first epoch's order. */
+static hs_status open_train(finetune *f, hs_error *err) {
     const hs_train_config *c = f->c;
     const hs_backbone_info *info = f->net->info;
     int threads = c->threads > 0 ? c->threads : omp_get_max_threads();
     hs_image_store_options so = {0};
-    so.memory_budget = (size_t)4 << 30;
+    so.memory_budget = HS_FINETUNE_STORE_BUDGET;
     so.max_short_side = 2 * f->size;
     so.progress = f->job->cb ? f->job->cb->progress : NULL;
     so.progress_ctx = f->job->cb ? f->job->cb->ctx : NULL;
@@ -193,17 +196,10 @@ static hs_status open_data(finetune *f, hs_error *err) {
     so.stop = f->job->cb ? f->job->cb->stop : NULL;
     hs_status st = hs_image_store_open(f->job->train, &so, &f->train_store, err);
     if (st) return st;
-    so.max_short_side = 0;
-    so.phase = "decoding val images";
-    if ((st = hs_image_store_open(f->job->val, &so, &f->val_store, err))) return st;
     for (int i = 0; i < f->train_store.failed_count; i++)
         note(f, "skipped %s", f->train_store.failed[i]);
-    for (int i = 0; i < f->val_store.failed_count; i++)
-        note(f, "skipped %s", f->val_store.failed[i]);
-    if (c->strict && f->train_store.failed_count + f->val_store.failed_count)
-        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s",
-                       f->train_store.failed_count ? f->train_store.failed[0]
-                                                   : f->val_store.failed[0]);
+    if (c->strict && f->train_store.failed_count)
+        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s", f->train_store.failed[0]);
 
     hs_loader_options *o = &f->train_opt;
     hs_loader_defaults(o);
@@ -222,30 +218,49 @@ static hs_status open_data(finetune *f, hs_error *err) {
     o->label_smoothing = c->label_smoothing;
     o->seed = c->seed;
     o->threads = threads;
-    f->val_opt = *o;
+    if ((st = hs_batch_loader_create(&f->train_store, &f->train_opt, &f->train_loader, err)))
+        return st;
+    f->train_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
+                            sizeof(int));
+    f->local_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
+                            sizeof(int));
+    if (!f->train_order || !f->local_order) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    f->train_count = hs_loader_epoch_order(&f->train_store, c->seed, 1, f->train_order);
+    if (f->train_count == 0)
+        return hs_fail(err, HS_ERR_IMAGE, "no readable image in the train set");
+    f->batches_per_epoch = (f->train_count + c->batch_size - 1) / c->batch_size;
+    return HS_OK;
+}
+
+/* The validation side: its images at native size, batches of --batch-size as the probe
+ * prepares them (no augmentation), every usable image in order. */
+static hs_status open_val(finetune *f, hs_error *err) {
+    const hs_train_config *c = f->c;
+    hs_image_store_options so = {0};
+    so.memory_budget = HS_FINETUNE_STORE_BUDGET;
+    so.progress = f->job->cb ? f->job->cb->progress : NULL;
+    so.progress_ctx = f->job->cb ? f->job->cb->ctx : NULL;
+    so.phase = "decoding val images";
+    so.stop = f->job->cb ? f->job->cb->stop : NULL;
+    hs_status st = hs_image_store_open(f->job->val, &so, &f->val_store, err);
+    if (st) return st;
+    for (int i = 0; i < f->val_store.failed_count; i++)
+        note(f, "skipped %s", f->val_store.failed[i]);
+    if (c->strict && f->val_store.failed_count)
+        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s", f->val_store.failed[0]);
+    f->val_opt = f->train_opt;
     f->val_opt.batch_size = c->batch_size;
     f->val_opt.augment = 0;
     f->val_opt.mixup_alpha = 0;
     f->val_opt.label_smoothing = 0;
-    if ((st = hs_batch_loader_create(&f->train_store, &f->train_opt, &f->train_loader, err)))
-        return st;
     if ((st = hs_batch_loader_create(&f->val_store, &f->val_opt, &f->val_loader, err)))
         return st;
-    f->train_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
-                            sizeof(int));
     f->val_order = malloc((size_t)(f->val_store.count ? f->val_store.count : 1) * sizeof(int));
-    f->local_order = malloc((size_t)(f->train_store.count ? f->train_store.count : 1) *
-                            sizeof(int));
-    if (!f->train_order || !f->val_order || !f->local_order)
-        return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    if (!f->val_order) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
     f->val_count = 0;
     for (int i = 0; i < f->val_store.count; i++)
         if (hs_image_store_usable(&f->val_store, i)) f->val_order[f->val_count++] = i;
-    f->train_count = hs_loader_epoch_order(&f->train_store, c->seed, 1, f->train_order);
-    if (f->train_count == 0 || f->val_count == 0)
-        return hs_fail(err, HS_ERR_IMAGE, "no readable image in the %s set",
-                       f->train_count ? "val" : "train");
-    f->batches_per_epoch = (f->train_count + c->batch_size - 1) / c->batch_size;
+    if (f->val_count == 0) return hs_fail(err, HS_ERR_IMAGE, "no readable image in the val set");
     return HS_OK;
 }
 
@@ -298,6 +313,7 @@ static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, double
     hs_net *net = f->net;
     const float *input = b->images;
     hs_status st;
+    double t0 = now_seconds();
     if (f->boundary > 0) {
         /* The frozen prefix in eval mode, through the plan (its weights never change). */
         if ((st = hs_net_run(net, 0, f->boundary, b->images, b->n, 3, f->size, f->size,
@@ -333,7 +349,11 @@ static hs_status local_pass(finetune *f, const hs_batch *b, int global_n, double
         float share = (float)b->n / (float)denominator;
         for (size_t i = 0; i < (size_t)b->n * f->classes; i++) dlogits[i] *= share;
     }
-    return hs_tape_backward(&f->tape, err);
+    double t1 = now_seconds();
+    f->parts.forward += t1 - t0;
+    st = hs_tape_backward(&f->tape, err);
+    f->parts.backward += now_seconds() - t1;
+    return st;
 }
 
 /* One optimizer step on a global batch, of which this rank holds b (NULL: none of it, or
@@ -344,13 +364,16 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
     /* The global batch's image count and, with class weights, its weight sum (each image by
      * its own label: mixup's pairs leave that sum unchanged, loss.h). */
     double global[2] = {b ? b->n : 0, b ? hs_class_weight_sum(b->labels, b->n, w) : 0};
+    double t0 = now_seconds();
     hs_status st = hs_dist_sum_doubles(f->ctx, global, w ? 2 : 1, err);
     if (st || global[0] < 1) return st; /* every part dropped: no step, as one process */
     hs_net_zero_grad(f->net);
     hs_grad_sync_begin(&f->sync);
+    double t1 = now_seconds();
     if (b && b->n > 0)
         st = local_pass(f, b, (int)global[0], w ? global[1] : (double)(int)global[0], rng,
                         loss_sum, correct, err);
+    double t2 = now_seconds();
     /* Every rank posts every bucket, failed or not (the collectives must match); then a
      * failure anywhere (a loss that is not finite) stops every rank before the update. */
     hs_error sum_err = {0};
@@ -366,6 +389,9 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
     f->opt.lr = (float)((f->c->finetune_lr > 0 ? f->c->finetune_lr : f->c->lr / 5) *
                         hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
     hs_optimizer_step(&f->opt);
+    f->parts.update += (t1 - t0) + (now_seconds() - t2);
+    f->parts.steps++;
+    f->parts.images += b ? b->n : 0;
     return HS_OK;
 }
 
@@ -445,17 +471,20 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
     long correct = 0, seen = 0;
     f->allreduce_wait = 0;
     f->allreduce_steps = f->allreduce_early = 0;
+    memset(&f->parts, 0, sizeof f->parts);
     /* One step per global batch, on every rank, whether or not it holds a part of it. */
     for (int start = 0, step = 1; start < f->train_count; start += c->batch_size, step++) {
         if (stopped(f)) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted in epoch %d", epoch);
         hs_batch *b = NULL;
         hs_error batch_err = {0};
+        double w0 = now_seconds();
         if (!st && holds_slice(f, start, f->train_count) &&
             hs_batch_loader_next(f->train_loader, &b, &batch_err)) {
             if (c->strict) st = hs_fail(err, batch_err.code, "%s", batch_err.message);
             else note(f, "skipped a batch: %s", batch_err.message);
             b = NULL;
         }
+        f->parts.wait += now_seconds() - w0;
         if ((st = hs_dist_agree(f->ctx, st, err))) {
             if (b) hs_batch_loader_release(f->train_loader, b);
             return st;
@@ -483,6 +512,8 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
              r->overlap ? "overlapped" : "HS_DIST_OVERLAP=0: blocking", f->allreduce_wait,
              seconds, 100.0 * f->allreduce_wait / (seconds > 0 ? seconds : 1));
     f->job->images_per_second = seen / (seconds > 0 ? seconds : 1);
+    f->parts.seconds = seconds;
+    f->job->parts = f->parts;
     m->train_loss = seen ? loss_sum / seen : 0;
     m->train_acc = seen ? 100.0 * correct / seen : 0;
     /* The plan refolds the updated weights before validation runs through it. */
@@ -543,6 +574,17 @@ static double best_val(const hs_epoch_metrics *h, int n, int skip_last) {
     return best;
 }
 
+/* Where an epoch's time went, in the log: what --strategy auto's estimate is checked against
+ * (its step rate against the training part, its writes against the last). */
+static void note_epoch_parts(const finetune *f, int epoch, double validation, double writes) {
+    const hs_finetune_parts *p = &f->parts;
+    double other = p->seconds - p->wait - p->forward - p->backward - p->update;
+    note(f, "epoch %d: training %.1f s (%.1f images/s: waiting for images %.1f s, forward %.1f, "
+         "backward %.1f, update %.1f, other %.1f), validation %.1f s, checkpoint and outputs "
+         "%.1f s", epoch, p->seconds, p->images / (p->seconds > 0 ? p->seconds : 1), p->wait,
+         p->forward, p->backward, p->update, other, validation, writes);
+}
+
 static hs_status run_epochs(finetune *f, hs_error *err) {
     hs_finetune_job *job = f->job;
     const hs_train_config *c = f->c;
@@ -566,7 +608,9 @@ static hs_status run_epochs(finetune *f, hs_error *err) {
         hs_epoch_metrics m = {epoch, 0, 0, 0, 0, 0};
         if ((st = train_epoch(f, epoch, &m, err))) return st;
         stage(f, "validation", epoch, 0);
+        double v0 = now_seconds();
         if ((st = validate_epoch(f, epoch, &m, err))) return st;
+        double validation = now_seconds() - v0;
         m.seconds = now_seconds() - start;
         job->history[*job->epochs_done] = m;
         if ((st = hs_check_ranks_agree(f->ctx, &f->opt, epoch, err))) return st;
@@ -583,6 +627,7 @@ static hs_status run_epochs(finetune *f, hs_error *err) {
         if (root) st = job->write_outputs(job->outputs_ctx, err);
         if ((st = hs_dist_agree(f->ctx, st, err))) return st;
         stage(f, "outputs written", epoch, 0);
+        note_epoch_parts(f, epoch, validation, now_seconds() - start - m.seconds);
         if (job->cb && job->cb->epoch_done) job->cb->epoch_done(job->cb->ctx, &m, c->epochs);
         trained = 1;
     }
@@ -593,16 +638,38 @@ static hs_status run_epochs(finetune *f, hs_error *err) {
     return st;
 }
 
+/* Frees what open_train, open_val and open_stage made. */
+static void close_stage(finetune *f) {
+    hs_batch_loader_free(f->train_loader);
+    hs_batch_loader_free(f->val_loader);
+    hs_image_store_free(&f->train_store);
+    hs_image_store_free(&f->val_store);
+    hs_tape_free(&f->tape);
+    hs_optimizer_free(&f->opt);
+    hs_grad_sync_free(&f->sync);
+    free(f->prefix_out);
+    free(f->logits);
+    free(f->dlogits);
+    free(f->train_order);
+    free(f->val_order);
+    free(f->local_order);
+}
+
+static void begin(finetune *f, hs_finetune_job *job) {
+    memset(f, 0, sizeof *f);
+    f->job = job;
+    f->c = job->config;
+    f->net = job->net;
+    f->boundary = job->boundary;
+    f->size = job->img_size;
+    f->ctx = job->ctx;
+}
+
 hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
     finetune f;
-    memset(&f, 0, sizeof f);
-    f.job = job;
-    f.c = job->config;
-    f.net = job->net;
-    f.boundary = job->boundary;
-    f.size = job->img_size;
-    f.ctx = job->ctx;
-    hs_status st = open_data(&f, err);
+    begin(&f, job);
+    hs_status st = open_train(&f, err);
+    if (!st) st = open_val(&f, err);
     if (!st) st = open_stage(&f, err);
     if (!(st = hs_dist_agree(f.ctx, st, err))) {
         note(&f, "fine-tuning layers %d..%d of %d (from %s) on %d images, BatchNorm %s",
@@ -612,21 +679,124 @@ hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
     }
     job->train_images = f.train_count;
     job->val_images = f.val_count;
-    hs_batch_loader_free(f.train_loader);
-    hs_batch_loader_free(f.val_loader);
-    hs_image_store_free(&f.train_store);
-    hs_image_store_free(&f.val_store);
-    hs_tape_free(&f.tape);
-    hs_optimizer_free(&f.opt);
-    hs_grad_sync_free(&f.sync);
-    free(f.prefix_out);
-    free(f.logits);
-    free(f.dlogits);
-    free(f.train_order);
-    free(f.val_order);
-    free(f.local_order);
+    close_stage(&f);
     /* Back to inference: the trained layers' BatchNorms are left in the policy's mode, which
      * only the training forward reads. */
     f.net->prepared = 0;
+    return st;
+}
+
+/* ---- Timing the stage for --strategy auto --------------------------------------------------- */
+
+/* What a few training steps change in the network: the trainable parameters and BatchNorm's
+ * running statistics (both arenas), its batch counts, the freeze flags and BatchNorm modes. */
+typedef struct net_snapshot {
+    float *params, *buffers;
+    int64_t *tracked;
+    int *frozen;
+    hs_bn_mode *modes;
+} net_snapshot;
+
+static void snapshot_free(net_snapshot *s) {
+    free(s->params);
+    free(s->buffers);
+    free(s->tracked);
+    free(s->frozen);
+    free(s->modes);
+}
+
+static hs_status snapshot_take(const hs_net *net, net_snapshot *s, hs_error *err) {
+    memset(s, 0, sizeof *s);
+    size_t layers = (size_t)(net->count > 0 ? net->count : 1);
+    s->params = malloc((size_t)(net->param_floats ? net->param_floats : 1) * sizeof(float));
+    s->buffers = malloc((size_t)(net->buffer_floats ? net->buffer_floats : 1) * sizeof(float));
+    s->tracked = malloc(layers * sizeof *s->tracked);
+    s->frozen = malloc(layers * sizeof *s->frozen);
+    s->modes = malloc(layers * sizeof *s->modes);
+    if (!s->params || !s->buffers || !s->tracked || !s->frozen || !s->modes) {
+        snapshot_free(s);
+        return hs_fail(err, HS_ERR_NOMEM, "out of memory for a copy of the network");
+    }
+    if (net->param_floats) memcpy(s->params, net->params, (size_t)net->param_floats * sizeof(float));
+    if (net->buffer_floats)
+        memcpy(s->buffers, net->buffers, (size_t)net->buffer_floats * sizeof(float));
+    for (int i = 0; i < net->count; i++) {
+        s->tracked[i] = net->layers[i].bn_batches_tracked;
+        s->frozen[i] = net->layers[i].frozen;
+        s->modes[i] = net->layers[i].bn_mode;
+    }
+    return HS_OK;
+}
+
+static void snapshot_restore(hs_net *net, const net_snapshot *s) {
+    if (net->param_floats) memcpy(net->params, s->params, (size_t)net->param_floats * sizeof(float));
+    if (net->buffer_floats)
+        memcpy(net->buffers, s->buffers, (size_t)net->buffer_floats * sizeof(float));
+    for (int i = 0; i < net->count; i++) {
+        net->layers[i].bn_batches_tracked = s->tracked[i];
+        net->layers[i].frozen = s->frozen[i];
+        net->layers[i].bn_mode = s->modes[i];
+    }
+    hs_net_zero_grad(net);
+    net->prepared = 0;
+}
+
+/* warmup + steps global batches, each of --batch-size images cycled from the training set:
+ * the loader is never short of work while the steps are timed (its ring holds depth - 1
+ * batches ahead), as in an epoch of the run. */
+static hs_status timed_steps(finetune *f, int warmup, int steps, hs_finetune_parts *out,
+                             hs_error *err) {
+    const int B = f->c->batch_size, total = warmup + steps + f->train_opt.depth;
+    int *cycled = malloc((size_t)total * B * sizeof *cycled);
+    int *mine = malloc((size_t)total * B * sizeof *mine);
+    hs_status st = cycled && mine ? HS_OK : hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    for (long i = 0; !st && i < (long)total * B; i++) cycled[i] = f->train_order[i % f->train_count];
+    int count = st ? 0 : local_order(f, cycled, total * B, mine);
+    if (!st) st = hs_batch_loader_start(f->train_loader, 1, mine, count, 0, err);
+    if ((st = hs_dist_agree(f->ctx, st, err))) {
+        free(cycled);
+        free(mine);
+        return st;
+    }
+    hs_rng rng;
+    hs_rng_seed_stream(&rng, f->c->seed, 0xf17e, 1);
+    double loss_sum = 0, t0 = now_seconds();
+    long correct = 0;
+    for (int step = 0; !st && step < warmup + steps; step++) {
+        if (step == warmup) {
+            memset(&f->parts, 0, sizeof f->parts);
+            t0 = now_seconds();
+        }
+        if (stopped(f)) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted measuring");
+        hs_batch *b = NULL;
+        double w0 = now_seconds();
+        if (!st) st = hs_batch_loader_next(f->train_loader, &b, err);
+        f->parts.wait += now_seconds() - w0;
+        if ((st = hs_dist_agree(f->ctx, st, err))) break;
+        st = train_step(f, b, &rng, &loss_sum, &correct, err);
+        hs_batch_loader_release(f->train_loader, b);
+    }
+    f->parts.seconds = now_seconds() - t0;
+    *out = f->parts;
+    free(cycled);
+    free(mine);
+    return st;
+}
+
+hs_status hs_finetune_time_steps(hs_finetune_job *job, int warmup, int steps,
+                                 hs_finetune_parts *out, hs_error *err) {
+    memset(out, 0, sizeof *out);
+    if (warmup < 0 || steps < 1)
+        return hs_fail(err, HS_ERR_INTERNAL, "timing %d + %d steps", warmup, steps);
+    finetune f;
+    begin(&f, job);
+    net_snapshot snap;
+    hs_status st = snapshot_take(f.net, &snap, err);
+    if ((st = hs_dist_agree(f.ctx, st, err))) return st;
+    if (!(st = open_train(&f, err))) st = open_stage(&f, err);
+    if (!(st = hs_dist_agree(f.ctx, st, err))) st = timed_steps(&f, warmup, steps, out, err);
+    close_stage(&f);
+    snapshot_restore(f.net, &snap);
+    snapshot_free(&snap);
     return st;
 }

@@ -35,6 +35,18 @@ hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *bou
  * or the block count for the head. */
 int hs_layer_depth(const hs_net *net, int layer);
 
+/* The most bytes each side's decoded images may take in memory (image_store.h); beyond it
+ * they are decoded on demand. */
+#define HS_FINETUNE_STORE_BUDGET ((size_t)4 << 30)
+
+/* Where training steps' time goes (wall seconds): waiting for the loader's next batch, the
+ * forward (frozen prefix, training forward, loss), the backward, the update (gradient sums,
+ * optimizer step, zeroing); seconds is the whole, the rest of it bookkeeping. */
+typedef struct hs_finetune_parts {
+    double seconds, wait, forward, backward, update;
+    long steps, images;
+} hs_finetune_parts;
+
 /* What stage 2 needs from the job (train.c owns all of it).
  *
  * Over several ranks (ctx, dist.h) each rank takes its slice of every global batch of
@@ -66,10 +78,20 @@ typedef struct hs_finetune_job {
     void *outputs_ctx;
     /* out */
     double images_per_second;    /* training images per second of the last epoch */
+    hs_finetune_parts parts;     /* the last epoch's training, by part */
     int train_images, val_images;
 } hs_finetune_job;
 
 hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err);
+
+/* --strategy auto's measurement of stage 2 (auto_measure.c): the stage as hs_finetune_run
+ * sets it up on job->train (a few images; job->val, dir, outputs and resume are not used),
+ * then warmup + steps training steps of --batch-size, with the loader's threads preparing the
+ * next batches (images cycled, so it is never short of work) and the optimizer's updates;
+ * out holds the last `steps`. The network is left as it was: parameters, BatchNorm
+ * statistics and counts, freeze flags and BatchNorm modes. */
+hs_status hs_finetune_time_steps(hs_finetune_job *job, int warmup, int steps,
+                                 hs_finetune_parts *out, hs_error *err);
 
 /* Saves the whole network (parameters, BatchNorm buffers and num_batches_tracked) under
  * PyTorch's keys: what torch's load_state_dict(strict=True) takes. */

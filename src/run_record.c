@@ -231,12 +231,14 @@ hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
     cJSON_AddNumberToObject(a, "usable_seconds", plan->usable_seconds);
     cJSON_AddNumberToObject(a, "finetune_epoch_overhead_seconds", in->epoch_overhead_seconds);
     cJSON_AddNumberToObject(a, "head_epoch_seconds", in->head_epoch_seconds);
+    cJSON_AddNumberToObject(a, "memory_available_bytes", in->memory_available_bytes);
     cJSON *rates = cJSON_AddArrayToObject(a, "measured");
     for (int k = 0; rates && k < in->size_count; k++) {
         cJSON *one = cJSON_CreateObject();
         cJSON_AddNumberToObject(one, "img_size", in->sizes[k]);
         cJSON_AddNumberToObject(one, "feature_images_per_second", in->feature_ips[k]);
         cJSON_AddNumberToObject(one, "finetune_images_per_second", in->finetune_ips[k]);
+        cJSON_AddNumberToObject(one, "finetune_peak_bytes", in->finetune_bytes[k]);
         cJSON_AddItemToArray(rates, one);
     }
     cJSON *choice = cJSON_AddObjectToObject(a, "choice");
@@ -249,6 +251,8 @@ hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
     cJSON *est = cJSON_AddObjectToObject(a, "estimate");
     cJSON_AddNumberToObject(est, "feature_seconds", plan->feature_seconds);
     cJSON_AddNumberToObject(est, "finetune_seconds", plan->finetune_seconds);
+    if (plan->epochs > 0)
+        cJSON_AddNumberToObject(est, "finetune_epoch_seconds", plan->finetune_seconds / plan->epochs);
     cJSON_AddNumberToObject(est, "after_plan_seconds", plan->estimate_seconds);
     cJSON *act = cJSON_AddObjectToObject(a, "actual");
     cJSON_AddNumberToObject(act, "feature_seconds", r->feature_seconds);

@@ -479,8 +479,20 @@ static hs_status plan_auto(train_state *s, double t0, hs_train_result *result, h
     }
     int boundary = 0;
     hs_status st = hs_unfreeze_boundary(s->net, c->unfreeze, &boundary, err);
-    hs_auto_measure_options o = {boundary, 32, 8, s->cb ? s->cb->progress : NULL,
-                                 s->cb ? s->cb->ctx : NULL, s->cb ? s->cb->stop : NULL};
+    /* The fine-tune is timed as it will run: this run's options, class weights and
+     * preprocessing, 3 steps of --batch-size after a warm-up one. */
+    hs_auto_measure_options o = {0};
+    o.boundary = boundary;
+    o.feature_batch = 32;
+    o.config = c;
+    o.ctx = s->ctx;
+    o.preprocess = &s->pp;
+    o.class_weights = s->class_weights;
+    o.steps = 3;
+    o.val_images = s->val.count;
+    o.progress = s->cb ? s->cb->progress : NULL;
+    o.progress_ctx = s->cb ? s->cb->ctx : NULL;
+    o.stop = s->cb ? s->cb->stop : NULL;
     if (!st) st = hs_auto_measure(s->net, &s->train, &o, in, err);
     if ((st = hs_dist_agree(s->ctx, st, err)) ||
         (st = hs_dist_broadcast(s->ctx, in, sizeof *in, 0, err)))

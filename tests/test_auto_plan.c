@@ -141,6 +141,54 @@ static void test_choices(void) {
     CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_ERR_INTERNAL);
 }
 
+/* Memory: a size whose fine-tune needs more than 90 % of what is available is never planned,
+ * the paragraph names it and the limit; unknown memory (0) plans by time alone; when no
+ * size fits, the probe. */
+static void test_memory(void) {
+    hs_auto_plan p;
+    hs_error err = {0};
+    const double gb[4] = {0.8e9, 1.2e9, 1.9e9, 3.5e9};
+    hs_auto_input in = cifar_like(86400);
+    for (int k = 0; k < 4; k++) in.finetune_bytes[k] = gb[k];
+    /* A day: 224 px by time (test_choices), but 3.5 GB > 0.9 x 3 GB: 160 px. */
+    in.memory_available_bytes = 3e9;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_OK);
+    CHECK_MSG(p.finetune && p.img_size == 160 && p.epochs == HS_AUTO_MAX_FT_EPOCHS, "%d px",
+              p.img_size);
+    CHECK_MSG(strstr(p.why, "Memory: the fine-tune would need about 3.5 GB at 224 px, over "
+                     "90 % of the 3.0 GB available, so not at that size.") &&
+                  strstr(p.why, "Its memory: about 1.9 GB of the 3.0 GB available."),
+              "%s", p.why);
+    printf("a day, 3 GB: %s\n\n", p.why);
+    /* Exactly at the margin fits (2.7 GB of 3). */
+    in.finetune_bytes[3] = 2.7e9;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_OK);
+    CHECK_MSG(p.img_size == 224 && !strstr(p.why, "Memory:"), "%d px: %s", p.img_size, p.why);
+    /* 1.5 GB: only 96 and 128 px fit (1.35 GB). */
+    in.finetune_bytes[3] = 3.5e9;
+    in.memory_available_bytes = 1.5e9;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_OK);
+    CHECK_MSG(p.finetune && p.img_size == 128, "%d px", p.img_size);
+    CHECK_MSG(strstr(p.why, "about 3.5 GB at 224 px and 1.9 GB at 160 px, over 90 % of the 1.5 "
+                     "GB available, so not at those sizes"), "%s", p.why);
+    /* Unknown memory: by time alone, as before. */
+    in.memory_available_bytes = 0;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_OK);
+    CHECK(p.finetune && p.img_size == 224 && !strstr(p.why, "memory"));
+    /* Nothing fits: the probe (its features are not what runs out). */
+    in.memory_available_bytes = 0.5e9;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_OK);
+    CHECK_MSG(!p.finetune && p.img_size == 224, "%d %d px", p.finetune, p.img_size);
+    /* A size not timed (memory extrapolated, finetune_ips 0) says so among the rates. */
+    in = cifar_like(86400);
+    in.finetune_ips[3] = 0;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_OK);
+    CHECK(p.img_size == 160 && strstr(p.why, "not timed at 224 px"));
+    /* A negative figure is a caller's bug. */
+    in.finetune_bytes[1] = -1;
+    CHECK(hs_auto_plan_make(&in, 10, &p, &err) == HS_ERR_INTERNAL);
+}
+
 /* Over budgets from a minute to a week and rates over three orders of magnitude, the
  * estimate (recomputed here from the choice) stays within the usable time, which stays
  * within the budget; larger budgets never give a smaller image or fewer epochs at the same
@@ -154,7 +202,11 @@ static void test_never_over_budget(void) {
             for (int k = 0; k < in.size_count; k++) {
                 in.feature_ips[k] *= scale;
                 in.finetune_ips[k] *= scale;
+                in.finetune_bytes[k] = 1e9 * in.sizes[k] * in.sizes[k] / (128.0 * 128.0);
             }
+            /* every other scale: 2 GB, so 224 px (3.1 GB) never fine-tunes */
+            int limited = ((int)(log(scale / 0.1) / log(3.1) + 0.5)) % 2;
+            in.memory_available_bytes = limited ? 2e9 : 0;
             hs_auto_plan p;
             hs_error err = {0};
             hs_status st = hs_auto_plan_make(&in, 10, &p, &err);
@@ -171,6 +223,8 @@ static void test_never_over_budget(void) {
             CHECK_MSG(t <= p.usable_seconds + 1e-9 && p.usable_seconds <= budget,
                       "budget %g: estimate %g, usable %g", budget, t, p.usable_seconds);
             CHECK_MSG(p.finetune >= last_ft, "budget %g: back to the probe", budget);
+            CHECK_MSG(!(limited && p.finetune && p.img_size == 224), "budget %g: 224 px over "
+                      "the memory", budget);
             if (p.finetune == last_ft && p.img_size == last_size)
                 CHECK_MSG(p.epochs >= last_epochs, "budget %g: fewer epochs", budget);
             if (p.finetune && p.epochs >= HS_AUTO_GOOD_FT_EPOCHS && last_ft &&
@@ -241,6 +295,11 @@ static void test_cli(void) {
     const cJSON *m0 = cJSON_GetArrayItem(measured, 0);
     CHECK(number(m0, "img_size", NULL) == 32 && number(m0, "feature_images_per_second", NULL) > 0 &&
           number(m0, "finetune_images_per_second", NULL) > 0);
+    /* Memory, on Linux: what is available and the fine-tune's peak (its tape, optimizer and
+     * loader at 32 px: more than a megabyte, less than what is available). */
+    double avail = number(a, "memory_available_bytes", NULL);
+    double peak = number(m0, "finetune_peak_bytes", NULL);
+    CHECK_MSG(avail > 0 && peak > 1e6 && peak < avail, "available %g, peak %g", avail, peak);
     double estimate = number(a, "estimate", "after_plan_seconds");
     double usable = number(a, "usable_seconds", NULL);
     CHECK_MSG(estimate > 0 && estimate <= usable && usable <= 600, "estimate %g, usable %g",
@@ -277,6 +336,7 @@ static void test_cli(void) {
 
 int main(void) {
     test_choices();
+    test_memory();
     test_never_over_budget();
     test_require_lite0_weights();
     test_cli();

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "check.h"
+#include "dataset.h"
 #include "fileutil.h"
 #include "finetune.h"
 #include "net.h"
@@ -336,9 +337,63 @@ static void test_blocks(void) {
     hs_net_free(net);
 }
 
+/* --strategy auto's timing of the stage (hs_finetune_time_steps): the steps it says it took
+ * (of --batch-size images, the warm-up left out), their parts within the whole, and the
+ * network exactly as it was afterwards, although the steps train every layer with AdamW and
+ * BatchNorm in training mode, which moves the parameters, the running statistics and their
+ * batch counts (test_unfreeze_and_bn shows the same options moving them in a run). */
+static void test_time_steps(void) {
+    hs_train_config c;
+    tiny_config(&c, ROOT "/never");
+    c.optimizer = "adamw";
+    c.bn = "train";
+    hs_dataset train, val;
+    hs_dataset_options dopt = {c.val_fraction, c.seed, 0, 0};
+    hs_error err = {0};
+    CHECK(hs_dataset_open(DATA, &dopt, &train, &val, &err) == HS_OK);
+    hs_net *net = start_network(&c);
+    size_t pbytes = (size_t)net->param_floats * sizeof(float);
+    size_t bbytes = (size_t)net->buffer_floats * sizeof(float);
+    float *params = malloc(pbytes), *buffers = malloc(bbytes);
+    memcpy(params, net->params, pbytes);
+    memcpy(buffers, net->buffers, bbytes);
+    int64_t tracked = 0;
+    int bn_layer = -1;
+    for (int i = 0; i < net->count && bn_layer < 0; i++)
+        if (net->layers[i].kind == HS_LAYER_BATCHNORM) bn_layer = i;
+    tracked = net->layers[bn_layer].bn_batches_tracked;
+    hs_train_callbacks quiet = {0};
+    hs_finetune_job job = {0};
+    job.config = &c;
+    job.cb = &quiet;
+    job.train = &train;
+    job.net = net;
+    job.img_size = 32;
+    job.boundary = 0;
+    hs_finetune_parts p;
+    CHECK_MSG(hs_finetune_time_steps(&job, 1, 2, &p, &err) == HS_OK, "%s", err.message);
+    CHECK_MSG(p.steps == 2 && p.images == 2 * c.batch_size, "%ld steps, %ld images", p.steps,
+              p.images);
+    double parts = p.wait + p.forward + p.backward + p.update;
+    CHECK_MSG(p.seconds > 0 && p.forward > 0 && p.backward > 0 && p.update > 0 &&
+                  parts <= p.seconds * (1 + 1e-9),
+              "%g s: wait %g, forward %g, backward %g, update %g", p.seconds, p.wait,
+              p.forward, p.backward, p.update);
+    CHECK(memcmp(params, net->params, pbytes) == 0);
+    CHECK(memcmp(buffers, net->buffers, bbytes) == 0);
+    CHECK(net->layers[bn_layer].bn_batches_tracked == tracked);
+    for (int i = 0; i < net->count; i++) CHECK(!net->layers[i].frozen);
+    free(params);
+    free(buffers);
+    hs_net_free(net);
+    hs_dataset_free(&train);
+    hs_dataset_free(&val);
+}
+
 int main(void) {
     test_require_lite0_weights();
     make_data();
+    test_time_steps();
     test_blocks();
     test_bad_flags();
     test_unfreeze_and_bn();
