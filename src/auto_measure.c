@@ -239,6 +239,9 @@ hs_status hs_auto_measure(hs_net *net, const hs_dataset *train,
     free(ok);
     if (!st && good == 0) st = hs_fail(err, HS_ERR_IMAGE, "no readable training image");
     m.n = good;
+    /* The fine-tune decodes both sides once more, into memory, at the same rate. */
+    in->finetune_setup_seconds =
+        m.n > 0 ? m.decode_seconds / m.n * ((double)train->count + o->val_images) : 0;
     for (int k = 0; !st && k < in->size_count; k++) {
         if (o->stop && *o->stop) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted measuring");
         if (!st) st = feature_rate(&m, in->sizes[k], &in->feature_ips[k], err);

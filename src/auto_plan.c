@@ -37,7 +37,7 @@ static int fits_memory(const hs_auto_input *in, int k) {
  * over the memory). */
 static int epochs_at(const hs_auto_input *in, int k, double usable) {
     if (!(in->finetune_ips[k] > 0) || !fits_memory(in, k)) return 0;
-    double left = usable - probe_cost(in, k, in->probe_epochs);
+    double left = usable - probe_cost(in, k, in->probe_epochs) - in->finetune_setup_seconds;
     if (left <= 0) return 0;
     double e = floor(left / epoch_cost(in, k));
     return e > cap(in) ? cap(in) : (int)e;
@@ -59,7 +59,8 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
     memset(out, 0, sizeof *out);
     if (in->size_count < 1 || in->size_count > HS_AUTO_MAX_SIZES || in->train_images < 1 ||
         in->val_images < 0 || !(in->budget_seconds > 0) || !(in->head_epoch_seconds >= 0) ||
-        !(in->epoch_overhead_seconds >= 0) || in->probe_epochs < 0 || probe_only_epochs < 1 ||
+        !(in->epoch_overhead_seconds >= 0) || !(in->finetune_setup_seconds >= 0) ||
+        in->probe_epochs < 0 || probe_only_epochs < 1 ||
         in->max_finetune_epochs < 0)
         return hs_fail(err, HS_ERR_INTERNAL, "auto plan: %d sizes, %d/%d images, budget %g",
                        in->size_count, in->train_images, in->val_images, in->budget_seconds);
@@ -127,11 +128,12 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
         out->probe_epochs = in->probe_epochs;
         out->epochs = ft_epochs;
         out->feature_seconds = probe_cost(in, ft, in->probe_epochs);
-        out->finetune_seconds = ft_epochs * epoch_cost(in, ft);
+        out->finetune_seconds = in->finetune_setup_seconds + ft_epochs * epoch_cost(in, ft);
         append(why, size, "At %d px the probe stage (features and %d head epochs) takes about "
-               "%.0f s and each fine-tune epoch %.0f s (%.1f s of it checkpoint and plots), so "
-               "%d epochs fit: probe then fine-tune, %d px, %d probe + %d fine-tune epochs, "
-               "estimated %.0f s.", out->img_size, in->probe_epochs, out->feature_seconds,
+               "%.0f s, decoding the images for the fine-tune %.0f s and each fine-tune epoch "
+               "%.0f s (%.1f s of it checkpoint and plots), so %d epochs fit: probe then "
+               "fine-tune, %d px, %d probe + %d fine-tune epochs, estimated %.0f s.",
+               out->img_size, in->probe_epochs, out->feature_seconds, in->finetune_setup_seconds,
                epoch_cost(in, ft), in->epoch_overhead_seconds, ft_epochs, out->img_size,
                out->probe_epochs, ft_epochs, out->feature_seconds + out->finetune_seconds);
         if (in->memory_available_bytes > 0)

@@ -10,6 +10,7 @@
  *                 + val / feature_ips(s)                its validation (inference, the rate of
  *                                                       the feature pass)
  *                 + epoch_overhead_seconds              its checkpoint, best model, plots
+ *   ft_setup      = finetune_setup_seconds once         decoding both sides into memory
  * and the usable time is (budget - spent) x HS_AUTO_MARGIN, leaving room for what the model
  * leaves out (decoding the images once, checkpoints, plots).
  *
@@ -42,6 +43,7 @@ typedef struct hs_auto_input {
     int max_finetune_epochs;    /* the most fine-tune epochs to plan (0: HS_AUTO_MAX_FT_EPOCHS) */
     double head_epoch_seconds;  /* one head epoch on cached features, with its outputs */
     double epoch_overhead_seconds; /* a fine-tune epoch's checkpoint, best model and plots */
+    double finetune_setup_seconds; /* once per fine-tune: decoding both sides' images */
     int size_count;             /* candidate image sizes, ascending */
     int sizes[HS_AUTO_MAX_SIZES];
     double feature_ips[HS_AUTO_MAX_SIZES];  /* measured: frozen feature pass, images/s */

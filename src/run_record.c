@@ -230,6 +230,7 @@ hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
     cJSON_AddNumberToObject(a, "spent_before_plan_seconds", in->spent_seconds);
     cJSON_AddNumberToObject(a, "usable_seconds", plan->usable_seconds);
     cJSON_AddNumberToObject(a, "finetune_epoch_overhead_seconds", in->epoch_overhead_seconds);
+    cJSON_AddNumberToObject(a, "finetune_setup_seconds", in->finetune_setup_seconds);
     cJSON_AddNumberToObject(a, "head_epoch_seconds", in->head_epoch_seconds);
     cJSON_AddNumberToObject(a, "memory_available_bytes", in->memory_available_bytes);
     cJSON *rates = cJSON_AddArrayToObject(a, "measured");

@@ -30,6 +30,7 @@ static hs_auto_input cifar_like(double budget) {
     in.probe_epochs = 5;
     in.head_epoch_seconds = 0.25;
     in.epoch_overhead_seconds = 1.5;
+    in.finetune_setup_seconds = 0.5;
     const int sizes[] = {96, 128, 160, 224};
     for (int k = 0; k < 4; k++) {
         double pixels = (double)sizes[k] * sizes[k] / (224.0 * 224.0);
@@ -49,7 +50,7 @@ static double recomputed(const hs_auto_input *in, const hs_auto_plan *p) {
     double all = in->train_images + in->val_images;
     double t = all / in->feature_ips[k] + p->probe_epochs * in->head_epoch_seconds;
     if (p->finetune)
-        t += p->epochs * (in->train_images / in->finetune_ips[k] +
+        t += in->finetune_setup_seconds + p->epochs * (in->train_images / in->finetune_ips[k] +
                           in->val_images / in->feature_ips[k] + in->epoch_overhead_seconds);
     return t;
 }
