@@ -205,6 +205,7 @@ static hs_status finetune_rate(measure *m, const hs_dataset *train, int k, hs_au
     if (st) return st;
     double peak = rss_peak();
     in->finetune_ips[k] = parts.seconds > 0 ? (double)parts.steps * B / parts.seconds : 0;
+    in->finetune_cpu_ms[k] = parts.images > 0 ? 1e3 * parts.cpu_seconds / parts.images : 0;
     in->finetune_bytes[k] = (rss_start >= 0 && peak > rss_start ? peak - rss_start : 0) + held;
     return HS_OK;
 }

@@ -53,6 +53,8 @@ typedef struct hs_auto_input {
                                              * memory check) */
     double finetune_bytes[HS_AUTO_MAX_SIZES]; /* the fine-tune's estimated peak at each size
                                                * (measured, or extrapolated where not timed) */
+    double finetune_cpu_ms[HS_AUTO_MAX_SIZES]; /* for the record: the timed steps' process CPU
+                                                * ms an image (0: not timed); not planned on */
 } hs_auto_input;
 
 typedef struct hs_auto_plan {

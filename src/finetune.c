@@ -31,6 +31,12 @@ static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* Any kind that lists tensors (conv, linear, the norms, layer scale). */
 static int has_params(const hs_layer *l) { return hs_layer_ops_of(l->kind)->params != NULL; }
 
@@ -467,7 +473,7 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
     if ((st = hs_dist_agree(f->ctx, st, err))) return st;
     hs_rng rng;
     hs_rng_seed_stream(&rng, c->seed, 0xf17e, (uint64_t)epoch);
-    double loss_sum = 0, t0 = now_seconds();
+    double loss_sum = 0, t0 = now_seconds(), c0 = cpu_seconds();
     long correct = 0, seen = 0;
     f->allreduce_wait = 0;
     f->allreduce_steps = f->allreduce_early = 0;
@@ -513,6 +519,7 @@ static hs_status train_epoch(finetune *f, int epoch, hs_epoch_metrics *m, hs_err
              seconds, 100.0 * f->allreduce_wait / (seconds > 0 ? seconds : 1));
     f->job->images_per_second = seen / (seconds > 0 ? seconds : 1);
     f->parts.seconds = seconds;
+    f->parts.cpu_seconds = cpu_seconds() - c0;
     f->job->parts = f->parts;
     m->train_loss = seen ? loss_sum / seen : 0;
     m->train_acc = seen ? 100.0 * correct / seen : 0;
@@ -579,10 +586,12 @@ static double best_val(const hs_epoch_metrics *h, int n, int skip_last) {
 static void note_epoch_parts(const finetune *f, int epoch, double validation, double writes) {
     const hs_finetune_parts *p = &f->parts;
     double other = p->seconds - p->wait - p->forward - p->backward - p->update;
-    note(f, "epoch %d: training %.1f s (%.1f images/s: waiting for images %.1f s, forward %.1f, "
-         "backward %.1f, update %.1f, other %.1f), validation %.1f s, checkpoint and outputs "
-         "%.1f s", epoch, p->seconds, p->images / (p->seconds > 0 ? p->seconds : 1), p->wait,
-         p->forward, p->backward, p->update, other, validation, writes);
+    note(f, "epoch %d: training %.1f s (%.1f images/s, %.2f CPU ms an image: waiting for images "
+         "%.1f s, forward %.1f, backward %.1f, update %.1f, other %.1f), validation %.1f s, "
+         "checkpoint and outputs %.1f s", epoch, p->seconds,
+         p->images / (p->seconds > 0 ? p->seconds : 1),
+         1e3 * p->cpu_seconds / (p->images > 0 ? p->images : 1), p->wait, p->forward,
+         p->backward, p->update, other, validation, writes);
 }
 
 static hs_status run_epochs(finetune *f, hs_error *err) {
@@ -760,12 +769,13 @@ static hs_status timed_steps(finetune *f, int warmup, int steps, hs_finetune_par
     }
     hs_rng rng;
     hs_rng_seed_stream(&rng, f->c->seed, 0xf17e, 1);
-    double loss_sum = 0, t0 = now_seconds();
+    double loss_sum = 0, t0 = now_seconds(), c0 = cpu_seconds();
     long correct = 0;
     for (int step = 0; !st && step < warmup + steps; step++) {
         if (step == warmup) {
             memset(&f->parts, 0, sizeof f->parts);
             t0 = now_seconds();
+            c0 = cpu_seconds();
         }
         if (stopped(f)) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted measuring");
         hs_batch *b = NULL;
@@ -777,6 +787,7 @@ static hs_status timed_steps(finetune *f, int warmup, int steps, hs_finetune_par
         hs_batch_loader_release(f->train_loader, b);
     }
     f->parts.seconds = now_seconds() - t0;
+    f->parts.cpu_seconds = cpu_seconds() - c0;
     *out = f->parts;
     free(cycled);
     free(mine);

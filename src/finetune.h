@@ -44,6 +44,8 @@ int hs_layer_depth(const hs_net *net, int layer);
  * optimizer step, zeroing); seconds is the whole, the rest of it bookkeeping. */
 typedef struct hs_finetune_parts {
     double seconds, wait, forward, backward, update;
+    double cpu_seconds; /* the process's CPU time over the same span (all its threads): what
+                         * a loaded machine leaves comparable */
     long steps, images;
 } hs_finetune_parts;
 

@@ -240,6 +240,7 @@ hs_status hs_run_record_write_auto(const char *dir, const hs_auto_input *in,
         cJSON_AddNumberToObject(one, "feature_images_per_second", in->feature_ips[k]);
         cJSON_AddNumberToObject(one, "finetune_images_per_second", in->finetune_ips[k]);
         cJSON_AddNumberToObject(one, "finetune_peak_bytes", in->finetune_bytes[k]);
+        cJSON_AddNumberToObject(one, "finetune_cpu_ms_per_image", in->finetune_cpu_ms[k]);
         cJSON_AddItemToArray(rates, one);
     }
     cJSON *choice = cJSON_AddObjectToObject(a, "choice");
