@@ -165,9 +165,14 @@ static int port_out(port *p) {
     return execute(p->reorder, 2, args);
 }
 
+static void typed_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
+                     dnnl_data_type_t type, dnnl_format_tag_t tag) {
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, type, tag);
+}
+
 static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
                      dnnl_format_tag_t tag) {
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
+    typed_md(md, ndims, dims, dnnl_f32, tag);
 }
 
 /* oneDNN's tag for a 4-D activation layout. */
@@ -186,6 +191,7 @@ struct hs_conv_grad_plan {
     hs_conv2d_shape s;
     int n, h, w, oh, ow;
     hs_layout src_layout, dst_layout; /* of x and dx, of y and dy */
+    int bf16;                      /* products in bfloat16 (hs_conv_grad_plan_create_prec) */
     char impl[160];
     dnnl_primitive_t fwd;          /* forward training with the current weights; NULL: im2col */
     port f_x, f_w, f_y;            /* forward: src in, weights in, dst out */
@@ -392,14 +398,21 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_dims_t dilates = {s->dilation_h - 1, s->dilation_w - 1}; /* oneDNN: 0 = none */
     dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
 
+    /* bf16: what the kernels read (src, weights, diff_dst) is bfloat16, what they write
+     * (dst, diff_src, diff_weights, diff_bias) float32, so only the inputs are converted */
+    const dnnl_data_type_t in_type = p->bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t src_user, dst_user, w_user, src_any, dst_any, w_any, b_md;
+    dnnl_memory_desc_t src_out_any, dst_in_any, dw_any;
     plain_md(&src_user, 4, src_dims, act_tag(p->src_layout));
     plain_md(&dst_user, 4, dst_dims, act_tag(p->dst_layout));
     plain_md(&w_user, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw);
-    plain_md(&src_any, 4, src_dims, dnnl_format_tag_any);
+    typed_md(&src_any, 4, src_dims, in_type, dnnl_format_tag_any);
     plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any);
-    plain_md(&w_any, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any);
+    typed_md(&w_any, w_ndims, g > 1 ? w5_dims : w4_dims, in_type, dnnl_format_tag_any);
     plain_md(&b_md, 1, b_dims, dnnl_x);
+    plain_md(&src_out_any, 4, src_dims, dnnl_format_tag_any);             /* diff_src */
+    typed_md(&dst_in_any, 4, dst_dims, in_type, dnnl_format_tag_any);     /* diff_dst */
+    plain_md(&dw_any, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any); /* diff_w */
 
     dnnl_convolution_desc_t fd, bd, wd;
     dnnl_primitive_desc_t hint = NULL, data_pd = NULL, weights_pd = NULL;
@@ -434,15 +447,16 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
             p->f_b = NULL;
         }
     }
-    if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src_any,
-                                                         &w_any, &dst_any, strides, dilates,
-                                                         pad_l, pad_r) != dnnl_success ||
+    if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct,
+                                                         &src_out_any, &w_any, &dst_in_any,
+                                                         strides, dilates, pad_l,
+                                                         pad_r) != dnnl_success ||
         dnnl_primitive_desc_create(&data_pd, &bd, attr, grad_engine, hint) != dnnl_success)
         data_pd = NULL;
     if (dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
-                                                            &src_any, &w_any, &b_md, &dst_any,
-                                                            strides, dilates, pad_l,
-                                                            pad_r) != dnnl_success ||
+                                                            &src_any, &dw_any, &b_md,
+                                                            &dst_in_any, strides, dilates,
+                                                            pad_l, pad_r) != dnnl_success ||
         dnnl_primitive_desc_create(&weights_pd, &wd, attr, grad_engine, hint) != dnnl_success)
         weights_pd = NULL;
 
@@ -514,10 +528,22 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_primitive_attr_destroy(attr);
 }
 
+/* Whether a bf16 plan has every primitive (its fallbacks are float32 kernels). */
+static int conv_grad_complete(const hs_conv_grad_plan *p) {
+    return p->fwd && p->bwd_data && (p->bwd_weights || p->dw_direct);
+}
+
 hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
                                             hs_layout src_layout, hs_layout dst_layout) {
+    return hs_conv_grad_plan_create_prec(s, n, h, w, src_layout, dst_layout, 0);
+}
+
+hs_conv_grad_plan *hs_conv_grad_plan_create_prec(const hs_conv2d_shape *s, int n, int h, int w,
+                                                 hs_layout src_layout, hs_layout dst_layout,
+                                                 int bf16) {
     hs_conv_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->bf16 = bf16 && !is_depthwise(s); /* depthwise stays float32: see ops_grad.h */
     p->s = *s;
     p->n = n;
     p->h = h;
@@ -540,6 +566,16 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
         return NULL;
     }
     conv_grad_create_dnnl(p);
+    if (p->bf16 && !conv_grad_complete(p)) { /* no bf16 kernels here: a float32 plan */
+        conv_grad_destroy_dnnl(p);
+        free(p->dw_acc);
+        free(p->db_acc);
+        p->dw_acc = p->db_acc = NULL;
+        p->share_dy = 0;
+        p->dw_direct = is_depthwise(s);
+        p->bf16 = 0;
+        conv_grad_create_dnnl(p);
+    }
     /* the reference kernels are NCHW only; the direct depthwise loops take NCHW, nChw8c and
      * nChw16c (the same layout for x and dy) */
     if (!p->bwd_weights && p->dw_direct && dst_layout != HS_LAYOUT_NCHW &&
@@ -642,6 +678,8 @@ int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape 
     return p && p->n == n && p->h == h && p->w == w && p->src_layout == src_layout &&
            p->dst_layout == dst_layout && memcmp(&p->s, s, sizeof *s) == 0;
 }
+
+int hs_conv_grad_plan_bf16(const hs_conv_grad_plan *p) { return p->bf16; }
 
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
     return p->fwd != NULL && p->bwd_data != NULL && (p->bwd_weights != NULL || p->dw_direct);
