@@ -61,8 +61,10 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
  * buffers the plan owns (with the reorder into the kernel's layout the plan runs anyway),
  * products are taken in bf16 and summed in float32, y, dx, dweight and dbias are written in
  * float32; the weights are read (and converted) on every run, so the caller's float32 master
- * weights are what the optimiser updates. Depthwise convolutions stay float32: they are
- * memory-bound, so bf16 would only add the conversions (measured: README "Fine-tuning").
+ * weights are what the optimiser updates. Depthwise convolutions stay float32: in bf16
+ * too they took 1.3-1.5x less CPU time a Lite0 step on a loaded machine, but doubled the
+ * step's loss error (1.2e-2 against 5.4e-3 on tests/test_engine_fast.c's step), so that
+ * waits for the accuracy measurement it needs.
  * Where oneDNN has no bf16 kernels (below AVX-512) the plan is float32, as
  * hs_conv_grad_plan_bf16 reports. bf16 = 0 is hs_conv_grad_plan_create. */
 hs_conv_grad_plan *hs_conv_grad_plan_create_prec(const hs_conv2d_shape *s, int n, int h, int w,

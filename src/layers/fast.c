@@ -26,7 +26,11 @@
  * Precision: oneDNN accumulates in float32 where the reference accumulates in double. With
  * batch-statistics BatchNorm over tiny maps (2 x 2 x 2 values a channel) that rounding is
  * amplified to ~1 % in deep gradients; on well-conditioned batches (>= 8 images, maps >= 4 x
- * 4) a whole step agrees with the reference to ~1e-4 (tests/test_engine_fast.c). */
+ * 4) a whole step agrees with the reference to ~1e-4 (tests/test_engine_fast.c).
+ *
+ * Mixed precision (hs_tape.bf16, args->bf16): the convolutions' plans run in bfloat16
+ * (hs_conv_grad_plan_create_prec: float32 arrays at their edges, depthwise float32); every
+ * other pass, the activations between layers and the parameters stay float32. */
 #include <math.h>
 #include <stdlib.h>
 
