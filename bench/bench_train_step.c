@@ -3,6 +3,11 @@
  * parameter, fast backend vs reference backend.
  *
  *   bench_train_step [batch=32] [size=128] [threads=2] [steps=3] [reference_batch=2]
+ *                    [precision=f32|bf16]
+ *
+ * precision bf16: the fast backend's mixed-precision step (hs_tape.bf16: convolutions in
+ * bfloat16, float32 master weights; refused where oneDNN has no bf16 convolutions, as the
+ * CLI's --precision bf16). The reference is float32 either way.
  *
  * The reference runs one step on reference_batch images and is extrapolated linearly to the
  * batch (its kernels are per-image loops). Prints images/s, ms per step split into forward
@@ -80,7 +85,8 @@ static void report_kinds(const hs_net *net, const hs_tape *t, const double *seco
                    1e3 * bwd[kind], 100 * (fwd[kind] + bwd[kind]) / all);
 }
 
-static int run(hs_net *net, hs_backend backend, int batch, int size, int steps, timing *out) {
+static int run(hs_net *net, hs_backend backend, int batch, int size, int steps, int bf16,
+               timing *out) {
     hs_context ctx;
     hs_context_init(&ctx);
     ctx.backend = backend;
@@ -109,6 +115,7 @@ static int run(hs_net *net, hs_backend backend, int batch, int size, int steps, 
             return 1;
         }
     free(refs);
+    t.bf16 = bf16 && backend == HS_BACKEND_CPU;
     size_t in_count = (size_t)batch * 3 * size * size;
     float *x = malloc(in_count * sizeof(float));
     int *labels = malloc((size_t)batch * sizeof(int));
@@ -173,9 +180,17 @@ int main(int argc, char **argv) {
     int threads = argc > 3 ? atoi(argv[3]) : 2;
     int steps = argc > 4 ? atoi(argv[4]) : 3;
     int ref_batch = argc > 5 ? atoi(argv[5]) : 2;
-    if (batch < 1 || size < 32 || threads < 1 || steps < 0 || ref_batch < 0) {
+    const char *precision = argc > 6 ? argv[6] : "f32";
+    int bf16 = strcmp(precision, "bf16") == 0;
+    if (batch < 1 || size < 32 || threads < 1 || steps < 0 || ref_batch < 0 ||
+        (!bf16 && strcmp(precision, "f32") != 0)) {
         fprintf(stderr, "usage: bench_train_step [batch] [size] [threads] [steps] "
-                        "[reference_batch]\n");
+                        "[reference_batch] [f32|bf16]\n");
+        return 2;
+    }
+    if (bf16 && hs_dnnl_bf16_support() == 0) {
+        fprintf(stderr, "bench_train_step: bf16 needs a CPU with AVX-512 (oneDNN has no "
+                        "bfloat16 convolutions below it)\n");
         return 2;
     }
     omp_set_num_threads(threads);
@@ -189,15 +204,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("Lite0 training step, %d x 3 x %d x %d, %d threads, all layers trainable, "
-           "BatchNorm train, AdamW\n", batch, size, size, threads);
+           "BatchNorm train, AdamW, %s\n", batch, size, size, threads,
+           bf16 ? "bf16 convolutions (float32 master weights)" : "float32");
     timing fast, ref;
     if (steps > 0) {
-        if (run(&net, HS_BACKEND_CPU, batch, size, steps, &fast)) return 1;
-        report("fast", &fast, batch, batch);
+        if (run(&net, HS_BACKEND_CPU, batch, size, steps, bf16, &fast)) return 1;
+        report(bf16 ? "fast bf16" : "fast", &fast, batch, batch);
         printf("peak RSS after fast: %ld MiB\n", peak_rss_mib());
     }
     if (ref_batch > 0) {
-        if (run(&net, HS_BACKEND_REFERENCE, ref_batch, size, 1, &ref)) return 1;
+        if (run(&net, HS_BACKEND_REFERENCE, ref_batch, size, 1, 0, &ref)) return 1;
         report("reference", &ref, ref_batch, batch);
         if (steps > 0)
             printf("fast / reference: %.1fx\n",

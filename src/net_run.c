@@ -515,7 +515,7 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
     if ((st = convert(r, in, HS_LAYOUT_NCHW, err))) return st;
     if (l->kind == HS_LAYER_FLATTEN) return HS_OK; /* NCHW is already flat: no copy */
     y = r->buf[r->current];
-    hs_forward_args a = {r->x, in, y, out, n, 0, NULL, NULL, NULL, NULL, {0, 0, 0}, NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+    hs_forward_args a = {r->x, in, y, out, n, 0, NULL, NULL, NULL, NULL, {0, 0, 0}, NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     if (step->edge_slot >= 0) { /* the layer's own forward reads its second input in NCHW */
         hs_act_shape e = r->edge_shape;
         if ((st = slot_to(r, step->edge_slot, e, HS_LAYOUT_NCHW, 0, err))) return st;

@@ -171,6 +171,7 @@ hs_status hs_tape_init(hs_tape *t, hs_net *net, int first, int last, int max_bat
     t->last = last;
     t->max_batch = max_batch;
     t->input_grad = input_grad;
+    t->bf16 = net->bf16 && backend_of(net) == HS_BACKEND_CPU;
     size_t span = (size_t)(last - first);
     t->shapes = calloc(span + 1, sizeof *t->shapes);
     t->layouts = calloc(span + 1, sizeof *t->layouts);
@@ -267,7 +268,7 @@ hs_status hs_tape_forward_samples(hs_tape *t, const float *input, int n, int tra
         hs_forward_args a = {t->acts[in], t->shapes[in], t->acts[k + 1], t->shapes[k + 1], n,
                              training, t->saved[k], t->masks[k], rng, NULL, {0, 0, 0},
                              samples, t->first + k, t->layouts[in],
-                             t->layouts[k + 1]};
+                             t->layouts[k + 1], t->bf16};
         if (hs_layer_ops_of(l->kind)->check_edge) {
             int f = hs_range_slot(l->from, t->first);
             a.other = t->acts[f];
@@ -328,7 +329,7 @@ hs_status hs_tape_backward(hs_tape *t, hs_error *err) {
         int in = hs_range_slot(l->input, t->first);
         hs_backward_args a = {t->acts[in], t->shapes[in], t->acts[out], t->shapes[out], n,
                               dy, NULL, !l->frozen, t->saved[k], t->masks[k], NULL,
-                              {0, 0, 0}, NULL, t->layouts[in], t->layouts[out]};
+                              {0, 0, 0}, NULL, t->layouts[in], t->layouts[out], t->bf16};
         if (ops->check_edge) {
             /* Before dx's target: when both inputs are one activation, dx then goes to
              * scratch and is added. */

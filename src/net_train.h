@@ -43,6 +43,11 @@ typedef struct hs_tape {
     int first, last, max_batch;
     int input_grad;        /* backward runs down to the range's input and writes its
                             * gradient (no freeze boundary) */
+    int bf16;              /* mixed precision (fast backend): convolutions in bfloat16 with
+                            * float32 master weights, float32 activations between layers,
+                            * BatchNorm, loss and optimiser (hs_conv_grad_plan_create_prec);
+                            * hs_tape_init sets it from the net's bf16 (the CLI's
+                            * --precision), a caller may change it before the first forward */
     hs_act_shape *shapes;  /* shapes[k]: activation k, the input of layer first + k */
     hs_layout *layouts;    /* layouts[k]: of acts[k] and grads[k] */
     float **acts;          /* acts[k]: max_batch x shapes[k] (acts[last - first]: output) */

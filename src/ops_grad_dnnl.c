@@ -115,19 +115,71 @@ typedef struct port {
     dnnl_memory_t inner;       /* what the primitive reads or writes: `user` or `buf` */
     dnnl_primitive_t reorder;  /* user -> inner (inputs) or inner -> user (outputs), or NULL */
     void *buf;
+    int slot;                  /* >= 0: inner lives in that slot of the shared arena below */
 } port;
 
-static int port_init(port *p, const dnnl_memory_desc_t *user_md,
-                     const dnnl_memory_desc_t *inner_md, int is_input) {
+/* ---- the shared arena of bf16 plans' converted activations --------------------------------
+ * A bf16 convolution plan converts x and dy on every run into bf16 buffers that live only
+ * during that run (the tape runs one layer at a time): per-plan buffers would add half of
+ * every convolution's input and output to the tape's memory, so the plans share two slots,
+ * one for a dy (SLOT_DY) and one for an x (SLOT_X), sized for the largest plan. A run points
+ * its ports at the slots before converting. Plans are made, run and freed by one thread at a
+ * time (the tape's); the arena is freed with the last plan that uses it. */
+enum { SLOT_DY = 0, SLOT_X = 1, SLOT_COUNT = 2 };
+static struct {
+    char *base;
+    size_t slot_bytes[SLOT_COUNT];
+    int users;
+} arena;
+
+/* Grows the arena so that `slot` holds `bytes` (contents are not kept: nothing lives in it
+ * between runs). */
+static int arena_reserve(int slot, size_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    if (arena.base && arena.slot_bytes[slot] >= bytes) return 1;
+    size_t sizes[SLOT_COUNT];
+    memcpy(sizes, arena.slot_bytes, sizeof sizes);
+    if (sizes[slot] < bytes) sizes[slot] = bytes;
+    char *base = aligned_bytes(sizes[0] + sizes[1]);
+    if (!base) return 0;
+    free(arena.base);
+    arena.base = base;
+    memcpy(arena.slot_bytes, sizes, sizeof sizes);
+    return 1;
+}
+
+static void *arena_slot(int slot) {
+    return arena.base + (slot == SLOT_X ? arena.slot_bytes[SLOT_DY] : 0);
+}
+
+static void arena_release(void) {
+    if (--arena.users > 0) return;
+    free(arena.base);
+    memset(&arena, 0, sizeof arena);
+}
+
+/* slot < 0: the port owns its buffer; else the buffer is that arena slot (inputs only). */
+static int port_init_in(port *p, const dnnl_memory_desc_t *user_md,
+                        const dnnl_memory_desc_t *inner_md, int is_input, int slot) {
+    p->slot = -1;
     if (dnnl_memory_create(&p->user, user_md, grad_engine, DNNL_MEMORY_NONE) != dnnl_success)
         return 0;
     if (dnnl_memory_desc_equal(user_md, inner_md)) {
         p->inner = p->user;
         return 1;
     }
-    p->buf = aligned_bytes(dnnl_memory_desc_get_size(inner_md));
-    if (!p->buf || dnnl_memory_create(&p->inner, inner_md, grad_engine, p->buf) != dnnl_success)
-        return 0;
+    if (slot >= 0 && is_input) {
+        if (!arena_reserve(slot, dnnl_memory_desc_get_size(inner_md)) ||
+            dnnl_memory_create(&p->inner, inner_md, grad_engine, DNNL_MEMORY_NONE) !=
+                dnnl_success)
+            return 0;
+        p->slot = slot;
+    } else {
+        p->buf = aligned_bytes(dnnl_memory_desc_get_size(inner_md));
+        if (!p->buf ||
+            dnnl_memory_create(&p->inner, inner_md, grad_engine, p->buf) != dnnl_success)
+            return 0;
+    }
     dnnl_primitive_desc_t rpd = NULL;
     const dnnl_memory_desc_t *from = is_input ? user_md : inner_md;
     const dnnl_memory_desc_t *to = is_input ? inner_md : user_md;
@@ -136,6 +188,11 @@ static int port_init(port *p, const dnnl_memory_desc_t *user_md,
              dnnl_primitive_create(&p->reorder, rpd) == dnnl_success;
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     return ok;
+}
+
+static int port_init(port *p, const dnnl_memory_desc_t *user_md,
+                     const dnnl_memory_desc_t *inner_md, int is_input) {
+    return port_init_in(p, user_md, inner_md, is_input, -1);
 }
 
 static void port_destroy(port *p) {
@@ -150,6 +207,8 @@ static void port_destroy(port *p) {
 static int port_in(port *p, const void *data) {
     if (dnnl_memory_set_data_handle(p->user, (void *)data) != dnnl_success) return 0;
     if (!p->reorder) return 1;
+    if (p->slot >= 0 && dnnl_memory_set_data_handle(p->inner, arena_slot(p->slot)) != dnnl_success)
+        return 0;
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->user}, {DNNL_ARG_TO, p->inner}};
     return execute(p->reorder, 2, args);
 }
@@ -165,9 +224,14 @@ static int port_out(port *p) {
     return execute(p->reorder, 2, args);
 }
 
+static void typed_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
+                     dnnl_data_type_t type, dnnl_format_tag_t tag) {
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, type, tag);
+}
+
 static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
                      dnnl_format_tag_t tag) {
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
+    typed_md(md, ndims, dims, dnnl_f32, tag);
 }
 
 /* oneDNN's tag for a 4-D activation layout. */
@@ -186,6 +250,8 @@ struct hs_conv_grad_plan {
     hs_conv2d_shape s;
     int n, h, w, oh, ow;
     hs_layout src_layout, dst_layout; /* of x and dx, of y and dy */
+    int bf16;                      /* products in bfloat16 (hs_conv_grad_plan_create_prec) */
+    int arena_user;                /* counted in arena.users (freed with the last) */
     char impl[160];
     dnnl_primitive_t fwd;          /* forward training with the current weights; NULL: im2col */
     port f_x, f_w, f_y;            /* forward: src in, weights in, dst out */
@@ -392,14 +458,23 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_dims_t dilates = {s->dilation_h - 1, s->dilation_w - 1}; /* oneDNN: 0 = none */
     dnnl_dims_t pad_l = {s->pad_top, s->pad_left}, pad_r = {s->pad_bottom, s->pad_right};
 
+    /* bf16: what the kernels read (src, weights, diff_dst) is bfloat16, what they write
+     * (dst, diff_src, diff_weights, diff_bias) float32, so only the inputs are converted */
+    const dnnl_data_type_t in_type = p->bf16 ? dnnl_bf16 : dnnl_f32;
+    /* bf16 plans convert x and dy into the shared arena (float32 plans keep their own) */
+    const int x_slot = p->bf16 ? SLOT_X : -1, dy_slot = p->bf16 ? SLOT_DY : -1;
     dnnl_memory_desc_t src_user, dst_user, w_user, src_any, dst_any, w_any, b_md;
+    dnnl_memory_desc_t src_out_any, dst_in_any, dw_any;
     plain_md(&src_user, 4, src_dims, act_tag(p->src_layout));
     plain_md(&dst_user, 4, dst_dims, act_tag(p->dst_layout));
     plain_md(&w_user, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw);
-    plain_md(&src_any, 4, src_dims, dnnl_format_tag_any);
+    typed_md(&src_any, 4, src_dims, in_type, dnnl_format_tag_any);
     plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any);
-    plain_md(&w_any, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any);
+    typed_md(&w_any, w_ndims, g > 1 ? w5_dims : w4_dims, in_type, dnnl_format_tag_any);
     plain_md(&b_md, 1, b_dims, dnnl_x);
+    plain_md(&src_out_any, 4, src_dims, dnnl_format_tag_any);             /* diff_src */
+    typed_md(&dst_in_any, 4, dst_dims, in_type, dnnl_format_tag_any);     /* diff_dst */
+    plain_md(&dw_any, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any); /* diff_w */
 
     dnnl_convolution_desc_t fd, bd, wd;
     dnnl_primitive_desc_t hint = NULL, data_pd = NULL, weights_pd = NULL;
@@ -419,7 +494,8 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         const dnnl_memory_desc_t *x_md = dnnl_primitive_desc_query_md(hint, dnnl_query_src_md, 0);
         const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(hint, dnnl_query_weights_md, 0);
         const dnnl_memory_desc_t *y_md = dnnl_primitive_desc_query_md(hint, dnnl_query_dst_md, 0);
-        int ok = port_init(&p->f_x, &src_user, x_md, 1) && port_init(&p->f_w, &w_user, w_md, 1) &&
+        int ok = port_init_in(&p->f_x, &src_user, x_md, 1, x_slot) &&
+                 port_init(&p->f_w, &w_user, w_md, 1) &&
                  port_init(&p->f_y, &dst_user, y_md, 0) &&
                  dnnl_memory_create(&p->f_b, &b_md, grad_engine, p->bias_buf) == dnnl_success &&
                  dnnl_primitive_create(&p->fwd, hint) == dnnl_success;
@@ -434,15 +510,16 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
             p->f_b = NULL;
         }
     }
-    if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src_any,
-                                                         &w_any, &dst_any, strides, dilates,
-                                                         pad_l, pad_r) != dnnl_success ||
+    if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct,
+                                                         &src_out_any, &w_any, &dst_in_any,
+                                                         strides, dilates, pad_l,
+                                                         pad_r) != dnnl_success ||
         dnnl_primitive_desc_create(&data_pd, &bd, attr, grad_engine, hint) != dnnl_success)
         data_pd = NULL;
     if (dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
-                                                            &src_any, &w_any, &b_md, &dst_any,
-                                                            strides, dilates, pad_l,
-                                                            pad_r) != dnnl_success ||
+                                                            &src_any, &dw_any, &b_md,
+                                                            &dst_in_any, strides, dilates,
+                                                            pad_l, pad_r) != dnnl_success ||
         dnnl_primitive_desc_create(&weights_pd, &wd, attr, grad_engine, hint) != dnnl_success)
         weights_pd = NULL;
 
@@ -465,7 +542,8 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         const dnnl_memory_desc_t *dy_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0);
         const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_weights_md, 0);
         const dnnl_memory_desc_t *dx_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_src_md, 0);
-        int ok = port_init(&p->d_dy, &dst_user, dy_md, 1) && port_init(&p->d_w, &w_user, w_md, 1) &&
+        int ok = port_init_in(&p->d_dy, &dst_user, dy_md, 1, dy_slot) &&
+                 port_init(&p->d_w, &w_user, w_md, 1) &&
                  port_init(&p->d_dx, &src_user, dx_md, 0) &&
                  scratch_memory(data_pd, p->scratch_buf, &p->scratch_data) &&
                  dnnl_primitive_create(&p->bwd_data, data_pd) == dnnl_success;
@@ -486,8 +564,8 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         p->share_dy = data_dy_md && dnnl_memory_desc_equal(dy_md, data_dy_md);
         p->dw_acc = aligned_bytes((size_t)p->w_count * sizeof(float));
         p->db_acc = aligned_bytes((size_t)s->out_channels * sizeof(float));
-        int ok = p->dw_acc && p->db_acc && port_init(&p->w_x, &src_user, x_md, 1) &&
-                 (p->share_dy || port_init(&p->w_dy, &dst_user, dy_md, 1)) &&
+        int ok = p->dw_acc && p->db_acc && port_init_in(&p->w_x, &src_user, x_md, 1, x_slot) &&
+                 (p->share_dy || port_init_in(&p->w_dy, &dst_user, dy_md, 1, dy_slot)) &&
                  port_init(&p->w_dw, &w_user, dw_md, 0) &&
                  dnnl_memory_create(&p->w_db, &b_md, grad_engine, p->db_acc) == dnnl_success &&
                  scratch_memory(weights_pd, p->scratch_buf, &p->scratch_weights) &&
@@ -514,10 +592,26 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     dnnl_primitive_attr_destroy(attr);
 }
 
+/* Whether a bf16 plan has every primitive (its fallbacks are float32 kernels). */
+static int conv_grad_complete(const hs_conv_grad_plan *p) {
+    return p->fwd && p->bwd_data && (p->bwd_weights || p->dw_direct);
+}
+
 hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int h, int w,
                                             hs_layout src_layout, hs_layout dst_layout) {
+    return hs_conv_grad_plan_create_prec(s, n, h, w, src_layout, dst_layout, 0);
+}
+
+hs_conv_grad_plan *hs_conv_grad_plan_create_prec(const hs_conv2d_shape *s, int n, int h, int w,
+                                                 hs_layout src_layout, hs_layout dst_layout,
+                                                 int bf16) {
     hs_conv_grad_plan *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->bf16 = bf16 && !is_depthwise(s); /* depthwise stays float32: see ops_grad.h */
+    if (p->bf16) {
+        p->arena_user = 1;
+        arena.users++;
+    }
     p->s = *s;
     p->n = n;
     p->h = h;
@@ -536,10 +630,20 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
              p->dw_direct ? "direct depthwise" : "reference");
     p->bias_buf = aligned_bytes((size_t)s->out_channels * sizeof(float));
     if (!p->bias_buf) {
-        free(p);
+        hs_conv_grad_plan_free(p);
         return NULL;
     }
     conv_grad_create_dnnl(p);
+    if (p->bf16 && !conv_grad_complete(p)) { /* no bf16 kernels here: a float32 plan */
+        conv_grad_destroy_dnnl(p);
+        free(p->dw_acc);
+        free(p->db_acc);
+        p->dw_acc = p->db_acc = NULL;
+        p->share_dy = 0;
+        p->dw_direct = is_depthwise(s);
+        p->bf16 = 0;
+        conv_grad_create_dnnl(p);
+    }
     /* the reference kernels are NCHW only; the direct depthwise loops take NCHW, nChw8c and
      * nChw16c (the same layout for x and dy) */
     if (!p->bwd_weights && p->dw_direct && dst_layout != HS_LAYOUT_NCHW &&
@@ -643,6 +747,8 @@ int hs_conv_grad_plan_matches(const hs_conv_grad_plan *p, const hs_conv2d_shape 
            p->dst_layout == dst_layout && memcmp(&p->s, s, sizeof *s) == 0;
 }
 
+int hs_conv_grad_plan_bf16(const hs_conv_grad_plan *p) { return p->bf16; }
+
 int hs_conv_grad_plan_uses_dnnl(const hs_conv_grad_plan *p) {
     return p->fwd != NULL && p->bwd_data != NULL && (p->bwd_weights != NULL || p->dw_direct);
 }
@@ -652,6 +758,7 @@ const char *hs_conv_grad_plan_impl(const hs_conv_grad_plan *p) { return p->impl;
 void hs_conv_grad_plan_free(hs_conv_grad_plan *p) {
     if (!p) return;
     conv_grad_destroy_dnnl(p);
+    if (p->arena_user) arena_release();
     free(p->dw_work);
     free(p->dw_acc);
     free(p->db_acc);

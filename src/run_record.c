@@ -58,6 +58,8 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
         cJSON_AddNumberToObject(o, "probe_epochs", c->probe_epochs);
         cJSON_AddStringToObject(o, "unfreeze", c->unfreeze);
         cJSON_AddStringToObject(o, "bn", c->bn);
+        /* the fine-tune step's convolutions (hs_tape.bf16 follows the network's precision) */
+        cJSON_AddStringToObject(o, "finetune_precision", c->bf16 ? "bf16" : "f32");
         cJSON_AddNumberToObject(o, "finetune_lr", c->finetune_lr > 0 ? c->finetune_lr : c->lr / 5);
         cJSON_AddNumberToObject(o, "layer_decay", c->layer_decay);
         cJSON_AddNumberToObject(o, "warmup_epochs", c->warmup_epochs);

@@ -109,7 +109,7 @@ static void one_layer_free(one_layer *o) {
 static void forward(one_layer *o, int training) {
     hs_error err = {0};
     hs_forward_args a = {o->x, o->in, o->y, o->out, o->n, training, o->saved, NULL, NULL,
-                         NULL, {0, 0, 0}, NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                         NULL, {0, 0, 0}, NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK_MSG(hs_layer_ops_of(o->l->kind)->forward(o->l, &a, &err) == HS_OK, "%s",
               err.message);
 }
@@ -118,7 +118,7 @@ static void forward(one_layer *o, int training) {
 static void backward(one_layer *o, float *dx, int param_grads) {
     hs_error err = {0};
     hs_backward_args a = {o->x, o->in, o->y, o->out, o->n, o->dy, dx, param_grads, o->saved,
-                          NULL, NULL, {0, 0, 0}, NULL, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                          NULL, NULL, {0, 0, 0}, NULL, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK_MSG(hs_layer_ops_of(o->l->kind)->backward(o->l, &a, &err) == HS_OK, "%s",
               err.message);
 }
@@ -301,14 +301,14 @@ static void test_pointwise_linear(void) {
     hs_layer_pass fast = hs_layer_pass_of(HS_LAYER_CONV, HS_BACKEND_CPU);
     hs_error err = {0};
     hs_forward_args fa = {o.x, o.in, o.y, o.out, n, 1, o.saved, NULL, NULL, NULL, {0, 0, 0},
-                          NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                          NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK_MSG(fast.forward(o.l, &fa, &err) == HS_OK, "%s", err.message);
     CHECK_CLOSE("pointwise_linear: fast forward vs PyTorch", o.y, get(c, "y", NULL), o.y_count,
                 TORCH_RTOL, TORCH_ATOL);
     float *fdx = nan_floats(o.x_count);
     hs_net_zero_grad(&o.net);
     hs_backward_args ba = {o.x, o.in, o.y, o.out, n, o.dy, fdx, 1, o.saved, NULL, NULL,
-                           {0, 0, 0}, NULL, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                           {0, 0, 0}, NULL, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK_MSG(fast.backward(o.l, &ba, &err) == HS_OK, "%s", err.message);
     CHECK_CLOSE("pointwise_linear: fast dx vs PyTorch", fdx, get(c, "dx", NULL), o.x_count,
                 TORCH_RTOL, TORCH_ATOL);

@@ -66,7 +66,7 @@ static hs_layer layer_of(hs_layer_kind kind) {
 static void forward(hs_layer *l, const float *x, const float *gate, float *y) {
     hs_error err = {0};
     hs_forward_args a = {x, shape, y, shape, N, 0, NULL, NULL, NULL, gate, {5, 1, 1},
-                         NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                         NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK_MSG(hs_layer_ops_of(l->kind)->forward(l, &a, &err) == HS_OK, "%s", err.message);
 }
 
@@ -74,7 +74,7 @@ static void backward(hs_layer *l, const float *x, const float *y, const float *g
                      const float *dy, float *dx, float *dgate) {
     hs_error err = {0};
     hs_backward_args a = {x, shape, y, shape, N, dy, dx, 1, NULL, NULL, gate, {5, 1, 1}, dgate,
-                          HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                          HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK_MSG(hs_layer_ops_of(l->kind)->backward(l, &a, &err) == HS_OK, "%s", err.message);
 }
 
@@ -186,7 +186,7 @@ static void test_scale(void) {
     CHECK_MSG(strstr(err.message, "4x1x1") != NULL, "%s", err.message);
     CHECK(ops->check_edge(&l, shape, (hs_act_shape){5, 3, 4}, &err) == HS_ERR_ARGUMENT);
     hs_forward_args a = {x, shape, y, shape, N, 0, NULL, NULL, NULL, NULL, {0, 0, 0},
-                         NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW};
+                         NULL, 0, HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, 0};
     CHECK(ops->forward(&l, &a, &err) == HS_ERR_INTERNAL); /* no gate: refused, not read */
 }
 

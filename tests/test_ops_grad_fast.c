@@ -261,6 +261,167 @@ static void check_conv_layout(const conv_case *c, hs_layout src, hs_layout dst) 
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
 }
 
+/* ---- convolution in bfloat16 (hs_conv_grad_plan_create_prec) ------------------------------
+ * Bound, element by element: |fast - ref| <= BF16_BOUND * S + 1e-6, where S is the sum of the
+ * absolute values of the terms that value sums (the same convolution on |x|, |weight|, |dy|:
+ * sum |x||w| for y, sum |dy||w| for dx, sum |x||dy| for dweight, sum |dy| for dbias). bf16
+ * keeps 8 significant bits: converting a factor moves it by at most 2^-9 relative when
+ * rounded to nearest, 2^-8 when truncated; a product of two converted factors by at most
+ * (1 + 2^-8)^2 - 1 < 7.85e-3, and the float32 sums of these small dot products add ~1e-6.
+ * Round-to-nearest alone would give 3.92e-3, but oneDNN 2.6's bf16 backward-data kernels
+ * were seen at 5.1e-3 S (1x1 and strided cases), so the bound allows either rounding:
+ * 8e-3 S, whatever the terms' signs (cancellation makes the error large relative to the
+ * value, not to S). dbias is summed from the converted dy: one factor, 4e-3 S. A plan that ran
+ * bf16 must also show bf16 rounding (y's error above 1e-5 relative in norm, where float32
+ * gives ~1e-7; seen ~2e-3): the check that it did. */
+#define BF16_BOUND 8e-3
+
+/* its own random stream: the float32 checks keep the values they always drew */
+static hs_rng bf16_rng;
+
+static void check_bf16_bound(const char *what, const float *got, const float *want,
+                             const float *abs_sum, int64_t count, double rel) {
+    int64_t bad = 0, worst = 0;
+    double worst_ratio = 0;
+    for (int64_t i = 0; i < count; i++) {
+        double diff = fabs((double)got[i] - want[i]), allowed = rel * abs_sum[i] + 1e-6;
+        if (!(diff <= allowed)) bad++;
+        if (!(diff / allowed <= worst_ratio)) {
+            worst_ratio = diff / allowed;
+            worst = i;
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %lld of %lld values beyond the bf16 bound; worst at %lld: %.8g vs "
+              "%.8g (sum of |terms| %.4g)", what, (long long)bad, (long long)count,
+              (long long)worst, got[worst], want[worst], abs_sum[worst]);
+}
+
+/* ||a - b|| / ||b|| */
+static double norm_rel(const float *a, const float *b, int64_t count) {
+    double d = 0, n = 0;
+    for (int64_t i = 0; i < count; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        n += (double)b[i] * b[i];
+    }
+    return sqrt(d / (n + 1e-300));
+}
+
+static float *abs_copy(const float *p, int64_t count) {
+    float *q = test_alloc_floats(count);
+    for (int64_t i = 0; i < count; i++) q[i] = fabsf(p[i]);
+    return q;
+}
+
+/* A bf16 plan in src / dst layouts against the float32 reference (bound above). Where oneDNN
+ * has no bf16 convolutions (below AVX-512) the plan must be float32 and give exactly what the
+ * float32 plan gives; depthwise plans are float32 (ops_grad.h) and checked the same way. */
+static void check_conv_bf16(const conv_case *c, hs_layout src, hs_layout dst) {
+    const conv_dims d = dims_of(c);
+    const hs_conv2d_shape s = d.s;
+    const int oh = d.oh, ow = d.ow;
+    const int64_t x_count = d.x_count, w_count = d.w_count, y_count = d.y_count;
+    char what[160], label[200];
+    snprintf(what, sizeof what, "bf16 %s %s -> %s", c->name, layout_name(src), layout_name(dst));
+    hs_conv_grad_plan *plan = hs_conv_grad_plan_create_prec(&s, c->n, c->h, c->w, src, dst, 1);
+    hs_conv_grad_plan *f32 = hs_conv_grad_plan_create(&s, c->n, c->h, c->w, src, dst);
+    if (hs_grad_plans_layout() == HS_LAYOUT_NCHW && (src != HS_LAYOUT_NCHW || dst != HS_LAYOUT_NCHW)) {
+        CHECK_MSG(plan == NULL, "%s: a blocked plan without oneDNN", what);
+        hs_conv_grad_plan_free(plan);
+        hs_conv_grad_plan_free(f32);
+        return;
+    }
+    CHECK_MSG(plan != NULL && f32 != NULL, "%s: no plan", what);
+    if (!plan || !f32) {
+        hs_conv_grad_plan_free(plan);
+        hs_conv_grad_plan_free(f32);
+        return;
+    }
+    const int want_bf16 = hs_conv_grad_plan_uses_dnnl(f32) && hs_dnnl_bf16_support() > 0 &&
+                          !(c->groups == c->in_c && c->groups == c->out_c && c->groups > 1);
+    CHECK_MSG(hs_conv_grad_plan_bf16(plan) == want_bf16, "%s: bf16 %d, expected %d", what,
+              hs_conv_grad_plan_bf16(plan), want_bf16);
+    printf("  conv %-54s %s%s\n", what, hs_conv_grad_plan_impl(plan),
+           hs_conv_grad_plan_bf16(plan) ? "" : " (float32)");
+    const float dy_scale = 1.0f / sqrtf((float)c->n * oh * ow);
+    float *x = test_random_floats(&bf16_rng, x_count, -1, 1), *weight = test_random_floats(&bf16_rng, w_count, -1, 1);
+    float *bias = test_random_floats(&bf16_rng, c->out_c, -1, 1);
+    float *dy = test_random_floats(&bf16_rng, y_count, -dy_scale, dy_scale);
+    float *y_ref = test_alloc_floats(y_count), *dx_ref = test_alloc_floats(x_count);
+    float *dw_ref = test_alloc_floats(w_count), *db_ref = test_alloc_floats(c->out_c);
+    memset(dw_ref, 0, (size_t)w_count * sizeof(float));
+    memset(db_ref, 0, (size_t)c->out_c * sizeof(float));
+    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, bias, &s, y_ref);
+    hs_conv2d_backward_ref(x, c->n, c->h, c->w, weight, &s, dy, dx_ref, dw_ref, db_ref);
+    /* the sums of |terms| */
+    float *ax = abs_copy(x, x_count), *aw = abs_copy(weight, w_count), *ady = abs_copy(dy, y_count);
+    float *ab = abs_copy(bias, c->out_c);
+    float *y_abs = test_alloc_floats(y_count), *dx_abs = test_alloc_floats(x_count);
+    float *dw_abs = test_alloc_floats(w_count), *db_abs = test_alloc_floats(c->out_c);
+    memset(dw_abs, 0, (size_t)w_count * sizeof(float));
+    memset(db_abs, 0, (size_t)c->out_c * sizeof(float));
+    hs_conv2d_forward_ref(ax, c->n, c->h, c->w, aw, ab, &s, y_abs);
+    hs_conv2d_backward_ref(ax, c->n, c->h, c->w, aw, &s, ady, dx_abs, dw_abs, db_abs);
+
+    float *xl = to_layout(x, src, c->n, c->in_c, c->h, c->w);
+    float *dyl = to_layout(dy, dst, c->n, c->out_c, oh, ow);
+    const int64_t yl_count = hs_layout_size(dst, c->n, c->out_c, oh, ow);
+    const int64_t xl_count = hs_layout_size(src, c->n, c->in_c, c->h, c->w);
+    float *yl = test_alloc_floats(yl_count), *dxl = test_alloc_floats(xl_count);
+    float *y = test_alloc_floats(y_count), *dx = test_alloc_floats(x_count);
+    float *dw = test_alloc_floats(w_count), *db = test_alloc_floats(c->out_c);
+    for (int rep = 0; rep < 2; rep++) { /* the second run reuses the plan */
+        memset(dw, 0, (size_t)w_count * sizeof(float));
+        memset(db, 0, (size_t)c->out_c * sizeof(float));
+        fill_nan(yl, yl_count);
+        fill_nan(dxl, xl_count);
+        CHECK(hs_conv_grad_plan_forward(plan, xl, weight, bias, yl) == 0);
+        CHECK(hs_conv_grad_plan_run(plan, xl, weight, dyl, dxl, dw, db) == 0);
+        CHECK(hs_layout_convert(yl, dst, y, HS_LAYOUT_NCHW, c->n, c->out_c, oh, ow) == 0);
+        CHECK(hs_layout_convert(dxl, src, dx, HS_LAYOUT_NCHW, c->n, c->in_c, c->h, c->w) == 0);
+        snprintf(label, sizeof label, "%s forward (run %d)", what, rep);
+        check_bf16_bound(label, y, y_ref, y_abs, y_count, BF16_BOUND);
+        snprintf(label, sizeof label, "%s dx (run %d)", what, rep);
+        check_bf16_bound(label, dx, dx_ref, dx_abs, x_count, BF16_BOUND);
+        snprintf(label, sizeof label, "%s dweight (run %d)", what, rep);
+        check_bf16_bound(label, dw, dw_ref, dw_abs, w_count, BF16_BOUND);
+        snprintf(label, sizeof label, "%s dbias (run %d)", what, rep);
+        check_bf16_bound(label, db, db_ref, db_abs, c->out_c, 4e-3);
+        /* padding channels stay zero (the bound above is met: any tolerance passes here) */
+        snprintf(label, sizeof label, "%s y padding", what);
+        check_in_layout(label, yl, dst, c->n, c->out_c, oh, ow, y_ref, 1.0f, 1e30f);
+        snprintf(label, sizeof label, "%s dx padding", what);
+        check_in_layout(label, dxl, src, c->n, c->in_c, c->h, c->w, dx_ref, 1.0f, 1e30f);
+    }
+    const double y_err = norm_rel(y, y_ref, y_count);
+    printf("    forward error %.2e, dx %.2e, dweight %.2e (norm-relative)\n", y_err,
+           norm_rel(dx, dx_ref, x_count), norm_rel(dw, dw_ref, w_count));
+    if (hs_conv_grad_plan_bf16(plan)) {
+        CHECK_MSG(y_err > 1e-5, "%s: forward error %.2e: float32 arithmetic, not bf16", what,
+                  y_err);
+    } else { /* a float32 plan: exactly the float32 plan's results */
+        float *y2 = test_alloc_floats(yl_count), *dx2 = test_alloc_floats(xl_count);
+        float *dw2 = test_alloc_floats(w_count), *db2 = test_alloc_floats(c->out_c);
+        memset(dw2, 0, (size_t)w_count * sizeof(float));
+        memset(db2, 0, (size_t)c->out_c * sizeof(float));
+        CHECK(hs_conv_grad_plan_forward(f32, xl, weight, bias, y2) == 0);
+        CHECK(hs_conv_grad_plan_run(f32, xl, weight, dyl, dx2, dw2, db2) == 0);
+        CHECK_MSG(!memcmp(y2, yl, (size_t)yl_count * sizeof(float)) &&
+                      !memcmp(dx2, dxl, (size_t)xl_count * sizeof(float)) &&
+                      !memcmp(dw2, dw, (size_t)w_count * sizeof(float)) &&
+                      !memcmp(db2, db, (size_t)c->out_c * sizeof(float)),
+                  "%s: a float32 fallback that differs from the float32 plan", what);
+        free(y2);
+        free(dx2);
+        free(dw2);
+        free(db2);
+    }
+    hs_conv_grad_plan_free(plan);
+    hs_conv_grad_plan_free(f32);
+    float *arrays[] = {x, weight, bias, dy, y_ref, dx_ref, dw_ref, db_ref, ax, aw, ady, ab,
+                       y_abs, dx_abs, dw_abs, db_abs, xl, dyl, yl, dxl, y, dx, dw, db};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+}
+
 /* ---- BatchNorm -------------------------------------------------------------------------------- */
 
 static void check_batchnorm(int n, int c, int hw, float eps, float momentum) {
@@ -680,7 +841,14 @@ static void run_all(void) {
                           HS_LAYOUT_NCHW);
         check_conv_layout(find_conv_case("4x40x14x14 depthwise 5x5 SAME"), HS_LAYOUT_NCHW,
                           blocked[li]);
+        /* bf16 plans: every case in the tape's layouts, and its entry and exit */
+        for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+            check_conv_bf16(&conv_cases[i], blocked[li], blocked[li]);
+        check_conv_bf16(find_conv_case("2x3x32x32 stem 3x3 s2 SAME"), HS_LAYOUT_NCHW,
+                        blocked[li]);
+        check_conv_bf16(find_conv_case("4x24x14x14 1x1 24->144"), blocked[li], HS_LAYOUT_NCHW);
     }
+    check_conv_bf16(find_conv_case("8x32x28x28 3x3"), HS_LAYOUT_NCHW, HS_LAYOUT_NCHW);
     check_global_pool(2, 3, 5, 6);
     check_global_pool(4, 40, 7, 7);
     check_global_pool(2, 32, 4, 4);
@@ -710,6 +878,7 @@ static void run_all(void) {
 
 int main(void) {
     hs_rng_seed(&rng, 77);
+    hs_rng_seed(&bf16_rng, 78);
     printf("kernels chosen (conv: forward / backward data / backward weights; others: "
            "forward / backward):\n");
     run_all();

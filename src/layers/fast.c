@@ -26,7 +26,11 @@
  * Precision: oneDNN accumulates in float32 where the reference accumulates in double. With
  * batch-statistics BatchNorm over tiny maps (2 x 2 x 2 values a channel) that rounding is
  * amplified to ~1 % in deep gradients; on well-conditioned batches (>= 8 images, maps >= 4 x
- * 4) a whole step agrees with the reference to ~1e-4 (tests/test_engine_fast.c). */
+ * 4) a whole step agrees with the reference to ~1e-4 (tests/test_engine_fast.c).
+ *
+ * Mixed precision (hs_tape.bf16, args->bf16): the convolutions' plans run in bfloat16
+ * (hs_conv_grad_plan_create_prec: float32 arrays at their edges, depthwise float32); every
+ * other pass, the activations between layers and the parameters stay float32. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -36,6 +40,7 @@
 
 struct hs_train_plan {
     hs_conv_grad_plan *conv;
+    int conv_bf16; /* what conv was asked for (a plan without bf16 kernels is float32) */
     hs_bn_grad_plan *bn;
     hs_pool_grad_plan *pool;
     int pool_n, pool_c, pool_h, pool_w; /* hs_pool_grad_plan has no matches() */
@@ -81,15 +86,18 @@ static hs_status plan_failed(const hs_layer *l, hs_layout layout, hs_error *err)
 }
 
 static hs_status conv_plan(hs_layer *l, const hs_conv2d_shape *s, int n, int h, int w,
-                           hs_layout src, hs_layout dst, hs_conv_grad_plan **out,
+                           hs_layout src, hs_layout dst, int bf16, hs_conv_grad_plan **out,
                            hs_error *err) {
     struct hs_train_plan *p = NULL;
     hs_status st = plan_slot(l, &p, err);
     if (st) return st;
-    if (!p->conv || !hs_conv_grad_plan_matches(p->conv, s, n, h, w, src, dst)) {
+    bf16 = bf16 != 0;
+    if (!p->conv || !hs_conv_grad_plan_matches(p->conv, s, n, h, w, src, dst) ||
+        p->conv_bf16 != bf16) {
         hs_conv_grad_plan_free(p->conv);
-        if (!(p->conv = hs_conv_grad_plan_create(s, n, h, w, src, dst)))
+        if (!(p->conv = hs_conv_grad_plan_create_prec(s, n, h, w, src, dst, bf16)))
             return plan_failed(l, src != HS_LAYOUT_NCHW ? src : dst, err);
+        p->conv_bf16 = bf16;
     }
     *out = p->conv;
     return HS_OK;
@@ -99,7 +107,8 @@ static hs_status conv_forward_fast(hs_layer *l, const hs_forward_args *a, hs_err
     hs_conv2d_shape s = hs_conv_for_input(l, a->in.h, a->in.w);
     hs_conv_grad_plan *plan = NULL;
     hs_status st =
-        conv_plan(l, &s, a->n, a->in.h, a->in.w, a->in_layout, a->out_layout, &plan, err);
+        conv_plan(l, &s, a->n, a->in.h, a->in.w, a->in_layout, a->out_layout, a->bf16, &plan,
+                  err);
     if (st) return st;
     if (hs_conv_grad_plan_forward(plan, a->x, l->weight, l->bias, a->y))
         return run_failed(l, "convolution forward", err);
@@ -110,7 +119,8 @@ static hs_status conv_backward_fast(hs_layer *l, const hs_backward_args *a, hs_e
     hs_conv2d_shape s = hs_conv_for_input(l, a->in.h, a->in.w);
     hs_conv_grad_plan *plan = NULL;
     hs_status st =
-        conv_plan(l, &s, a->n, a->in.h, a->in.w, a->in_layout, a->out_layout, &plan, err);
+        conv_plan(l, &s, a->n, a->in.h, a->in.w, a->in_layout, a->out_layout, a->bf16, &plan,
+                  err);
     if (st) return st;
     int grads = a->param_grads && l->dweight;
     if (hs_conv_grad_plan_run(plan, a->x, l->weight, a->dy, a->dx, grads ? l->dweight : NULL,

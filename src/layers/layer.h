@@ -41,6 +41,7 @@ typedef struct hs_forward_args {
     int layer;
     hs_layout in_layout;  /* of x and other (NCHW unless a fast pass's rule allows it) */
     hs_layout out_layout; /* of y */
+    int bf16;             /* fast passes: convolutions in bfloat16 (hs_tape.bf16) */
 } hs_forward_args;
 
 typedef struct hs_backward_args {
@@ -59,6 +60,7 @@ typedef struct hs_backward_args {
     float *dother;      /* its gradient, ACCUMULATED (+=); NULL: not needed */
     hs_layout in_layout;  /* of x, dx, other, dother */
     hs_layout out_layout; /* of y, dy */
+    int bf16;             /* as hs_forward_args.bf16 */
 } hs_backward_args;
 
 typedef struct hs_layer_ops {
