@@ -189,6 +189,11 @@ static hs_status build_plan(const hs_net *net, int first, int last, run_plan *p,
             }
             st.last = j;
         }
+        if (l->kind == HS_LAYER_LINEAR && i + 1 < last && net->layers[i + 1].input == i &&
+            net->layers[i + 1].kind == HS_LAYER_RELU && slot_of[i - first + 1] < 0) {
+            st.post = HS_POST_RELU; /* in the bf16 kernel, or in place after float32's */
+            st.last = i + 1;
+        }
         if (is_two_input(l)) st.edge_slot = slot_of[hs_range_slot(l->from, first)];
         st.save_slot = slot_of[st.last - first + 1];
         p->steps[p->count++] = st;
@@ -601,6 +606,41 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
     return HS_OK;
 }
 
+/* A linear layer (with the ReLU after it when step->post says so). Layers of the pretrained
+ * network in a bf16 run take bf16 products: the layer as a 1x1 convolution of a 1 x 1 image
+ * (the same weight array, out x in) on a oneDNN plan that keeps the weights in bf16, which
+ * halves the bytes a batch of one streams (VGG16's classifier: 480 MB in float32). A head
+ * made here (layers from head_begin on) trained in float32 and stays float32, and so does
+ * any layer oneDNN has no bf16 plan for; those run the layer's own forward (sgemm / sgemv). */
+static hs_status run_linear(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
+                            hs_act_shape out, hs_error *err) {
+    hs_layer *l = &net->layers[step->layer];
+    hs_conv_plan *plan = NULL;
+    if (r->bf16_convs && (net->head_begin < 0 || step->layer < net->head_begin) && l->weight) {
+        hs_conv2d_shape s = {l->in_features, l->out_features, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+        /* NHWC of a 1 x 1 image is the flat n x features array either side */
+        hs_conv_options opt = {HS_LAYOUT_NHWC, HS_LAYOUT_NHWC, step->post, 1, 0};
+        if (!hs_conv_plan_matches(l->plan, &s, r->n, 1, 1, &opt)) {
+            hs_conv_plan_free(l->plan);
+            l->plan = hs_conv_plan_create_in(net->ctx, &s, r->n, 1, 1, l->weight, l->bias,
+                                             &opt);
+        }
+        plan = l->plan && hs_conv_plan_uses_dnnl(l->plan) ? l->plan : NULL;
+    }
+    if (!plan) {
+        hs_status st = run_other(net, step, r, in, out, err);
+        if (!st && step->post == HS_POST_RELU)
+            hs_relu_forward(r->x, (int64_t)r->n * hs_act_numel(out), (float *)r->x); /* ours */
+        return st;
+    }
+    hs_status st = convert_to(r, in, HS_LAYOUT_NCHW, 0, err); /* flat float32 */
+    if (st) return st;
+    if (hs_conv_plan_run(plan, r->x, r->buf[r->current]))
+        return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN linear layer failed", l->name);
+    advance(r);
+    return HS_OK;
+}
+
 hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n, int c, int h,
                      int w, float *out, hs_error *err) {
     if (first < 0 || last > net->count || first > last || n <= 0)
@@ -690,6 +730,7 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
         if (step->edge_slot >= 0) r.edge_shape = shapes[hs_range_slot(l->from, first)];
         if (!is_identity_at_inference(l->kind)) {
             if (l->kind == HS_LAYER_CONV) st = run_conv(net, step, &r, in, next, err);
+            else if (l->kind == HS_LAYER_LINEAR) st = run_linear(net, step, &r, in, next, err);
             else st = run_other(net, step, &r, in, next, err);
             if (st) break;
         }

@@ -283,6 +283,38 @@ static void check_linear(hs_rng *rng, int n, int in, int out, int with_bias) {
     hs_linear_forward(x, n, in, w, b, out, fast);
     CHECK_CLOSE("linear", fast, ref, (long)n * out, 1e-4f, 1e-5f);
 
+    /* As the inference plan runs a pretrained linear layer in a bf16 run (net_run.c): a 1x1
+     * convolution of a 1 x 1 image in NHWC, bf16 products, float32 in and out, fused ReLU;
+     * against the reference on bf16-rounded inputs and weights. Refused without bf16 kernels. */
+    {
+        hs_conv2d_shape s = {in, out, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+        hs_conv_options opt = {HS_LAYOUT_NHWC, HS_LAYOUT_NHWC, HS_POST_RELU, 1, 0};
+        hs_conv_plan *plan = hs_conv_plan_create(&s, n, 1, 1, w, b, &opt);
+        if (hs_dnnl_bf16_support() == 0) {
+            CHECK_MSG(plan == NULL, "linear %dx%d: a bf16 plan without bf16 kernels", in, out);
+        } else {
+            CHECK_MSG(plan && hs_conv_plan_uses_dnnl(plan), "linear %d->%d: no bf16 plan", in,
+                      out);
+            float *xr = malloc((size_t)n * in * 4), *wr = malloc((size_t)out * in * 4);
+            memcpy(xr, x, (size_t)n * in * 4);
+            memcpy(wr, w, (size_t)out * in * 4);
+            round_bf16(xr, (long)n * in);
+            round_bf16(wr, (long)out * in);
+            hs_linear_forward_ref(xr, n, in, wr, b, out, ref);
+            hs_relu_forward_ref(ref, (long)n * out, ref);
+            if (plan) {
+                CHECK(hs_conv_plan_run(plan, x, fast) == 0);
+                char what[96];
+                snprintf(what, sizeof what, "linear %d->%d bf16 relu (%s)", in, out,
+                         hs_conv_plan_impl(plan));
+                CHECK_CLOSE(what, fast, ref, (long)n * out, 1e-4f, 1e-4f);
+            }
+            free(xr), free(wr);
+        }
+        hs_conv_plan_free(plan);
+        hs_linear_forward_ref(x, n, in, w, b, out, ref); /* the float32 reference again */
+    }
+
     /* Backward: dx overwritten, dW and db accumulated onto what is there. */
     float *dy = random_array(rng, (long)n * out);
     float *dx_ref = malloc((size_t)n * in * sizeof(float)), *dx_fast = malloc((size_t)n * in * sizeof(float));
