@@ -123,6 +123,11 @@ int hs_dnnl_bf16_support(void) {
     return 0;
 }
 
+int hs_dnnl_amx(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), amx = (unsigned)dnnl_cpu_isa_avx512_core_amx;
+    return (isa & amx) == amx;
+}
+
 int hs_layout_block(hs_layout layout) {
     switch (layout) {
     case HS_LAYOUT_NCHW16C: return 16;

@@ -44,6 +44,24 @@
  * layout). Measured on the nets both ways (bench/README.md). */
 #define FLOAT32_CHOOSES 0
 
+/* Whether bf16 runs of a range with depthwise convolutions take oneDNN's layouts on a CPU
+ * without AMX (else the fixed blocked layout: jit_dw / jit_1x1 bf16 kernels instead of
+ * brdgmm_dw / brgconv_1x1 in NHWC). With AMX they always do: fixed formats pin oneDNN to
+ * its pre-AMX kernels there. Measured both ways (bench/README.md). */
+#define BF16_DEPTHWISE_CHOOSES 0
+
+/* Whether a bf16 run of layers [first, last) plans with oneDNN's layouts. */
+static int bf16_chooses(const hs_net *net, int first, int last) {
+    if (BF16_DEPTHWISE_CHOOSES || hs_dnnl_amx()) return 1;
+    for (int i = first; i < last; i++) {
+        const hs_layer *l = &net->layers[i];
+        if (l->kind == HS_LAYER_CONV && l->conv.groups > 1 &&
+            l->conv.groups == l->conv.in_channels)
+            return 0;
+    }
+    return 1;
+}
+
 static hs_status layer_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
                              hs_error *err) {
     return hs_layer_ops_of(l->kind)->shape(l, in, out, err);
@@ -650,12 +668,12 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
 
     /* Two ping-pong buffers sized for the largest activation (in either layout), plus one
      * per kept output. */
-    /* Activation layouts: by default the ones oneDNN's kernels choose (bf16, and float32 where
-     * that measured faster: FLOAT32_CHOOSES below); net->blocked_layout forces the fixed
+    /* Activation layouts: by default the ones oneDNN's kernels choose where that measured
+     * faster (bf16_chooses, FLOAT32_CHOOSES above); net->blocked_layout forces the fixed
      * blocked layout of either size, or HS_LAYOUT_ANY the chosen ones (tests). */
     hs_layout blocked = hs_layout_blocked();
     int bf16_convs = net->bf16 && hs_dnnl_bf16_support() > 0;
-    int choose = bf16_convs ? 1 : FLOAT32_CHOOSES;
+    int choose = bf16_convs ? bf16_chooses(net, first, last) : FLOAT32_CHOOSES;
     if (hs_layout_block((hs_layout)net->blocked_layout) > 1) {
         blocked = net->blocked_layout;
         choose = 0;

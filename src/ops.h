@@ -71,6 +71,8 @@ int hs_context_dnnl(hs_context *ctx);
  * emulated on AVX-512 (slower than float32), 0 none (AVX2 and below: oneDNN 2.6 has only its
  * reference kernels, which plans refuse, so a bf16 request runs float32). */
 int hs_dnnl_bf16_support(void);
+/* Whether oneDNN runs its AMX kernels here (the ISA it runs at is avx512_core_amx). */
+int hs_dnnl_amx(void);
 
 /* ---- Convolution plans (conv_dnnl.c) ----------------------------------------------------
  * A plan is one convolution for one input shape (n, h, w): created once (kernel choice,
