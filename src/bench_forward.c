@@ -103,7 +103,9 @@ static void add_kernel(void *ctx, const hs_layer *l, double gflop) {
     char label_buf[32], kernel[64];
     const char *label = layer_label(l, label_buf, sizeof label_buf);
     if (!label) return;
-    if (l->kind == HS_LAYER_LINEAR)
+    if (l->kind == HS_LAYER_LINEAR && l->plan) /* bf16: a oneDNN 1x1 plan (net_run.c) */
+        snprintf(kernel, sizeof kernel, "%s", hs_conv_plan_impl(l->plan));
+    else if (l->kind == HS_LAYER_LINEAR)
         snprintf(kernel, sizeof kernel, "%s %s", r->gemm, t->batch == 1 ? "gemv" : "sgemm");
     else if (l->plan) /* oneDNN's kernel and the activation layout it writes */
         snprintf(kernel, sizeof kernel, "%s %s", hs_conv_plan_impl(l->plan),

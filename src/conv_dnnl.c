@@ -5,7 +5,8 @@
  * kernel for the shape, reorders the weights once into the blocked layout that kernel wants,
  * and allocates the scratch memory. Running it only points oneDNN at the caller's buffers and
  * executes: no allocation, no weight copies. Bias and an optional ReLU / ReLU6 are fused into
- * the kernel.
+ * the kernel, or a residual add (HS_POST_ADD: oneDNN's sum post-op, which adds what the
+ * destination holds before the kernel writes it).
  *
  * Activations are plain arrays in one of four layouts (hs_layout): NCHW as everywhere else
  * in headstart, NHWC, or blocked NCHW8C / NCHW16C (oneDNN's nChw8c / nChw16c: channels in
@@ -120,6 +121,11 @@ int hs_dnnl_bf16_support(void) {
     if ((isa & bf16) == bf16) return 2; /* AVX512_BF16 or AMX: native */
     if ((isa & core) == core) return 1; /* AVX-512 without it: oneDNN emulates */
     return 0;
+}
+
+int hs_dnnl_amx(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), amx = (unsigned)dnnl_cpu_isa_avx512_core_amx;
+    return (isa & amx) == amx;
 }
 
 int hs_layout_block(hs_layout layout) {
@@ -244,9 +250,11 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
                  dnnl_success;
     if (ok && p->post != HS_POST_NONE) {
         ok = dnnl_post_ops_create(&ops) == dnnl_success &&
-             (p->post == HS_POST_RELU
-                  ? dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)
-                  : dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f)) ==
+             (p->post == HS_POST_ADD    ? dnnl_post_ops_append_sum(ops, 1.0f)
+              : p->post == HS_POST_RELU ? dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu,
+                                                                       0.0f, 0.0f)
+                                        : dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_clip,
+                                                                       0.0f, 6.0f)) ==
                  dnnl_success &&
              dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
     }
@@ -362,8 +370,9 @@ hs_conv_plan *hs_conv_plan_create_in(hs_context *ctx, const hs_conv2d_shape *s, 
         if (create_dnnl(p, weight, bias)) return p;
     }
 
-    /* Fallback: im2col + sgemm, NCHW only, float32 only. */
-    if (opt->src_layout != HS_LAYOUT_NCHW || opt->dst_layout != HS_LAYOUT_NCHW || p->bf16) {
+    /* Fallback: im2col + sgemm, NCHW only, float32 only, no fused add (the caller adds). */
+    if (opt->src_layout != HS_LAYOUT_NCHW || opt->dst_layout != HS_LAYOUT_NCHW || p->bf16 ||
+        p->post == HS_POST_ADD) {
         free(p);
         return NULL;
     }

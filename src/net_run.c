@@ -4,7 +4,9 @@
  * BatchNorm after it folded into its weights and the ReLU / ReLU6 after that fused into the
  * oneDNN kernel (unless a residual edge needs one of the intermediate outputs); dropout and
  * drop connect are the identity and vanish; every residual edge gets a saved buffer, reused
- * by edges whose lifetimes do not overlap. Folded weights and oneDNN plans are cached in the
+ * by edges whose lifetimes do not overlap. A residual add right after a convolution (Lite0's
+ * and MobileNetV2's projections, ResNet's last convolution of a block) is fused into it: the
+ * kernel accumulates into the skip input's saved buffer (oneDNN's sum post-op). Folded weights and oneDNN plans are cached in the
  * convolution layers (remade when the input shape, the options or the weights change:
  * whoever writes weights sets net->prepared = 0).
  *
@@ -41,6 +43,24 @@
 /* Whether float32 convolutions also take the layouts oneDNN chooses (else the fixed blocked
  * layout). Measured on the nets both ways (bench/README.md). */
 #define FLOAT32_CHOOSES 0
+
+/* Whether bf16 runs of a range with depthwise convolutions take oneDNN's layouts on a CPU
+ * without AMX (else the fixed blocked layout: jit_dw / jit_1x1 bf16 kernels instead of
+ * brdgmm_dw / brgconv_1x1 in NHWC). With AMX they always do: fixed formats pin oneDNN to
+ * its pre-AMX kernels there. Measured both ways (bench/README.md). */
+#define BF16_DEPTHWISE_CHOOSES 0
+
+/* Whether a bf16 run of layers [first, last) plans with oneDNN's layouts. */
+static int bf16_chooses(const hs_net *net, int first, int last) {
+    if (BF16_DEPTHWISE_CHOOSES || hs_dnnl_amx()) return 1;
+    for (int i = first; i < last; i++) {
+        const hs_layer *l = &net->layers[i];
+        if (l->kind == HS_LAYER_CONV && l->conv.groups > 1 &&
+            l->conv.groups == l->conv.in_channels)
+            return 0;
+    }
+    return 1;
+}
 
 static hs_status layer_shape(const hs_layer *l, hs_act_shape in, hs_act_shape *out,
                              hs_error *err) {
@@ -94,6 +114,8 @@ typedef struct plan_step {
     int load_slot;     /* the step's input is not the previous output: it is in this slot */
     int save_slot;     /* the step's output is kept in this slot, or -1 */
     int edge_slot;     /* two-input kinds: the slot holding the second input */
+    int sum_slot;      /* conv: a residual add fused in (layer `last` is the add): the slot
+                          holding its skip input, which the kernel accumulates into; or -1 */
 } plan_step;
 
 typedef struct run_plan {
@@ -142,7 +164,7 @@ static hs_status build_plan(const hs_net *net, int first, int last, run_plan *p,
     p->input_slot = slot_of[0];
     for (int i = first; i < last; i++) {
         const hs_layer *l = &net->layers[i];
-        plan_step st = {i, i, -1, HS_POST_NONE, -1, -1, -1};
+        plan_step st = {i, i, -1, HS_POST_NONE, -1, -1, -1, -1};
         if (l->input != i - 1) st.load_slot = slot_of[hs_range_slot(l->input, first)];
         if (is_identity_at_inference(l->kind)) {
             /* No work; an edge from it reads the same values as its input. */
@@ -164,7 +186,31 @@ static hs_status build_plan(const hs_net *net, int first, int last, run_plan *p,
                 st.post = next->kind == HS_LAYER_RELU ? HS_POST_RELU : HS_POST_RELU6;
                 j++;
             }
+            /* A residual add right after it (dropout and drop connect between are the
+             * identity here), with the add's other input kept in a slot that the add reads
+             * last: the convolution adds its output into that slot (oneDNN's sum post-op),
+             * which saves a pass over the activation. Not after a fused activation (the add
+             * comes first in the model then). run_conv adds separately where oneDNN cannot. */
+            int k = j;
+            while (st.post == HS_POST_NONE && k + 1 < last && slot_of[k - first + 1] < 0 &&
+                   is_identity_at_inference(net->layers[k + 1].kind) &&
+                   net->layers[k + 1].input == k)
+                k++;
+            const hs_layer *add = k + 1 < last ? &net->layers[k + 1] : NULL;
+            if (st.post == HS_POST_NONE && add && add->kind == HS_LAYER_ADD &&
+                add->input == k && add->from != k && slot_of[k - first + 1] < 0) {
+                int skip = hs_range_slot(add->from, first);
+                if (slot_of[skip] >= 0 && last_read[skip] == k + 1) {
+                    st.sum_slot = slot_of[skip];
+                    j = k + 1;
+                }
+            }
             st.last = j;
+        }
+        if (l->kind == HS_LAYER_LINEAR && i + 1 < last && net->layers[i + 1].input == i &&
+            net->layers[i + 1].kind == HS_LAYER_RELU && slot_of[i - first + 1] < 0) {
+            st.post = HS_POST_RELU; /* in the bf16 kernel, or in place after float32's */
+            st.last = i + 1;
         }
         if (is_two_input(l)) st.edge_slot = slot_of[hs_range_slot(l->from, first)];
         st.save_slot = slot_of[st.last - first + 1];
@@ -280,62 +326,6 @@ static hs_status convert(run_state *r, hs_act_shape s, hs_layout layout, hs_erro
     return convert_to(r, s, layout, r->bf16, err);
 }
 
-/* Runs one convolution step from r->x into buf[current]. */
-static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
-                          hs_error *err) {
-    hs_layer *l = &net->layers[step->layer];
-    hs_status st = fold_conv(net, l, step->bn, err);
-    if (st) return st;
-    hs_conv2d_shape s = hs_conv_for_input(l, in.h, in.w);
-    int bf16 = r->bf16_convs;
-    hs_conv_options opt = {HS_LAYOUT_ANY, HS_LAYOUT_ANY, step->post, bf16, bf16};
-    hs_conv_plan *plan = NULL;
-    if (r->choose) {
-        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
-    } else {
-        /* Fixed blocked layouts. oneDNN reads NCHW directly only for few input channels (a
-         * network's first layer). */
-        opt.dst_layout = r->blocked;
-        if (r->layout == HS_LAYOUT_NCHW && s.in_channels <= 4) {
-            opt.src_layout = HS_LAYOUT_NCHW;
-            plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
-        }
-        if (!plan) {
-            opt.src_layout = r->blocked;
-            plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
-        }
-    }
-    if (!plan) { /* oneDNN cannot: NCHW, float32, im2col fallback */
-        opt = (hs_conv_options){HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, step->post, 0, 0};
-        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
-    }
-    /* The source in the layout and type the plan reads: a reorder only where the previous
-     * layer wrote another (or at the network's float32 NCHW input). */
-    if ((st = convert_to(r, in, plan ? hs_conv_plan_src_layout(plan) : HS_LAYOUT_NCHW,
-                         opt.bf16_act, err)))
-        return st;
-    if (plan) opt.dst_layout = hs_conv_plan_dst_layout(plan);
-    float *y = r->buf[r->current];
-    int64_t out_count = 0;
-    if (plan) {
-        if (hs_conv_plan_run(plan, r->x, y))
-            return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN convolution failed", l->name);
-    } else { /* out of memory for a plan: the direct path still works */
-        hs_conv2d_forward_im2col(r->x, r->n, in.h, in.w, l->fused_weight, l->fused_bias, &s,
-                                 y);
-        opt.dst_layout = HS_LAYOUT_NCHW;
-        hs_act_shape out;
-        layer_shape(l, in, &out, NULL);
-        out_count = (int64_t)r->n * hs_act_numel(out);
-        if (step->post == HS_POST_RELU) hs_relu_forward(y, out_count, y);
-        if (step->post == HS_POST_RELU6) hs_relu6_forward(y, out_count, y);
-    }
-    advance(r);
-    r->layout = opt.dst_layout;
-    r->bf16 = opt.bf16_act;
-    return HS_OK;
-}
-
 /* Converts a kept output to a layout and type in place (through the free buffer, which
  * holds nothing). */
 static hs_status slot_to(run_state *r, int slot, hs_act_shape s, hs_layout layout, int bf16,
@@ -356,6 +346,129 @@ static hs_status save_output(run_state *r, int slot, hs_act_shape s) {
     memcpy(r->slot[slot], r->x, hs_act_bytes(r->layout, r->bf16, r->n, s.c, s.h, s.w));
     r->slot_layout[slot] = r->layout;
     r->slot_bf16[slot] = r->bf16;
+    return HS_OK;
+}
+
+/* The residual add: the kept output in slot `edge` is added to the current activation, in
+ * the edge's layout and type, in place on a buffer of ours. */
+static hs_status add_edge(run_state *r, int edge, hs_act_shape s, hs_error *err) {
+    hs_status st = convert_to(r, s, r->slot_layout[edge], r->slot_bf16[edge], err);
+    if (st) return st;
+    if (r->x != r->buf[0] && r->x != r->buf[1]) { /* the caller's input or a slot: not ours */
+        memcpy(r->buf[r->current], r->x, hs_act_bytes(r->layout, r->bf16, r->n, s.c, s.h, s.w));
+        advance(r);
+    }
+    if (r->bf16) {
+        if (hs_act_add(r->ctx, (float *)r->x, r->slot[edge], r->layout, 1, r->n, s.c, s.h, s.w))
+            return hs_fail(err, HS_ERR_INTERNAL, "oneDNN failed to add a residual");
+    } else {
+        hs_add_inplace((float *)r->x, r->slot[edge], hs_layout_size(r->layout, r->n, s.c, s.h,
+                                                                    s.w));
+    }
+    return HS_OK;
+}
+
+/* The layer's plan in the layouts of this run's policy, for opt's post-op and types (opt's
+ * layouts are set to the ones asked for); NULL when oneDNN cannot make one. */
+static hs_conv_plan *policy_plan(hs_net *net, hs_layer *l, const hs_conv2d_shape *s,
+                                 const run_state *r, hs_act_shape in, hs_conv_options *opt) {
+    opt->src_layout = opt->dst_layout = HS_LAYOUT_ANY;
+    if (r->choose) return layer_plan(net, l, s, r->n, in.h, in.w, opt);
+    /* Fixed blocked layouts. oneDNN reads NCHW directly only for few input channels (a
+     * network's first layer). */
+    hs_conv_plan *plan = NULL;
+    opt->dst_layout = r->blocked;
+    if (r->layout == HS_LAYOUT_NCHW && s->in_channels <= 4) {
+        opt->src_layout = HS_LAYOUT_NCHW;
+        plan = layer_plan(net, l, s, r->n, in.h, in.w, opt);
+    }
+    if (!plan) {
+        opt->src_layout = r->blocked;
+        plan = layer_plan(net, l, s, r->n, in.h, in.w, opt);
+    }
+    return plan;
+}
+
+/* Whether the layer's cached plan is an unfused one for this shape and policy: the fused plan
+ * was refused before (asking again every batch would remake both). */
+static int has_unfused_plan(const hs_layer *l, const hs_conv2d_shape *s, const run_state *r,
+                            hs_act_shape in, hs_conv_options opt) {
+    opt.post = HS_POST_NONE;
+    if (r->choose) {
+        opt.src_layout = opt.dst_layout = HS_LAYOUT_ANY;
+        return hs_conv_plan_matches(l->plan, s, r->n, in.h, in.w, &opt);
+    }
+    opt.dst_layout = r->blocked;
+    opt.src_layout = r->blocked;
+    if (hs_conv_plan_matches(l->plan, s, r->n, in.h, in.w, &opt)) return 1;
+    opt.src_layout = HS_LAYOUT_NCHW;
+    return hs_conv_plan_matches(l->plan, s, r->n, in.h, in.w, &opt);
+}
+
+/* Runs one convolution step from r->x; out is its output's shape. With a fused residual add
+ * (step->sum_slot) the kernel accumulates into the skip input's slot, whose memory then
+ * becomes the output buffer (pointer swap, no copy); otherwise the output goes to
+ * buf[current] and an unfused add follows. */
+static hs_status run_conv(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
+                          hs_act_shape out, hs_error *err) {
+    hs_layer *l = &net->layers[step->layer];
+    hs_status st = fold_conv(net, l, step->bn, err);
+    if (st) return st;
+    hs_conv2d_shape s = hs_conv_for_input(l, in.h, in.w);
+    int bf16 = r->bf16_convs;
+    hs_conv_options opt = {HS_LAYOUT_ANY, HS_LAYOUT_ANY, step->post, bf16, bf16};
+    hs_conv_plan *plan = NULL;
+    /* in place would read what it writes: fuse only where the source is elsewhere */
+    int fuse = step->sum_slot >= 0 && r->x != r->slot[step->sum_slot];
+    if (fuse && !has_unfused_plan(l, &s, r, in, opt)) {
+        opt.post = HS_POST_ADD;
+        plan = policy_plan(net, l, &s, r, in, &opt);
+        opt.post = step->post;
+    }
+    fuse = fuse && plan;
+    if (!plan) plan = policy_plan(net, l, &s, r, in, &opt);
+    if (!plan) { /* oneDNN cannot: NCHW, float32, im2col fallback */
+        opt = (hs_conv_options){HS_LAYOUT_NCHW, HS_LAYOUT_NCHW, step->post, 0, 0};
+        plan = layer_plan(net, l, &s, r->n, in.h, in.w, &opt);
+    }
+    /* The source in the layout and type the plan reads: a reorder only where the previous
+     * layer wrote another (or at the network's float32 NCHW input). */
+    if ((st = convert_to(r, in, plan ? hs_conv_plan_src_layout(plan) : HS_LAYOUT_NCHW,
+                         opt.bf16_act, err)))
+        return st;
+    if (plan) opt.dst_layout = hs_conv_plan_dst_layout(plan);
+    float *y = r->buf[r->current];
+    if (fuse) { /* the skip input, in the layout and type the plan writes, is the destination */
+        if ((st = slot_to(r, step->sum_slot, out, opt.dst_layout, opt.bf16_act, err))) return st;
+        y = r->slot[step->sum_slot];
+    }
+    if (plan) {
+        if (hs_conv_plan_run(plan, r->x, y))
+            return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN convolution failed", l->name);
+    } else { /* out of memory for a plan: the direct path still works */
+        hs_conv2d_forward_im2col(r->x, r->n, in.h, in.w, l->fused_weight, l->fused_bias, &s,
+                                 y);
+        opt.dst_layout = HS_LAYOUT_NCHW;
+        hs_act_shape o;
+        layer_shape(l, in, &o, NULL);
+        int64_t out_count = (int64_t)r->n * hs_act_numel(o);
+        if (step->post == HS_POST_RELU) hs_relu_forward(y, out_count, y);
+        if (step->post == HS_POST_RELU6) hs_relu6_forward(y, out_count, y);
+    }
+    r->layout = opt.dst_layout;
+    r->bf16 = opt.bf16_act;
+    if (fuse) {
+        /* The slot's memory holds the output and the slot is dead (the add was its last
+         * reader): it becomes the buffer of the current activation, and the buffer that held
+         * this step's source (read, so dead too) becomes the slot's. */
+        float *dead = r->buf[r->current ^ 1];
+        r->buf[r->current ^ 1] = r->slot[step->sum_slot];
+        r->slot[step->sum_slot] = dead;
+        r->x = r->buf[r->current ^ 1];
+        return HS_OK;
+    }
+    advance(r);
+    if (step->sum_slot >= 0) return add_edge(r, step->sum_slot, out, err);
     return HS_OK;
 }
 
@@ -477,24 +590,8 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
         }
         advance(r);
         return HS_OK;
-    case HS_LAYER_ADD: { /* in the edge's layout and type, in place on a buffer of ours */
-        int edge = step->edge_slot;
-        if ((st = convert_to(r, in, r->slot_layout[edge], r->slot_bf16[edge], err))) return st;
-        if (r->x != r->buf[0] && r->x != r->buf[1]) { /* the caller's input: not ours */
-            memcpy(r->buf[r->current], r->x,
-                   hs_act_bytes(r->layout, r->bf16, n, in.c, in.h, in.w));
-            advance(r);
-        }
-        if (r->bf16) {
-            if (hs_act_add(r->ctx, (float *)r->x, r->slot[edge], r->layout, 1, n, in.c, in.h,
-                           in.w))
-                return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN add failed", l->name);
-        } else {
-            hs_add_inplace((float *)r->x, r->slot[edge],
-                           hs_layout_size(r->layout, n, in.c, in.h, in.w));
-        }
-        return HS_OK;
-    }
+    case HS_LAYER_ADD: /* in the edge's layout and type, in place on a buffer of ours */
+        return add_edge(r, step->edge_slot, in, err);
     /* ConvNeXt's kinds: per pixel or per channel, in NCHW or a blocked layout as it comes
      * (layers/channel_kernels.h), so its blocks stay blocked from conv to conv. */
     case HS_LAYER_GELU:
@@ -527,6 +624,41 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
     return HS_OK;
 }
 
+/* A linear layer (with the ReLU after it when step->post says so). Layers of the pretrained
+ * network in a bf16 run take bf16 products: the layer as a 1x1 convolution of a 1 x 1 image
+ * (the same weight array, out x in) on a oneDNN plan that keeps the weights in bf16, which
+ * halves the bytes a batch of one streams (VGG16's classifier: 480 MB in float32). A head
+ * made here (layers from head_begin on) trained in float32 and stays float32, and so does
+ * any layer oneDNN has no bf16 plan for; those run the layer's own forward (sgemm / sgemv). */
+static hs_status run_linear(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
+                            hs_act_shape out, hs_error *err) {
+    hs_layer *l = &net->layers[step->layer];
+    hs_conv_plan *plan = NULL;
+    if (r->bf16_convs && (net->head_begin < 0 || step->layer < net->head_begin) && l->weight) {
+        hs_conv2d_shape s = {l->in_features, l->out_features, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+        /* NHWC of a 1 x 1 image is the flat n x features array either side */
+        hs_conv_options opt = {HS_LAYOUT_NHWC, HS_LAYOUT_NHWC, step->post, 1, 0};
+        if (!hs_conv_plan_matches(l->plan, &s, r->n, 1, 1, &opt)) {
+            hs_conv_plan_free(l->plan);
+            l->plan = hs_conv_plan_create_in(net->ctx, &s, r->n, 1, 1, l->weight, l->bias,
+                                             &opt);
+        }
+        plan = l->plan && hs_conv_plan_uses_dnnl(l->plan) ? l->plan : NULL;
+    }
+    if (!plan) {
+        hs_status st = run_other(net, step, r, in, out, err);
+        if (!st && step->post == HS_POST_RELU)
+            hs_relu_forward(r->x, (int64_t)r->n * hs_act_numel(out), (float *)r->x); /* ours */
+        return st;
+    }
+    hs_status st = convert_to(r, in, HS_LAYOUT_NCHW, 0, err); /* flat float32 */
+    if (st) return st;
+    if (hs_conv_plan_run(plan, r->x, r->buf[r->current]))
+        return hs_fail(err, HS_ERR_INTERNAL, "%s: oneDNN linear layer failed", l->name);
+    advance(r);
+    return HS_OK;
+}
+
 hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n, int c, int h,
                      int w, float *out, hs_error *err) {
     if (first < 0 || last > net->count || first > last || n <= 0)
@@ -536,12 +668,12 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
 
     /* Two ping-pong buffers sized for the largest activation (in either layout), plus one
      * per kept output. */
-    /* Activation layouts: by default the ones oneDNN's kernels choose (bf16, and float32 where
-     * that measured faster: FLOAT32_CHOOSES below); net->blocked_layout forces the fixed
+    /* Activation layouts: by default the ones oneDNN's kernels choose where that measured
+     * faster (bf16_chooses, FLOAT32_CHOOSES above); net->blocked_layout forces the fixed
      * blocked layout of either size, or HS_LAYOUT_ANY the chosen ones (tests). */
     hs_layout blocked = hs_layout_blocked();
     int bf16_convs = net->bf16 && hs_dnnl_bf16_support() > 0;
-    int choose = bf16_convs ? 1 : FLOAT32_CHOOSES;
+    int choose = bf16_convs ? bf16_chooses(net, first, last) : FLOAT32_CHOOSES;
     if (hs_layout_block((hs_layout)net->blocked_layout) > 1) {
         blocked = net->blocked_layout;
         choose = 0;
@@ -615,7 +747,8 @@ hs_status hs_net_run(hs_net *net, int first, int last, const float *input, int n
         }
         if (step->edge_slot >= 0) r.edge_shape = shapes[hs_range_slot(l->from, first)];
         if (!is_identity_at_inference(l->kind)) {
-            if (l->kind == HS_LAYER_CONV) st = run_conv(net, step, &r, in, err);
+            if (l->kind == HS_LAYER_CONV) st = run_conv(net, step, &r, in, next, err);
+            else if (l->kind == HS_LAYER_LINEAR) st = run_linear(net, step, &r, in, next, err);
             else st = run_other(net, step, &r, in, next, err);
             if (st) break;
         }

@@ -71,12 +71,18 @@ int hs_context_dnnl(hs_context *ctx);
  * emulated on AVX-512 (slower than float32), 0 none (AVX2 and below: oneDNN 2.6 has only its
  * reference kernels, which plans refuse, so a bf16 request runs float32). */
 int hs_dnnl_bf16_support(void);
+/* Whether oneDNN runs its AMX kernels here (the ISA it runs at is avx512_core_amx). */
+int hs_dnnl_amx(void);
 
 /* ---- Convolution plans (conv_dnnl.c) ----------------------------------------------------
  * A plan is one convolution for one input shape (n, h, w): created once (kernel choice,
  * weights reordered into the kernel's layout, scratch memory), run many times without
  * allocating. It copies what it needs: weight and bias may be freed after create. */
-typedef enum hs_post_op { HS_POST_NONE = 0, HS_POST_RELU, HS_POST_RELU6 } hs_post_op;
+/* HS_POST_ADD: the destination's prior contents are added to the convolution's output (a
+ * residual add fused into the kernel: the caller fills y with the skip input and the plan
+ * overwrites it with conv + skip). Only oneDNN kernels do it: such a plan has no im2col
+ * fallback. */
+typedef enum hs_post_op { HS_POST_NONE = 0, HS_POST_RELU, HS_POST_RELU6, HS_POST_ADD } hs_post_op;
 typedef struct hs_conv_options {
     hs_layout src_layout, dst_layout; /* HS_LAYOUT_ANY: oneDNN picks (the plan says which) */
     hs_post_op post;  /* activation fused after bias */

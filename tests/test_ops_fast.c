@@ -135,9 +135,10 @@ static const conv_case conv_cases[] = {
 };
 
 /* One convolution as hs_net_run plans it: layouts oneDNN chooses (HS_LAYOUT_ANY) and the
- * fixed blocked one, float32 and bf16 (float32 or bf16 output), fused ReLU6. The input is
- * given to the plan in the layout and type it asks for and the output read back through
- * hs_act_convert_in. */
+ * fixed blocked one, float32 and bf16 (float32 or bf16 output), with a fused ReLU6 and with a
+ * fused residual add (HS_POST_ADD: the destination is filled with the skip input first, and
+ * the plan must leave conv + skip there). The input is given to the plan in the layout and
+ * type it asks for and the output read back through hs_act_convert_in. */
 static void check_conv_plans(hs_rng *rng, const conv_case *c) {
     conv_dims d = dims_of(c);
     hs_conv2d_shape s = d.s;
@@ -145,53 +146,71 @@ static void check_conv_plans(hs_rng *rng, const conv_case *c) {
     long x_count = d.x_count, w_count = d.w_count, y_count = d.y_count;
     float *x = random_array(rng, x_count), *weight = random_array(rng, w_count);
     float *bias = c->bias ? random_array(rng, c->out_c) : NULL;
+    float *skip = random_array(rng, y_count), *skip16 = malloc((size_t)y_count * 4);
     float *xr = malloc((size_t)x_count * 4), *wr = malloc((size_t)w_count * 4);
+    float *conv = malloc((size_t)y_count * 4), *conv16 = malloc((size_t)y_count * 4);
     float *ref = malloc((size_t)y_count * 4), *ref16 = malloc((size_t)y_count * 4);
     float *fast = malloc((size_t)y_count * 4);
     float *xb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->in_c, c->h, c->w) * 4);
     float *yb = malloc((size_t)hs_layout_size(HS_LAYOUT_NCHW16C, c->n, c->out_c, oh, ow) * 4);
     memcpy(xr, x, (size_t)x_count * 4);
     memcpy(wr, weight, (size_t)w_count * 4);
+    memcpy(skip16, skip, (size_t)y_count * 4);
     round_bf16(xr, x_count);
     round_bf16(wr, w_count);
-    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, bias, &s, ref);
-    hs_relu6_forward_ref(ref, y_count, ref);
-    hs_conv2d_forward_ref(xr, c->n, c->h, c->w, wr, bias, &s, ref16);
-    hs_relu6_forward_ref(ref16, y_count, ref16);
+    round_bf16(skip16, y_count); /* a bf16 destination holds the skip in bf16 */
+    hs_conv2d_forward_ref(x, c->n, c->h, c->w, weight, bias, &s, conv);
+    hs_conv2d_forward_ref(xr, c->n, c->h, c->w, wr, bias, &s, conv16);
     int bf16_kernels = hs_dnnl_bf16_support() > 0;
     hs_layout layouts[] = {HS_LAYOUT_ANY, hs_layout_blocked()};
-    for (int li = 0; li < 2; li++)
-        for (int variant = 0; variant < 3; variant++) { /* f32; bf16 f32-out; bf16 bf16-out */
-            hs_conv_options opt = {layouts[li], layouts[li], HS_POST_RELU6, variant > 0,
-                                   variant == 2};
-            hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, bias, &opt);
-            char what[160];
-            snprintf(what, sizeof what, "%s %s %s%s (%s)", c->name, li ? "fixed" : "any",
-                     variant ? "bf16" : "f32", variant == 2 ? " act" : "",
-                     plan ? hs_conv_plan_impl(plan) : "no plan");
-            if (variant > 0 && !bf16_kernels) { /* no bf16 kernel: refused, never a slow one */
-                CHECK_MSG(plan == NULL, "%s: a bf16 plan without bf16 kernels", what);
+    hs_post_op posts[] = {HS_POST_RELU6, HS_POST_ADD};
+    for (int pi = 0; pi < 2; pi++)
+        for (int li = 0; li < 2; li++)
+            for (int variant = 0; variant < 3; variant++) { /* f32; bf16 f32-out; bf16 bf16-out */
+                hs_post_op post = posts[pi];
+                hs_conv_options opt = {layouts[li], layouts[li], post, variant > 0, variant == 2};
+                hs_conv_plan *plan = hs_conv_plan_create(&s, c->n, c->h, c->w, weight, bias,
+                                                         &opt);
+                char what[160];
+                snprintf(what, sizeof what, "%s %s %s%s%s (%s)", c->name, li ? "fixed" : "any",
+                         variant ? "bf16" : "f32", variant == 2 ? " act" : "",
+                         post == HS_POST_ADD ? " +add" : " relu6",
+                         plan ? hs_conv_plan_impl(plan) : "no plan");
+                if (variant > 0 && !bf16_kernels) { /* no bf16 kernel: refused, never a slow one */
+                    CHECK_MSG(plan == NULL, "%s: a bf16 plan without bf16 kernels", what);
+                    hs_conv_plan_free(plan);
+                    continue;
+                }
+                /* oneDNN's choice always has a kernel; a fixed blocked layout may have none
+                 * for awkward shapes (hs_net_run then runs NCHW float32, tested in check_conv) */
+                if (li == 0) CHECK_MSG(plan != NULL, "%s: no plan", what);
+                if (!plan) continue;
+                CHECK_MSG(hs_conv_plan_uses_dnnl(plan), "%s: not oneDNN", what);
+                hs_layout src = hs_conv_plan_src_layout(plan), dst = hs_conv_plan_dst_layout(plan);
+                CHECK_MSG(src != HS_LAYOUT_ANY && dst != HS_LAYOUT_ANY, "%s: layout unresolved",
+                          what);
+                CHECK(hs_conv_plan_matches(plan, &s, c->n, c->h, c->w, &opt));
+                const float *want_conv = variant ? conv16 : conv;
+                float *want = variant ? ref16 : ref;
+                if (post == HS_POST_ADD) {
+                    const float *sk = variant == 2 ? skip16 : skip;
+                    for (long i = 0; i < y_count; i++) want[i] = want_conv[i] + sk[i];
+                    CHECK(hs_act_convert_in(NULL, skip, HS_LAYOUT_NCHW, 0, yb, dst, opt.bf16_act,
+                                            c->n, c->out_c, oh, ow) == 0);
+                } else {
+                    hs_relu6_forward_ref(want_conv, y_count, want);
+                }
+                CHECK(hs_act_convert_in(NULL, x, HS_LAYOUT_NCHW, 0, xb, src, opt.bf16_act, c->n,
+                                        c->in_c, c->h, c->w) == 0);
+                CHECK(hs_conv_plan_run(plan, xb, yb) == 0);
+                CHECK(hs_act_convert_in(NULL, yb, dst, opt.bf16_act, fast, HS_LAYOUT_NCHW, 0,
+                                        c->n, c->out_c, oh, ow) == 0);
+                if (variant == 0) CHECK_CLOSE(what, fast, want, y_count, 1e-4f, 1e-5f);
+                else CHECK_CLOSE(what, fast, want, y_count, BF16_RTOL, BF16_ATOL);
                 hs_conv_plan_free(plan);
-                continue;
             }
-            /* oneDNN's choice always has a kernel; a fixed blocked layout may have none for
-             * awkward shapes (hs_net_run then runs NCHW float32, tested in check_conv) */
-            if (li == 0) CHECK_MSG(plan != NULL, "%s: no plan", what);
-            if (!plan) continue;
-            hs_layout src = hs_conv_plan_src_layout(plan), dst = hs_conv_plan_dst_layout(plan);
-            CHECK_MSG(src != HS_LAYOUT_ANY && dst != HS_LAYOUT_ANY, "%s: layout unresolved", what);
-            CHECK(hs_conv_plan_matches(plan, &s, c->n, c->h, c->w, &opt));
-            CHECK(hs_act_convert_in(NULL, x, HS_LAYOUT_NCHW, 0, xb, src, opt.bf16_act, c->n,
-                                    c->in_c, c->h, c->w) == 0);
-            CHECK(hs_conv_plan_run(plan, xb, yb) == 0);
-            CHECK(hs_act_convert_in(NULL, yb, dst, opt.bf16_act, fast, HS_LAYOUT_NCHW, 0, c->n,
-                                    c->out_c, oh, ow) == 0);
-            if (variant == 0) CHECK_CLOSE(what, fast, ref, y_count, 1e-4f, 1e-5f);
-            else CHECK_CLOSE(what, fast, ref16, y_count, BF16_RTOL, BF16_ATOL);
-            hs_conv_plan_free(plan);
-        }
     free(x), free(weight), free(bias), free(xr), free(wr), free(ref), free(ref16), free(fast);
-    free(xb), free(yb);
+    free(skip), free(skip16), free(conv), free(conv16), free(xb), free(yb);
 }
 
 /* Conversion, max / global average pooling and the residual add on activations in every
@@ -263,6 +282,38 @@ static void check_linear(hs_rng *rng, int n, int in, int out, int with_bias) {
     hs_linear_forward_ref(x, n, in, w, b, out, ref);
     hs_linear_forward(x, n, in, w, b, out, fast);
     CHECK_CLOSE("linear", fast, ref, (long)n * out, 1e-4f, 1e-5f);
+
+    /* As the inference plan runs a pretrained linear layer in a bf16 run (net_run.c): a 1x1
+     * convolution of a 1 x 1 image in NHWC, bf16 products, float32 in and out, fused ReLU;
+     * against the reference on bf16-rounded inputs and weights. Refused without bf16 kernels. */
+    {
+        hs_conv2d_shape s = {in, out, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+        hs_conv_options opt = {HS_LAYOUT_NHWC, HS_LAYOUT_NHWC, HS_POST_RELU, 1, 0};
+        hs_conv_plan *plan = hs_conv_plan_create(&s, n, 1, 1, w, b, &opt);
+        if (hs_dnnl_bf16_support() == 0) {
+            CHECK_MSG(plan == NULL, "linear %dx%d: a bf16 plan without bf16 kernels", in, out);
+        } else {
+            CHECK_MSG(plan && hs_conv_plan_uses_dnnl(plan), "linear %d->%d: no bf16 plan", in,
+                      out);
+            float *xr = malloc((size_t)n * in * 4), *wr = malloc((size_t)out * in * 4);
+            memcpy(xr, x, (size_t)n * in * 4);
+            memcpy(wr, w, (size_t)out * in * 4);
+            round_bf16(xr, (long)n * in);
+            round_bf16(wr, (long)out * in);
+            hs_linear_forward_ref(xr, n, in, wr, b, out, ref);
+            hs_relu_forward_ref(ref, (long)n * out, ref);
+            if (plan) {
+                CHECK(hs_conv_plan_run(plan, x, fast) == 0);
+                char what[96];
+                snprintf(what, sizeof what, "linear %d->%d bf16 relu (%s)", in, out,
+                         hs_conv_plan_impl(plan));
+                CHECK_CLOSE(what, fast, ref, (long)n * out, 1e-4f, 1e-4f);
+            }
+            free(xr), free(wr);
+        }
+        hs_conv_plan_free(plan);
+        hs_linear_forward_ref(x, n, in, w, b, out, ref); /* the float32 reference again */
+    }
 
     /* Backward: dx overwritten, dW and db accumulated onto what is there. */
     float *dy = random_array(rng, (long)n * out);
