@@ -188,8 +188,8 @@ typedef struct hs_train_config {
     int probe_epochs;          /* stage 1 epochs [5] */
     const char *unfreeze;      /* "all" or "N": the top N backbone blocks [all] */
     const char *bn;            /* "frozen" (running statistics, left alone) or "train" [frozen] */
-    float finetune_lr;         /* stage 2 base rate; 0: lr / 5 */
-    float layer_decay;         /* per-depth lr decay in (0, 1] [0.8] */
+    float finetune_lr;         /* stage 2 base rate; 0: lr / 2 */
+    float layer_decay;         /* per-depth lr decay in (0, 1] [1: none] */
     int warmup_epochs;         /* linear warmup of stage 2 [1] */
     const char *schedule;      /* "cosine" or "constant" [cosine] */
     float mixup;               /* Beta(a, a) mixup; 0: off [0] */

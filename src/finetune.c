@@ -291,7 +291,7 @@ static hs_status open_stage(finetune *f, hs_error *err) {
     f->logits = malloc((size_t)B * f->classes * sizeof(float));
     f->dlogits = malloc((size_t)B * f->classes * sizeof(float));
     if (!f->logits || !f->dlogits) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
-    float lr = c->finetune_lr > 0 ? c->finetune_lr : c->lr / 5;
+    float lr = hs_finetune_base_lr(c);
     if ((st = build_optimizer(f, lr, err)) ||
         (st = hs_grad_sync_init(&f->sync, f->ctx, &f->tape, &f->opt, err)))
         return st;
@@ -392,7 +392,7 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
         *err = sum_err;
     }
     if ((st = hs_dist_agree(f->ctx, st, err))) return st;
-    f->opt.lr = (float)((f->c->finetune_lr > 0 ? f->c->finetune_lr : f->c->lr / 5) *
+    f->opt.lr = (float)(hs_finetune_base_lr(f->c) *
                         hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
     hs_optimizer_step(&f->opt);
     f->parts.update += (t1 - t0) + (now_seconds() - t2);
@@ -672,6 +672,10 @@ static void begin(finetune *f, hs_finetune_job *job) {
     f->boundary = job->boundary;
     f->size = job->img_size;
     f->ctx = job->ctx;
+}
+
+float hs_finetune_base_lr(const hs_train_config *c) {
+    return c->finetune_lr > 0 ? c->finetune_lr : c->lr / 2;
 }
 
 hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {

@@ -85,6 +85,10 @@ typedef struct hs_finetune_job {
 } hs_finetune_job;
 
 hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err);
+/* Stage 2's base learning rate: --finetune-lr, or --lr / 2 when not given (the default chosen
+ * by measurement on the CIFAR-10 5,000-image subset: README "Fine-tuning"). */
+float hs_finetune_base_lr(const hs_train_config *c);
+
 
 /* --strategy auto's measurement of stage 2 (auto_measure.c): the stage as hs_finetune_run
  * sets it up on job->train (a few images; job->val, dir, outputs and resume are not used),

@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "error.h"
 #include "fileutil.h"
+#include "finetune.h"
 #include "json_bound.h"
 
 static hs_status write_json(const char *dir, cJSON *root, hs_error *err) {
@@ -60,7 +61,7 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
         cJSON_AddStringToObject(o, "bn", c->bn);
         /* the fine-tune step's convolutions (hs_tape.bf16 follows the network's precision) */
         cJSON_AddStringToObject(o, "finetune_precision", c->bf16 ? "bf16" : "f32");
-        cJSON_AddNumberToObject(o, "finetune_lr", c->finetune_lr > 0 ? c->finetune_lr : c->lr / 5);
+        cJSON_AddNumberToObject(o, "finetune_lr", hs_finetune_base_lr(c));
         cJSON_AddNumberToObject(o, "layer_decay", c->layer_decay);
         cJSON_AddNumberToObject(o, "warmup_epochs", c->warmup_epochs);
         cJSON_AddStringToObject(o, "schedule", c->schedule);

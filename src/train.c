@@ -64,7 +64,7 @@ void hs_train_config_defaults(hs_train_config *c) {
     c->unfreeze = "all";
     c->bn = "frozen";
     c->finetune_lr = 0.0f;
-    c->layer_decay = 0.8f;
+    c->layer_decay = 1.0f; /* no decay: measured (README "Fine-tuning") */
     c->warmup_epochs = 1;
     c->schedule = "cosine";
     c->mixup = 0.0f;
