@@ -187,25 +187,34 @@ static hs_status build_optimizer(finetune *f, float lr, hs_error *err) {
     return st;
 }
 
+/* One side's images decoded into memory (short side capped at max_short_side, 0: native),
+ * the unreadable ones noted, or refused under --strict. */
+static hs_status open_store(finetune *f, const hs_dataset *set, const char *phase,
+                            int max_short_side, hs_image_store *store, hs_error *err) {
+    hs_image_store_options so = {0};
+    so.memory_budget = HS_FINETUNE_STORE_BUDGET;
+    so.max_short_side = max_short_side;
+    so.progress = f->job->cb ? f->job->cb->progress : NULL;
+    so.progress_ctx = f->job->cb ? f->job->cb->ctx : NULL;
+    so.phase = phase;
+    so.stop = f->job->cb ? f->job->cb->stop : NULL;
+    hs_status st = hs_image_store_open(set, &so, store, err);
+    if (st) return st;
+    for (int i = 0; i < store->failed_count; i++) note(f, "skipped %s", store->failed[i]);
+    if (f->c->strict && store->failed_count)
+        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s", store->failed[0]);
+    return HS_OK;
+}
+
 /* The training side: its image store (decoded once, short side capped at 2 S), the loader of
  * augmented batches (this rank's slice of each global batch) and the first epoch's order. */
 static hs_status open_train(finetune *f, hs_error *err) {
     const hs_train_config *c = f->c;
     const hs_backbone_info *info = f->net->info;
     int threads = c->threads > 0 ? c->threads : omp_get_max_threads();
-    hs_image_store_options so = {0};
-    so.memory_budget = HS_FINETUNE_STORE_BUDGET;
-    so.max_short_side = 2 * f->size;
-    so.progress = f->job->cb ? f->job->cb->progress : NULL;
-    so.progress_ctx = f->job->cb ? f->job->cb->ctx : NULL;
-    so.phase = "decoding train images";
-    so.stop = f->job->cb ? f->job->cb->stop : NULL;
-    hs_status st = hs_image_store_open(f->job->train, &so, &f->train_store, err);
+    hs_status st = open_store(f, f->job->train, "decoding train images", 2 * f->size,
+                              &f->train_store, err);
     if (st) return st;
-    for (int i = 0; i < f->train_store.failed_count; i++)
-        note(f, "skipped %s", f->train_store.failed[i]);
-    if (c->strict && f->train_store.failed_count)
-        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s", f->train_store.failed[0]);
 
     hs_loader_options *o = &f->train_opt;
     hs_loader_defaults(o);
@@ -242,18 +251,8 @@ static hs_status open_train(finetune *f, hs_error *err) {
  * prepares them (no augmentation), every usable image in order. */
 static hs_status open_val(finetune *f, hs_error *err) {
     const hs_train_config *c = f->c;
-    hs_image_store_options so = {0};
-    so.memory_budget = HS_FINETUNE_STORE_BUDGET;
-    so.progress = f->job->cb ? f->job->cb->progress : NULL;
-    so.progress_ctx = f->job->cb ? f->job->cb->ctx : NULL;
-    so.phase = "decoding val images";
-    so.stop = f->job->cb ? f->job->cb->stop : NULL;
-    hs_status st = hs_image_store_open(f->job->val, &so, &f->val_store, err);
+    hs_status st = open_store(f, f->job->val, "decoding val images", 0, &f->val_store, err);
     if (st) return st;
-    for (int i = 0; i < f->val_store.failed_count; i++)
-        note(f, "skipped %s", f->val_store.failed[i]);
-    if (c->strict && f->val_store.failed_count)
-        return hs_fail(err, HS_ERR_IMAGE, "--strict: %s", f->val_store.failed[0]);
     f->val_opt = f->train_opt;
     f->val_opt.batch_size = c->batch_size;
     f->val_opt.augment = 0;
