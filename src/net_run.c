@@ -44,15 +44,13 @@
  * layout). Measured on the nets both ways (bench/README.md). */
 #define FLOAT32_CHOOSES 0
 
-/* Whether bf16 runs of a range with depthwise convolutions take oneDNN's layouts on a CPU
- * without AMX (else the fixed blocked layout: jit_dw / jit_1x1 bf16 kernels instead of
- * brdgmm_dw / brgconv_1x1 in NHWC). With AMX they always do: fixed formats pin oneDNN to
- * its pre-AMX kernels there. Measured both ways (bench/README.md). */
-#define BF16_DEPTHWISE_CHOOSES 0
-
-/* Whether a bf16 run of layers [first, last) plans with oneDNN's layouts. */
+/* Whether a bf16 run of layers [first, last) plans with oneDNN's layouts. With AMX always:
+ * fixed formats pin oneDNN to its pre-AMX kernels there. Without AMX, a range with depthwise
+ * convolutions keeps the fixed blocked layout (jit_dw / jit_1x1 bf16 kernels rather than
+ * brdgmm_dw / brgconv_1x1 in NHWC: 17-20 % less CPU time, measured both ways in
+ * bench/README.md). */
 static int bf16_chooses(const hs_net *net, int first, int last) {
-    if (BF16_DEPTHWISE_CHOOSES || hs_dnnl_amx()) return 1;
+    if (hs_dnnl_amx()) return 1;
     for (int i = first; i < last; i++) {
         const hs_layer *l = &net->layers[i];
         if (l->kind == HS_LAYER_CONV && l->conv.groups > 1 &&
