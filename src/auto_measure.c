@@ -29,11 +29,15 @@ typedef struct measure {
     double decode_seconds;
     float *batch;        /* n x 3 x S x S at the largest size */
     double t0;
-    long done, total;
+    long done, total;    /* images through the backbone so far, of all the measurement's */
+    long step_images;    /* one size's fine-tune steps: (warm-up + timed) x batch */
 } measure;
 
-static void tick(measure *m, const char *what) {
-    m->done++;
+/* Progress counts images, as the callback's contract says: each size's feature passes, then
+ * each size's fine-tune steps (warm-up included). A step left untimed still counts. */
+static void tick(measure *m, long images) {
+    m->done += images;
+    const char *what = "measuring speeds";
     if (m->o->progress) m->o->progress(m->o->progress_ctx, what, m->done, m->total,
                                        now_seconds() - m->t0);
 }
@@ -159,6 +163,9 @@ static double held_bytes(const measure *m, const hs_auto_measure_options *o, int
     return held;
 }
 
+/* Timed fine-tune steps per size (after one warm-up step). */
+static int measured_steps(const hs_auto_measure_options *o) { return o->steps > 0 ? o->steps : 3; }
+
 /* The fine-tune at sizes[k]: its steps on the first --batch-size training images (finetune.h),
  * the resident set's growth over the measurement's start, plus what the run holds besides.
  * A size whose memory, extrapolated from the largest timed one below it (the growth scales
@@ -201,7 +208,7 @@ static hs_status finetune_rate(measure *m, const hs_dataset *train, int k, hs_au
     job.class_weights = o->class_weights;
     hs_finetune_parts parts;
     rss_reset_peak();
-    st = hs_finetune_time_steps(&job, 1, o->steps > 0 ? o->steps : 3, &parts, err);
+    st = hs_finetune_time_steps(&job, 1, measured_steps(o), &parts, err);
     if (st) return st;
     double peak = rss_peak();
     in->finetune_ips[k] = parts.seconds > 0 ? (double)parts.steps * B / parts.seconds : 0;
@@ -214,9 +221,11 @@ hs_status hs_auto_measure(hs_net *net, const hs_dataset *train,
                           const hs_auto_measure_options *o, hs_auto_input *in, hs_error *err) {
     double rss_start = rss_now();
     in->memory_available_bytes = hs_memory_available();
-    measure m = {net, o, NULL, 0, 0, NULL, now_seconds(), 0, 2 * (long)in->size_count};
+    measure m = {net, o, NULL, 0, 0, NULL, now_seconds(), 0, 0, 0};
     int largest = in->sizes[in->size_count - 1];
     m.n = o->feature_batch < train->count ? o->feature_batch : train->count;
+    int batch = o->config->batch_size < train->count ? o->config->batch_size : train->count;
+    m.step_images = (long)(1 + measured_steps(o)) * batch;
     m.images = calloc((size_t)(m.n > 0 ? m.n : 1), sizeof *m.images);
     m.batch = malloc((size_t)(m.n > 0 ? m.n : 1) * 3 * largest * largest * sizeof(float));
     hs_status st = HS_OK;
@@ -240,18 +249,19 @@ hs_status hs_auto_measure(hs_net *net, const hs_dataset *train,
     free(ok);
     if (!st && good == 0) st = hs_fail(err, HS_ERR_IMAGE, "no readable training image");
     m.n = good;
+    m.total = (long)in->size_count * (PASSES * (long)m.n + m.step_images);
     /* The fine-tune decodes both sides once more, into memory, at the same rate. */
     in->finetune_setup_seconds =
         m.n > 0 ? m.decode_seconds / m.n * ((double)train->count + o->val_images) : 0;
     for (int k = 0; !st && k < in->size_count; k++) {
         if (o->stop && *o->stop) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted measuring");
         if (!st) st = feature_rate(&m, in->sizes[k], &in->feature_ips[k], err);
-        tick(&m, "measuring speeds");
+        if (!st) tick(&m, PASSES * (long)m.n);
     }
     for (int k = 0; !st && k < in->size_count; k++) {
         if (o->stop && *o->stop) st = hs_fail(err, HS_ERR_INTERRUPTED, "interrupted measuring");
         if (!st) st = finetune_rate(&m, train, k, in, rss_start, err);
-        tick(&m, "measuring speeds");
+        if (!st) tick(&m, m.step_images);
     }
     net->prepared = 0;
     for (int i = 0; m.images && i < good; i++) hs_image_free(&m.images[i]);

@@ -279,6 +279,10 @@ static void test_cli(void) {
                   strstr(log, "images/s at 32 px; fine-tune step") &&
                   strstr(log, "the same run by hand"),
               "%s", log ? log : "");
+    /* Its progress counts images (the callback's contract, and what images/s divides): three
+     * feature passes over the 18 images, then 1 warm-up + 3 timed steps of 6. */
+    CHECK_MSG(log && strstr(log, "measuring speeds") && strstr(log, "78/78 "), "%s",
+              log ? log : "");
     free(out);
     free(log);
     char *text = read_all(ROOT "/run/run.json");
