@@ -14,8 +14,9 @@
  * / backward / update, process CPU seconds per step (the machine may be shared: wall time
  * alone can mislead), peak RSS, and for the fast backend where a step's time goes per layer
  * kind (forward and backward ms, from the tape's per-layer timers) and which activations the
- * tape keeps blocked. Figures are the median step of `steps` (step 0, the warm-up that makes
- * the plans and touches the memory, is not counted). */
+ * tape keeps blocked (with HS_BENCH_LAYERS set in the environment, every layer's too, with
+ * the convolution's shape). Figures are the median step of `steps` (step 0, the warm-up that
+ * makes the plans and touches the memory, is not counted). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,18 @@ static void report_kinds(const hs_net *net, const hs_tape *t, const double *seco
                                        : hs_layout_block(hs_grad_plans_layout()) == 8 ? "nChw8c"
                                                                                       : "NCHW",
            fused);
+    if (getenv("HS_BENCH_LAYERS")) /* every layer, for choosing per-layer rules */
+        for (int k = 0; k < span; k++) {
+            const hs_layer *l = &net->layers[t->first + k];
+            printf("    layer %3d %-14s %4dx%-4d k%d s%d g%-4d %4d px: forward %6.2f, backward "
+                   "%6.2f ms\n", t->first + k, hs_layer_ops_of(l->kind)->kind_name,
+                   l->kind == HS_LAYER_CONV ? l->conv.in_channels : 0,
+                   l->kind == HS_LAYER_CONV ? l->conv.out_channels : 0,
+                   l->kind == HS_LAYER_CONV ? l->conv.kernel_h : 0,
+                   l->kind == HS_LAYER_CONV ? l->conv.stride_h : 0,
+                   l->kind == HS_LAYER_CONV ? l->conv.groups : 0, t->shapes[k].h,
+                   1e3 * seconds[k] / steps, 1e3 * seconds[span + k] / steps);
+        }
     for (int kind = 0; kind < HS_LAYER_KIND_COUNT; kind++)
         if (count[kind])
             printf("    %-20s %3d layers: forward %7.1f, backward %7.1f  (%4.1f %%)\n",

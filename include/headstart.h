@@ -3,6 +3,11 @@
  * The one public header. Handles are opaque; functions return an hs_status and, on failure,
  * fill the caller's hs_error with a one-line message that says what went wrong and where.
  * The library never prints and never exits: only the command line tool does.
+ *
+ * Threads: every call spreads its own work over the cores (OpenMP, oneDNN; the run's --threads
+ * or hs_train_config.threads). Calls into the library run one at a time per process: they
+ * share one oneDNN engine and stream, and training shares the bf16 convolutions' conversion
+ * buffers, all process-wide. Handles may be passed between threads between calls.
  */
 #ifndef HEADSTART_H
 #define HEADSTART_H

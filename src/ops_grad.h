@@ -58,7 +58,9 @@ hs_conv_grad_plan *hs_conv_grad_plan_create(const hs_conv2d_shape *s, int n, int
                                             hs_layout src_layout, hs_layout dst_layout);
 /* The same with bf16 != 0: bfloat16 convolutions (mixed-precision training). The caller's
  * arrays stay float32 at the plan's edges: x, dy and the weights are converted into bf16
- * buffers the plan owns (with the reorder into the kernel's layout the plan runs anyway),
+ * buffers (x and dy into two slots shared by every bf16 plan of the process, which is why
+ * plans are made, run and freed by one thread at a time; the weights into the plan's own),
+ * with the reorder into the kernel's layout the plan runs anyway;
  * products are taken in bf16 and summed in float32, y, dx, dweight and dbias are written in
  * float32; the weights are read (and converted) on every run, so the caller's float32 master
  * weights are what the optimiser updates. Depthwise convolutions stay float32: in bf16
