@@ -290,7 +290,7 @@ static hs_status open_stage(finetune *f, hs_error *err) {
     f->logits = malloc((size_t)B * f->classes * sizeof(float));
     f->dlogits = malloc((size_t)B * f->classes * sizeof(float));
     if (!f->logits || !f->dlogits) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
-    float lr = hs_finetune_base_lr(c);
+    float lr = hs_finetune_base_lr(c, f->job->train->count);
     if ((st = build_optimizer(f, lr, err)) ||
         (st = hs_grad_sync_init(&f->sync, f->ctx, &f->tape, &f->opt, err)))
         return st;
@@ -391,7 +391,7 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
         *err = sum_err;
     }
     if ((st = hs_dist_agree(f->ctx, st, err))) return st;
-    f->opt.lr = (float)(hs_finetune_base_lr(f->c) *
+    f->opt.lr = (float)(hs_finetune_base_lr(f->c, f->job->train->count) *
                         hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
     hs_optimizer_step(&f->opt);
     f->parts.update += (t1 - t0) + (now_seconds() - t2);
@@ -673,8 +673,12 @@ static void begin(finetune *f, hs_finetune_job *job) {
     f->ctx = job->ctx;
 }
 
-float hs_finetune_base_lr(const hs_train_config *c) {
-    return c->finetune_lr > 0 ? c->finetune_lr : c->lr / 2;
+float hs_finetune_base_lr(const hs_train_config *c, int64_t train_images) {
+    if (c->finetune_lr > 0) return c->finetune_lr;
+    const double steps = (double)c->epochs * (double)((train_images + c->batch_size - 1) /
+                                                      (c->batch_size > 0 ? c->batch_size : 1));
+    const double scale = steps > HS_FINETUNE_LR_STEPS ? sqrt(HS_FINETUNE_LR_STEPS / steps) : 1.0;
+    return (float)(c->lr / 2 * scale);
 }
 
 hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {

@@ -85,9 +85,13 @@ typedef struct hs_finetune_job {
 } hs_finetune_job;
 
 hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err);
-/* Stage 2's base learning rate: --finetune-lr, or --lr / 2 when not given (the default chosen
- * by measurement on the CIFAR-10 5,000-image subset: README "Fine-tuning"). */
-float hs_finetune_base_lr(const hs_train_config *c);
+/* Stage 2's base learning rate for a fine-tune of train_images images: --finetune-lr, or when
+ * not given --lr / 2 up to HS_FINETUNE_LR_STEPS optimizer steps (--epochs x batches of
+ * --batch-size), scaled by sqrt(HS_FINETUNE_LR_STEPS / steps) beyond: the rate measured best
+ * on the CIFAR-10 5,000-image subset (471 steps) moved the pretrained net too far on the full
+ * set (7,815 steps), where lr / 5 did better at every epoch (README "Fine-tuning"). */
+#define HS_FINETUNE_LR_STEPS 1250
+float hs_finetune_base_lr(const hs_train_config *c, int64_t train_images);
 
 
 /* --strategy auto's measurement of stage 2 (auto_measure.c): the stage as hs_finetune_run

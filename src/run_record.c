@@ -30,7 +30,7 @@ static cJSON *float_array(const float *values, int count) {
     return a;
 }
 
-static cJSON *options_json(const hs_train_config *c, int img_size) {
+static cJSON *options_json(const hs_train_config *c, int img_size, int64_t train_images) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "backbone", c->backbone);
     cJSON_AddStringToObject(o, "weights", c->weights ? c->weights : "(pretrained, found)");
@@ -61,7 +61,7 @@ static cJSON *options_json(const hs_train_config *c, int img_size) {
         cJSON_AddStringToObject(o, "bn", c->bn);
         /* the fine-tune step's convolutions (hs_tape.bf16 follows the network's precision) */
         cJSON_AddStringToObject(o, "finetune_precision", c->bf16 ? "bf16" : "f32");
-        cJSON_AddNumberToObject(o, "finetune_lr", hs_finetune_base_lr(c));
+        cJSON_AddNumberToObject(o, "finetune_lr", hs_finetune_base_lr(c, train_images));
         cJSON_AddNumberToObject(o, "layer_decay", c->layer_decay);
         cJSON_AddNumberToObject(o, "warmup_epochs", c->warmup_epochs);
         cJSON_AddStringToObject(o, "schedule", c->schedule);
@@ -117,7 +117,7 @@ hs_status hs_run_record_write_start(const char *dir, const hs_train_config *c,
     cJSON_AddItemToObject(pp, "mean", float_array(prep->mean, 3));
     cJSON_AddItemToObject(pp, "std", float_array(prep->std, 3));
 
-    cJSON_AddItemToObject(root, "options", options_json(c, img_size));
+    cJSON_AddItemToObject(root, "options", options_json(c, img_size, train->count));
     if (class_weights) { /* the resolved weight of each class, by name */
         cJSON *w = cJSON_AddObjectToObject(root, "class_weights");
         for (int k = 0; w && k < train->class_count; k++)

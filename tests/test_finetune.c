@@ -391,7 +391,29 @@ static void test_time_steps(void) {
     hs_dataset_free(&val);
 }
 
+/* The default stage-2 rate: --lr / 2 up to HS_FINETUNE_LR_STEPS steps, then scaled by
+ * sqrt(HS_FINETUNE_LR_STEPS / steps); an explicit --finetune-lr is kept whatever the steps. */
+static void test_default_rate(void) {
+    hs_train_config c;
+    hs_train_config_defaults(&c);
+    c.lr = 1e-3f;
+    c.batch_size = 32;
+    c.epochs = 3; /* the subset: 5,000 images, 157 batches an epoch, 471 steps */
+    CHECK_MSG(fabsf(hs_finetune_base_lr(&c, 5000) - 5e-4f) < 1e-9f, "%g",
+              hs_finetune_base_lr(&c, 5000));
+    c.epochs = 8; /* 1,256 steps: just over the line */
+    CHECK(hs_finetune_base_lr(&c, 5000) < 5e-4f && hs_finetune_base_lr(&c, 5000) > 4.98e-4f);
+    c.epochs = 5; /* the full copy: 1,563 batches, 7,815 steps */
+    double expect = 5e-4 * sqrt(1250.0 / 7815.0);
+    CHECK_MSG(fabs(hs_finetune_base_lr(&c, 50000) - expect) < 1e-9, "%g against %g",
+              hs_finetune_base_lr(&c, 50000), expect);
+    CHECK(fabs(expect - 2.0e-4) < 1e-6);
+    c.finetune_lr = 7e-4f;
+    CHECK(hs_finetune_base_lr(&c, 50000) == 7e-4f && hs_finetune_base_lr(&c, 10) == 7e-4f);
+}
+
 int main(void) {
+    test_default_rate();
     test_require_lite0_weights();
     make_data();
     test_time_steps();
