@@ -14,6 +14,7 @@
 /* A warm-up pass (a new size builds its plans and primitives once), then the fastest of the
  * others: other processes on a shared machine only ever slow a pass down. */
 enum { PASSES = 3 };
+enum { WARMUP_STEPS = 1 }; /* fine-tune steps before the timed ones (plans, pages) */
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -163,7 +164,7 @@ static double held_bytes(const measure *m, const hs_auto_measure_options *o, int
     return held;
 }
 
-/* Timed fine-tune steps per size (after one warm-up step). */
+/* Timed fine-tune steps per size (after WARMUP_STEPS). */
 static int measured_steps(const hs_auto_measure_options *o) { return o->steps > 0 ? o->steps : 3; }
 
 /* The fine-tune at sizes[k]: its steps on the first --batch-size training images (finetune.h),
@@ -208,7 +209,7 @@ static hs_status finetune_rate(measure *m, const hs_dataset *train, int k, hs_au
     job.class_weights = o->class_weights;
     hs_finetune_parts parts;
     rss_reset_peak();
-    st = hs_finetune_time_steps(&job, 1, measured_steps(o), &parts, err);
+    st = hs_finetune_time_steps(&job, WARMUP_STEPS, measured_steps(o), &parts, err);
     if (st) return st;
     double peak = rss_peak();
     in->finetune_ips[k] = parts.seconds > 0 ? (double)parts.steps * B / parts.seconds : 0;
@@ -225,7 +226,7 @@ hs_status hs_auto_measure(hs_net *net, const hs_dataset *train,
     int largest = in->sizes[in->size_count - 1];
     m.n = o->feature_batch < train->count ? o->feature_batch : train->count;
     int batch = o->config->batch_size < train->count ? o->config->batch_size : train->count;
-    m.step_images = (long)(1 + measured_steps(o)) * batch;
+    m.step_images = (long)(WARMUP_STEPS + measured_steps(o)) * batch;
     m.images = calloc((size_t)(m.n > 0 ? m.n : 1), sizeof *m.images);
     m.batch = malloc((size_t)(m.n > 0 ? m.n : 1) * 3 * largest * largest * sizeof(float));
     hs_status st = HS_OK;

@@ -120,6 +120,7 @@ typedef struct finetune {
     hs_optimizer opt;
     hs_lr_schedule schedule;
     int64_t total_steps;
+    float base_lr;       /* hs_finetune_base_lr for this run: the schedule's 1.0 */
     int batches_per_epoch;
     float *prefix_out;                /* batch x prefix output */
     float *logits, *dlogits;
@@ -290,8 +291,8 @@ static hs_status open_stage(finetune *f, hs_error *err) {
     f->logits = malloc((size_t)B * f->classes * sizeof(float));
     f->dlogits = malloc((size_t)B * f->classes * sizeof(float));
     if (!f->logits || !f->dlogits) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
-    float lr = hs_finetune_base_lr(c, f->job->train->count);
-    if ((st = build_optimizer(f, lr, err)) ||
+    f->base_lr = hs_finetune_base_lr(c, f->job->train->count);
+    if ((st = build_optimizer(f, f->base_lr, err)) ||
         (st = hs_grad_sync_init(&f->sync, f->ctx, &f->tape, &f->opt, err)))
         return st;
     f->schedule = hs_lr_schedule_constant();
@@ -391,7 +392,7 @@ static hs_status train_step(finetune *f, const hs_batch *b, hs_rng *rng, double 
         *err = sum_err;
     }
     if ((st = hs_dist_agree(f->ctx, st, err))) return st;
-    f->opt.lr = (float)(hs_finetune_base_lr(f->c, f->job->train->count) *
+    f->opt.lr = (float)(f->base_lr *
                         hs_lr_factor(&f->schedule, f->opt.steps, f->total_steps));
     hs_optimizer_step(&f->opt);
     f->parts.update += (t1 - t0) + (now_seconds() - t2);
