@@ -191,7 +191,8 @@ typedef struct hs_train_config {
     /* --strategy finetune: stage 1 trains the head for probe_epochs on cached features (with
      * lr), stage 2 trains layers from the unfreeze boundary for `epochs` on augmented images. */
     int probe_epochs;          /* stage 1 epochs [5] */
-    const char *unfreeze;      /* "all" or "N": the top N backbone blocks [all] */
+    const char *unfreeze;      /* "auto" (the blocks at 1/16 resolution and coarser),
+                                * "all" or "N": the top N backbone blocks [auto] */
     const char *bn;            /* "frozen" (running statistics, left alone) or "train" [frozen] */
     float finetune_lr;         /* stage 2 base rate; 0: lr / 2 */
     float layer_decay;         /* per-depth lr decay in (0, 1] [1: none] */

@@ -55,6 +55,28 @@ int hs_backbone_blocks(const hs_net *net, int *starts, int max) {
     return count < max ? count : max;
 }
 
+/* --unfreeze auto: the start of the block holding the first parametrised layer whose output
+ * is at most 1/16 of the input's height (the shapes at the weights' input size). */
+static hs_status coarse_boundary(const hs_net *net, const int *starts, int blocks,
+                                 int *boundary, hs_error *err) {
+    int size = net->info && net->info->preprocess.input_size > 0
+                   ? net->info->preprocess.input_size
+                   : 224;
+    hs_act_shape *shapes = malloc((size_t)(net->head_begin + 1) * sizeof *shapes);
+    if (!shapes) return hs_fail(err, HS_ERR_NOMEM, "out of memory");
+    hs_act_shape in = {3, size, size};
+    hs_status st = hs_net_range_shapes(net, 0, net->head_begin, in, shapes, err);
+    *boundary = 0; /* a backbone that never gets that coarse trains whole */
+    for (int i = 0; !st && i < net->head_begin; i++) {
+        if (!has_params(&net->layers[i]) || shapes[i + 1].h * 16 > size) continue;
+        for (int k = 0; k < blocks; k++)
+            if (starts[k] <= i) *boundary = starts[k];
+        break;
+    }
+    free(shapes);
+    return st;
+}
+
 hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *boundary,
                                hs_error *err) {
     int starts[MAX_BLOCKS];
@@ -63,11 +85,12 @@ hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *bou
         *boundary = 0;
         return HS_OK;
     }
+    if (!strcmp(unfreeze, "auto")) return coarse_boundary(net, starts, blocks, boundary, err);
     char *end = NULL;
     long n = strtol(unfreeze, &end, 10);
     if (end == unfreeze || *end || n < 0 || n > 100000)
-        return hs_fail(err, HS_ERR_ARGUMENT, "--unfreeze must be all or a block count >= 0, "
-                       "not '%s'", unfreeze);
+        return hs_fail(err, HS_ERR_ARGUMENT, "--unfreeze must be auto, all or a block count "
+                       ">= 0, not '%s'", unfreeze);
     *boundary = n >= blocks ? 0 : n == 0 ? net->head_begin : starts[blocks - n];
     return HS_OK;
 }

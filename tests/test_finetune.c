@@ -332,6 +332,9 @@ static void test_blocks(void) {
     CHECK(hs_unfreeze_boundary(net, "0", &b, &err) == HS_OK && b == net->head_begin);
     CHECK(hs_unfreeze_boundary(net, "99", &b, &err) == HS_OK && b == 0);
     CHECK(hs_unfreeze_boundary(net, "x", &b, &err) == HS_ERR_ARGUMENT);
+    /* auto: from the first block at 14 x 14 of 224 (block 5 strides from 28 to 14) */
+    CHECK(hs_unfreeze_boundary(net, "auto", &b, &err) == HS_OK && b == starts[6]);
+    CHECK_MSG(!strcmp(net->layers[b].name, "_blocks.5._expand_conv"), "%s", net->layers[b].name);
     CHECK(hs_layer_depth(net, 0) == 0);
     CHECK(hs_layer_depth(net, net->head_begin) == 18);
     CHECK(hs_layer_depth(net, starts[5] + 1) == 5);

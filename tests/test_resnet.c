@@ -51,13 +51,14 @@ static void test_layouts(void) {
         const char *name;
         int64_t params;
         int features, blocks;
-        const char *top_block; /* the first layer of --unfreeze 1 */
+        const char *top_block;  /* the first layer of --unfreeze 1 */
+        const char *auto_block; /* of --unfreeze auto: the first block at 1/16 resolution */
     } nets[] = {
-        {"resnet18", 11689512, 512, 9, "layer4.1.conv1"},
-        {"resnet34", 21797672, 512, 17, "layer4.2.conv1"},
-        {"resnet50", 25557032, 2048, 17, "layer4.2.conv1"},
-        {"resnet101", 44549160, 2048, 34, "layer4.2.conv1"},
-        {"vgg16_bn", 138365992, 25088, 15, "classifier.3"},
+        {"resnet18", 11689512, 512, 9, "layer4.1.conv1", "layer3.0.conv1"},
+        {"resnet34", 21797672, 512, 17, "layer4.2.conv1", "layer3.0.conv1"},
+        {"resnet50", 25557032, 2048, 17, "layer4.2.conv1", "layer3.0.conv1"},
+        {"resnet101", 44549160, 2048, 34, "layer4.2.conv1", "layer3.0.conv1"},
+        {"vgg16_bn", 138365992, 25088, 15, "classifier.3", "features.34"},
     };
     for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
         hs_error err = {0};
@@ -85,6 +86,11 @@ static void test_layouts(void) {
         CHECK_MSG(blocks == nets[i].blocks && boundary >= 0 &&
                       strcmp(net->layers[boundary].name, nets[i].top_block) == 0,
                   "%s: %d blocks, --unfreeze 1 from %s", nets[i].name, blocks,
+                  boundary >= 0 ? net->layers[boundary].name : "?");
+        boundary = -1;
+        CHECK(hs_unfreeze_boundary(net, "auto", &boundary, &err) == HS_OK);
+        CHECK_MSG(boundary >= 0 && strcmp(net->layers[boundary].name, nets[i].auto_block) == 0,
+                  "%s: --unfreeze auto from %s", nets[i].name,
                   boundary >= 0 ? net->layers[boundary].name : "?");
         printf("%s: %lld parameters, %d features, %d blocks\n", nets[i].name,
                (long long)params, hs_net_feature_dim(net), blocks);
