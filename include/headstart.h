@@ -271,6 +271,13 @@ const char *hs_model_class_name(const hs_model *model, int index);
 typedef enum hs_tta { HS_TTA_NONE = 0, HS_TTA_FLIP = 1 } hs_tta;
 void hs_model_set_tta(hs_model *model, hs_tta tta);
 
+/* The input size images are resized to for hs_model_predict_files and hs_model_evaluate
+ * (32..1024; the training size by default): a fully convolutional backbone often does better
+ * somewhat above the size it was trained at with random-resized crops (Touvron et al.,
+ * "Fixing the train-test resolution discrepancy", 2019). Refused when the head cannot take
+ * the features of that size. */
+hs_status hs_model_set_img_size(hs_model *model, int size, hs_error *err);
+
 /* Class probabilities (n x classes) of n image files, prepared as in training. An image that
  * cannot be read gets errors[i].code != HS_OK and a row of zeros; the call itself fails only
  * when nothing could run. */

@@ -99,7 +99,10 @@ hs_status hs_auto_plan_make(const hs_auto_input *in, int probe_only_epochs, hs_a
     for (int k = 0; k < in->size_count; k++)
         append(why, size, "%s %.1f images/s at %d px", k ? "," : "", in->feature_ips[k],
                in->sizes[k]);
-    append(why, size, "; fine-tune step");
+    if (in->trained_from[0])
+        append(why, size, "; fine-tune step (training from %s up)", in->trained_from);
+    else
+        append(why, size, "; fine-tune step");
     for (int k = 0; k < in->size_count; k++) {
         if (in->finetune_ips[k] > 0)
             append(why, size, "%s %.1f images/s at %d px", k ? "," : "", in->finetune_ips[k],

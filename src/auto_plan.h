@@ -55,6 +55,8 @@ typedef struct hs_auto_input {
                                                * (measured, or extrapolated where not timed) */
     double finetune_cpu_ms[HS_AUTO_MAX_SIZES]; /* for the record: the timed steps' process CPU
                                                 * ms an image (0: not timed); not planned on */
+    char trained_from[64];      /* the fine-tune's first trained layer, for the paragraph
+                                 * ("": not said) */
 } hs_auto_input;
 
 typedef struct hs_auto_plan {

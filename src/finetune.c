@@ -712,9 +712,9 @@ hs_status hs_finetune_run(hs_finetune_job *job, hs_error *err) {
     if (!st) st = open_val(&f, err);
     if (!st) st = open_stage(&f, err);
     if (!(st = hs_dist_agree(f.ctx, st, err))) {
-        note(&f, "fine-tuning layers %d..%d of %d (from %s) on %d images, BatchNorm %s",
-             f.boundary, f.net->count - 1, f.net->count, f.net->layers[f.boundary].name,
-             f.train_count, f.c->bn);
+        note(&f, "fine-tuning layers %d..%d of %d (from %s, --unfreeze %s) on %d images, "
+             "BatchNorm %s", f.boundary, f.net->count - 1, f.net->count,
+             f.net->layers[f.boundary].name, f.c->unfreeze, f.train_count, f.c->bn);
         st = run_epochs(&f, err);
     }
     job->train_images = f.train_count;

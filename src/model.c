@@ -23,6 +23,23 @@ struct hs_model {
 
 void hs_model_set_tta(hs_model *m, hs_tta tta) { m->tta = tta; }
 
+hs_status hs_model_set_img_size(hs_model *m, int size, hs_error *err) {
+    if (size < 32 || size > 1024)
+        return hs_fail(err, HS_ERR_ARGUMENT, "--img-size must be 32..1024, not %d", size);
+    int c = 0, h = 0, w = 0, c0 = 0, h0 = 0, w0 = 0, trained = m->record.img_size;
+    hs_status st = hs_net_shape(m->net, 0, m->begin, 3, size, size, &c, &h, &w, err);
+    if (!st) st = hs_net_shape(m->net, 0, m->begin, 3, trained, trained, &c0, &h0, &w0, err);
+    if (st) return st;
+    /* A head sized for one feature map (VGG's flattened 7 x 7 without its adaptive pool, say)
+     * cannot take another. */
+    if ((int64_t)c * h * w != (int64_t)c0 * h0 * w0)
+        return hs_fail(err, HS_ERR_ARGUMENT, "at %d px the backbone gives %d x %d x %d features, "
+                       "the head was trained on %d x %d x %d (at %d px)", size, c, h, w, c0, h0,
+                       w0, trained);
+    m->record.img_size = size;
+    return HS_OK;
+}
+
 static hs_status load_backbone(hs_model *m, const char *weights, hs_error *err) {
     const hs_backbone_info *info = hs_backbone_find(m->record.backbone);
     char path[4096];

@@ -2,7 +2,8 @@
  * fine-tuned one: an image that is not mirror-symmetric gets different probabilities from
  * its mirror, --tta flip gives the mean of the two (the same for the image and its mirror),
  * evaluate's loss and accuracy are those of the averaged probabilities, and --tta none is
- * what predict gives without it, bit for bit. */
+ * what predict gives without it, bit for bit. Also --img-size, the size images are resized
+ * to at test time. */
 #include <cairo.h>
 #include <math.h>
 #include <stdlib.h>
@@ -191,6 +192,72 @@ static void check_run(const char *dir, const char *what) {
     free(text);
 }
 
+/* --img-size for predict and evaluate: the training size changes nothing, another size
+ * changes the probabilities and evaluate agrees with predict at it, sizes out of range are
+ * refused by the API and on the command line. */
+static void check_img_size(const char *dir, const char *what) {
+    hs_model *m = NULL;
+    hs_error err = {0};
+    CHECK_MSG(hs_model_open(dir, NULL, &m, &err) == HS_OK, "%s: %s", what, err.message);
+    if (!m) return;
+    const char *paths[EVAL_IMAGES];
+    for (int i = 0; i < EVAL_IMAGES; i++) paths[i] = eval_paths[i];
+    float trained[EVAL_IMAGES * 3], same[EVAL_IMAGES * 3], larger[EVAL_IMAGES * 3];
+    hs_error errors[EVAL_IMAGES];
+    CHECK(hs_model_predict_files(m, paths, EVAL_IMAGES, trained, errors, &err) == HS_OK);
+    CHECK(hs_model_set_img_size(m, 32, &err) == HS_OK);
+    CHECK(hs_model_predict_files(m, paths, EVAL_IMAGES, same, errors, &err) == HS_OK);
+    CHECK_MSG(memcmp(trained, same, sizeof same) == 0, "%s: --img-size 32 changed predict", what);
+    CHECK(hs_model_set_img_size(m, 48, &err) == HS_OK);
+    CHECK(hs_model_predict_files(m, paths, EVAL_IMAGES, larger, errors, &err) == HS_OK);
+    double moved = max_abs_diff(trained, larger, EVAL_IMAGES * 3), loss = 0;
+    int correct = 0;
+    for (int i = 0; i < EVAL_IMAGES; i++) {
+        const float *p = larger + i * 3;
+        int y = eval_labels[i], guess = 0;
+        for (int k = 1; k < 3; k++)
+            if (p[k] > p[guess]) guess = k;
+        CHECK_MSG(fabs((double)p[0] + p[1] + p[2] - 1) < 1e-5, "%s: row %d sums to %g", what, i,
+                  (double)p[0] + p[1] + p[2]);
+        correct += guess == y;
+        loss += -log(p[y]) / EVAL_IMAGES;
+    }
+    printf("%s: at 48 px the probabilities move by up to %.4f from 32 px\n", what, moved);
+    CHECK_MSG(moved > 1e-4, "%s: --img-size 48 gives the 32 px probabilities (%g)", what, moved);
+    hs_eval_result r;
+    CHECK(hs_model_evaluate(m, EVAL, NULL, &r, &err) == HS_OK);
+    CHECK_MSG(r.images == EVAL_IMAGES && r.correct == correct &&
+                  fabs(r.loss - loss) < 1e-4 * fmax(1, loss),
+              "%s: evaluate at 48 px: %d correct, loss %.6f; predict: %d, %.6f", what, r.correct,
+              r.loss, correct, loss);
+    hs_eval_result_free(&r);
+    CHECK(hs_model_set_img_size(m, 31, &err) == HS_ERR_ARGUMENT &&
+          strstr(err.message, "32..1024, not 31"));
+    CHECK(hs_model_set_img_size(m, 1025, &err) == HS_ERR_ARGUMENT);
+    hs_model_free(m);
+
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "'%s' evaluate '%s' '%s' --img-size 48 > /dev/null", HS_CLI_PATH,
+             dir, EVAL);
+    CHECK_MSG(run(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "'%s' predict '%s' --img-size 48 '%s' > /dev/null", HS_CLI_PATH,
+             dir, eval_paths[0]);
+    CHECK_MSG(run(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "'%s' evaluate '%s' '%s' --img-size 8 2> '%s'", HS_CLI_PATH, dir,
+             EVAL, ROOT "/err.txt");
+    CHECK(run(cmd) == 2);
+    snprintf(cmd, sizeof cmd, "'%s' predict '%s' --img-size big '%s' 2>> '%s'", HS_CLI_PATH, dir,
+             eval_paths[0], ROOT "/err.txt");
+    CHECK(run(cmd) == 2);
+    char *text = NULL;
+    size_t size = 0;
+    CHECK(hs_read_file(ROOT "/err.txt", 1 << 20, &text, &size, &err) == HS_OK);
+    CHECK_MSG(text && strstr(text, "--img-size must be 32..1024, not 8") &&
+                  strstr(text, "--img-size"),
+              "%s", text ? text : "");
+    free(text);
+}
+
 int main(void) {
     test_require_lite0_weights();
     make_data();
@@ -200,11 +267,13 @@ int main(void) {
              ROOT "/cache", ROOT "/head");
     CHECK_MSG(run(cmd) == 0, "%s", cmd);
     check_run(ROOT "/head", "head-only run");
+    check_img_size(ROOT "/head", "head-only run");
     snprintf(cmd, sizeof cmd, "'%s' train '%s' --strategy finetune --img-size 32 --epochs 1 "
              "--probe-epochs 1 --batch-size 6 --optimizer sgd --lr 0.05 --seed 1 --threads 2 "
              "--cache-dir '%s' --out '%s' > /dev/null 2>&1", HS_CLI_PATH, DATA, ROOT "/cache",
              ROOT "/finetuned");
     CHECK_MSG(run(cmd) == 0, "%s", cmd);
     check_run(ROOT "/finetuned", "fine-tuned run");
+    check_img_size(ROOT "/finetuned", "fine-tuned run");
     return check_finish("test_tta");
 }

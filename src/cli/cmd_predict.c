@@ -11,13 +11,14 @@ enum { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON };
 typedef struct predict_options {
     const char *run_dir;
     const char *weights;
-    int top_k, format, batch_size, first_path;
+    int top_k, format, batch_size, first_path, img_size;
     hs_tta tta;
 } predict_options;
 
 static void print_help(void) {
     printf("usage: headstart predict RUN_DIR [--top-k K] [--format table|csv|json]\n"
            "                         [--weights FILE] [--batch-size N] [--tta none|flip]\n"
+           "                         [--img-size N]\n"
            "                         IMAGE|FOLDER...\n"
            "\n"
            "Prints each image's top-k classes (default 3) of the model trained in RUN_DIR,\n"
@@ -26,7 +27,8 @@ static void print_help(void) {
            "csv columns: path,rank,class,probability. Unreadable images are listed on stderr\n"
            "(and in the csv/json output with an error) and the exit code is 11.\n"
            "--tta flip: each image's probabilities are the mean of its softmax and that of\n"
-           "its mirror image (twice the compute) [none].\n");
+           "its mirror image (twice the compute) [none].\n"
+           "--img-size N: resize the images to N x N, 32..1024 [the size it trained at].\n");
 }
 
 static int parse(int argc, char **argv, predict_options *o) {
@@ -50,6 +52,7 @@ static int parse(int argc, char **argv, predict_options *o) {
         if (!strcmp(a, "--weights")) o->weights = v;
         else if (!strcmp(a, "--top-k")) code = cli_parse_int("predict", a, v, &o->top_k);
         else if (!strcmp(a, "--batch-size")) code = cli_parse_int("predict", a, v, &o->batch_size);
+        else if (!strcmp(a, "--img-size")) code = cli_parse_int("predict", a, v, &o->img_size);
         else if (!strcmp(a, "--tta")) {
             if (!strcmp(v, "none")) o->tta = HS_TTA_NONE;
             else if (!strcmp(v, "flip")) o->tta = HS_TTA_FLIP;
@@ -127,6 +130,10 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
     hs_model_set_tta(model, o.tta);
+    if (o.img_size && hs_model_set_img_size(model, o.img_size, &err)) {
+        code = cli_report(&err);
+        goto done;
+    }
     int classes = hs_model_num_classes(model), failed = 0;
     float *probs = malloc((size_t)o.batch_size * classes * sizeof(float));
     hs_error *errors = calloc((size_t)o.batch_size, sizeof *errors);
