@@ -30,7 +30,7 @@ int hs_backbone_blocks(const hs_net *net, int *starts, int max);
  * (N of at least the block count: 0), "auto" -> the start of the first block that computes
  * at 1/16 of the input's resolution or coarser (Lite0: _blocks.5, ResNet: layer3.0, VGG16:
  * features.24; 0 for a backbone that never gets that coarse). Measured (README): on
- * CIFAR-10 it trains as well as "all" at about twice the images/s, the high-resolution blocks
+ * CIFAR-10 it trains about as well as "all" at 1.5-2.7x the images/s, the high-resolution blocks
  * being most of the backward's cost and the least specific to ImageNet. Refuses anything
  * else, naming the flag. */
 hs_status hs_unfreeze_boundary(const hs_net *net, const char *unfreeze, int *boundary,

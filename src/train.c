@@ -62,7 +62,7 @@ void hs_train_config_defaults(hs_train_config *c) {
      * fine-tune epochs reached 77.5 % frozen against 54.8 % with batch statistics. */
     c->probe_epochs = 5;
     /* The blocks at 1/16 resolution and coarser (finetune.h), by measurement: on CIFAR-10 as
-     * accurate as the whole backbone at about twice the images/s (README "Fine-tuning"). */
+     * accurate as the whole backbone at 1.5-2.7x the images/s (README "Fine-tuning"). */
     c->unfreeze = "auto";
     c->bn = "frozen";
     c->finetune_lr = 0.0f;

@@ -94,6 +94,26 @@ static double max_abs_diff(const float *a, const float *b, int n) {
     return worst;
 }
 
+/* predict with bad_predict and evaluate with bad_evaluate both exit 2, and their messages
+ * hold expect_predict and expect_evaluate. */
+static void check_refused(const char *dir, const char *bad_predict, const char *bad_evaluate,
+                          const char *expect_predict, const char *expect_evaluate) {
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "'%s' predict '%s' %s '%s' 2> '%s'", HS_CLI_PATH, dir,
+             bad_predict, eval_paths[0], ROOT "/err.txt");
+    CHECK_MSG(run(cmd) == 2, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "'%s' evaluate '%s' '%s' %s 2>> '%s'", HS_CLI_PATH, dir, EVAL,
+             bad_evaluate, ROOT "/err.txt");
+    CHECK_MSG(run(cmd) == 2, "%s", cmd);
+    char *text = NULL;
+    size_t size = 0;
+    hs_error err = {0};
+    CHECK(hs_read_file(ROOT "/err.txt", 1 << 20, &text, &size, &err) == HS_OK);
+    CHECK_MSG(text && strstr(text, expect_predict) && strstr(text, expect_evaluate), "%s",
+              text ? text : "");
+    free(text);
+}
+
 /* predict and evaluate of the run in dir with and without --tta flip. */
 static void check_run(const char *dir, const char *what) {
     hs_model *m = NULL;
@@ -174,19 +194,10 @@ static void check_run(const char *dir, const char *what) {
     snprintf(cmd, sizeof cmd, "'%s' evaluate '%s' '%s' --tta flip > '%s'", HS_CLI_PATH, dir,
              EVAL, ROOT "/eval.txt");
     CHECK_MSG(run(cmd) == 0, "%s", cmd);
-    snprintf(cmd, sizeof cmd, "'%s' predict '%s' --tta mirror '%s' 2> '%s'", HS_CLI_PATH, dir,
-             eval_paths[0], ROOT "/err.txt");
-    CHECK(run(cmd) == 2);
-    snprintf(cmd, sizeof cmd, "'%s' evaluate '%s' '%s' --tta 5 2>> '%s'", HS_CLI_PATH, dir,
-             EVAL, ROOT "/err.txt");
-    CHECK(run(cmd) == 2);
+    check_refused(dir, "--tta mirror", "--tta 5", "--tta must be none or flip, not 'mirror'",
+                  "not '5'");
     char *text = NULL;
     size_t size = 0;
-    CHECK(hs_read_file(ROOT "/err.txt", 1 << 20, &text, &size, &err) == HS_OK);
-    CHECK_MSG(text && strstr(text, "--tta must be none or flip, not 'mirror'") &&
-                  strstr(text, "not '5'"),
-              "%s", text ? text : "");
-    free(text);
     CHECK(hs_read_file(ROOT "/eval.txt", 1 << 20, &text, &size, &err) == HS_OK);
     CHECK_MSG(text && strstr(text, "flip test-time augmentation"), "%s", text ? text : "");
     free(text);
@@ -243,19 +254,8 @@ static void check_img_size(const char *dir, const char *what) {
     snprintf(cmd, sizeof cmd, "'%s' predict '%s' --img-size 48 '%s' > /dev/null", HS_CLI_PATH,
              dir, eval_paths[0]);
     CHECK_MSG(run(cmd) == 0, "%s", cmd);
-    snprintf(cmd, sizeof cmd, "'%s' evaluate '%s' '%s' --img-size 8 2> '%s'", HS_CLI_PATH, dir,
-             EVAL, ROOT "/err.txt");
-    CHECK(run(cmd) == 2);
-    snprintf(cmd, sizeof cmd, "'%s' predict '%s' --img-size big '%s' 2>> '%s'", HS_CLI_PATH, dir,
-             eval_paths[0], ROOT "/err.txt");
-    CHECK(run(cmd) == 2);
-    char *text = NULL;
-    size_t size = 0;
-    CHECK(hs_read_file(ROOT "/err.txt", 1 << 20, &text, &size, &err) == HS_OK);
-    CHECK_MSG(text && strstr(text, "--img-size must be 32..1024, not 8") &&
-                  strstr(text, "--img-size"),
-              "%s", text ? text : "");
-    free(text);
+    check_refused(dir, "--img-size big", "--img-size 8",
+                  "--img-size needs a whole number, not 'big'", "--img-size must be 32..1024, not 8");
 }
 
 int main(void) {
