@@ -135,10 +135,14 @@ static void image_counts(const char *log, int *train_images, int *val_images) {
 }
 
 /* Run b against run a: the same epochs, accuracies within one sample, losses within
- * LOSS_RTOL relative. */
-static void check_same_metrics(const char *what, const char *dir_a, const char *log_a,
-                               const char *dir_b) {
+ * LOSS_RTOL relative, or within twice the distance of a to dir_spread when given: the same
+ * one-process run with other kernels (another float summation order), which is how far this
+ * training's losses move on rounding alone. */
+static void check_same_metrics_spread(const char *what, const char *dir_a, const char *log_a,
+                                      const char *dir_b, const char *dir_spread) {
     metrics a = read_metrics(dir_a), b = read_metrics(dir_b);
+    metrics spread = dir_spread ? read_metrics(dir_spread) : a;
+    CHECK_MSG(spread.rows == a.rows, "%s: %d epochs in %s", what, spread.rows, dir_spread);
     int train_images, val_images;
     image_counts(log_a, &train_images, &val_images);
     CHECK_MSG(a.rows > 0 && a.rows == b.rows, "%s: %d epochs against %d", what, a.rows, b.rows);
@@ -147,11 +151,17 @@ static void check_same_metrics(const char *what, const char *dir_a, const char *
     for (int e = 0; e < a.rows && e < b.rows; e++)
         for (int k = 0; k < 4; k++) {
             double x = a.v[e][k], y = b.v[e][k];
-            int ok = k % 2 == 0 ? fabs(x - y) <= LOSS_RTOL * fabs(x)
+            double rounding = e < spread.rows ? 2 * fabs(x - spread.v[e][k]) : 0;
+            int ok = k % 2 == 0 ? fabs(x - y) <= fmax(LOSS_RTOL * fabs(x), rounding)
                                 : fabs(x - y) <= sample[k] + 1e-9;
             CHECK_MSG(ok, "%s: epoch %d column %d: %.6f (one process) against %.6f", what,
                       e + 1, k + 1, x, y);
         }
+}
+
+static void check_same_metrics(const char *what, const char *dir_a, const char *log_a,
+                               const char *dir_b) {
+    check_same_metrics_spread(what, dir_a, log_a, dir_b, NULL);
 }
 
 /* Every cache entry in dir_a's features/ is in dir_b's, byte for byte. */
@@ -304,14 +314,24 @@ static void test_overlap(void) {
     check_same_file("overlapped against blocking all-reduce", ROOT "/o_blocking",
                     ROOT "/o_overlap", "model.safetensors");
     /* And within the bound of one process, on 2 ranks and on 3 (uneven slices of 2). */
+    /* Two epochs of training the stem too amplify rounding: on an AVX2-only EPYC the one
+     * process's second-epoch validation loss moved by 1.8 % between oneDNN's AVX2 and SSE4.1
+     * kernels, more than LOSS_RTOL, while --unfreeze 17 (the stem frozen) moved by 3e-6.
+     * So the bound here is also that rounding spread, measured: the one process with oneDNN
+     * capped to SSE4.1. */
     snprintf(a, sizeof a, "%s --out " ROOT "/o_one", args);
-    if (must_succeed(train(0, DATA, a, ROOT "/o_one.log"), ROOT "/o_one.log")) {
-        check_same_metrics("whole fine-tune, 2 ranks", ROOT "/o_one", ROOT "/o_one.log",
-                           ROOT "/o_overlap");
+    int one = must_succeed(train(0, DATA, a, ROOT "/o_one.log"), ROOT "/o_one.log");
+    setenv("ONEDNN_MAX_CPU_ISA", "SSE41", 1);
+    snprintf(a, sizeof a, "%s --out " ROOT "/o_one_sse41", args);
+    code = train(0, DATA, a, ROOT "/o_one_sse41.log");
+    unsetenv("ONEDNN_MAX_CPU_ISA");
+    if (one && must_succeed(code, ROOT "/o_one_sse41.log")) {
+        check_same_metrics_spread("whole fine-tune, 2 ranks", ROOT "/o_one", ROOT "/o_one.log",
+                                  ROOT "/o_overlap", ROOT "/o_one_sse41");
         snprintf(a, sizeof a, "%s --out " ROOT "/o_three", args);
         if (must_succeed(train(3, DATA, a, ROOT "/o_three.log"), ROOT "/o_three.log"))
-            check_same_metrics("whole fine-tune, 3 ranks", ROOT "/o_one", ROOT "/o_one.log",
-                               ROOT "/o_three");
+            check_same_metrics_spread("whole fine-tune, 3 ranks", ROOT "/o_one",
+                                      ROOT "/o_one.log", ROOT "/o_three", ROOT "/o_one_sse41");
     }
     char *log = slurp(ROOT "/o_overlap.log");
     /* Every bucket started from the tape's hook, none left for the wait after backward

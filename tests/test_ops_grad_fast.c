@@ -96,6 +96,7 @@ static const conv_case conv_cases[] = {
     {"4x24x14x14 1x1 24->144", 4, 24, 144, 14, 14, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
     {"4x40x14x14 depthwise 5x5 SAME", 4, 40, 40, 14, 14, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 40},
     {"2x3x32x32 stem 3x3 s2 SAME", 2, 3, 32, 32, 32, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1},
+    {"6x3x32x32 stem 3x3 s2 SAME", 6, 3, 32, 32, 32, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1},
     {"2x16x12x12 groups 4", 2, 16, 32, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4},
     {"2x8x13x13 dilated 2 stride 2", 2, 8, 8, 13, 13, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1},
     /* depthwise kernels oneDNN has no jit weight gradient for (the plan's direct loops) */
@@ -832,6 +833,8 @@ static void run_all(void) {
         for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
             check_conv_layout(&conv_cases[i], blocked[li], blocked[li]);
         check_conv_layout(find_conv_case("2x3x32x32 stem 3x3 s2 SAME"), HS_LAYOUT_NCHW,
+                          blocked[li]);
+        check_conv_layout(find_conv_case("6x3x32x32 stem 3x3 s2 SAME"), HS_LAYOUT_NCHW,
                           blocked[li]);
         check_conv_layout(find_conv_case("4x24x14x14 1x1 24->144"), blocked[li], HS_LAYOUT_NCHW);
         check_conv_layout(find_conv_case("4x24x14x14 1x1 24->144"), HS_LAYOUT_NCHW, blocked[li]);
