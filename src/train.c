@@ -496,8 +496,7 @@ static hs_status plan_auto(train_state *s, double t0, hs_train_result *result, h
     o.progress_ctx = s->cb ? s->cb->ctx : NULL;
     o.stop = s->cb ? s->cb->stop : NULL;
     if (!st)
-        snprintf(in->trained_from, sizeof in->trained_from, "%s",
-                 s->net->layers[boundary < s->net->count ? boundary : 0].name);
+        snprintf(in->trained_from, sizeof in->trained_from, "%s", s->net->layers[boundary].name);
     if (!st) st = hs_auto_measure(s->net, &s->train, &o, in, err);
     if ((st = hs_dist_agree(s->ctx, st, err)) ||
         (st = hs_dist_broadcast(s->ctx, in, sizeof *in, 0, err)))

@@ -255,7 +255,8 @@ static void check_img_size(const char *dir, const char *what) {
              dir, eval_paths[0]);
     CHECK_MSG(run(cmd) == 0, "%s", cmd);
     check_refused(dir, "--img-size big", "--img-size 8",
-                  "--img-size needs a whole number, not 'big'", "--img-size must be 32..1024, not 8");
+                  "--img-size needs a whole number, not 'big'",
+                  "--img-size must be 32..1024, not 8");
 }
 
 int main(void) {

@@ -108,7 +108,8 @@ static void print_one(const hs_model *m, const predict_options *o, const char *p
 }
 
 int cmd_predict(int argc, char **argv) {
-    predict_options o = {NULL, NULL, 3, FORMAT_TABLE, 32, 0, HS_TTA_NONE};
+    predict_options o = {.top_k = 3, .format = FORMAT_TABLE, .batch_size = 32,
+                         .tta = HS_TTA_NONE};
     int code = parse(argc, argv, &o);
     if (code && !o.first_path) return code;
     if (o.top_k < 1 || o.top_k > 64) return cli_usage_error("predict", "--top-k must be 1..64");
