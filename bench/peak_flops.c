@@ -8,13 +8,13 @@
  * Usage: peak_flops [threads]. One line per figure: "NAME GFLOPS" and the ISA it ran. */
 #include <cblas.h>
 #include <immintrin.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench_forward.h" /* hs_dnnl_isa_name */
+#include "dnnl_compat.h"
 
 #define ACC 24
 
@@ -89,20 +89,20 @@ static double bf16_peak(int n, char *impl, size_t impl_size, const char **why) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t mem[3] = {NULL, NULL, NULL};
-    dnnl_memory_desc_t md[3];
+    hs_md md[3];
+    memset(md, 0, sizeof md);
     dnnl_dims_t dims[3] = {{n, n}, {n, n}, {n, n}};
-    dnnl_matmul_desc_t desc;
     *why = NULL;
     impl[0] = '\0';
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) || dnnl_stream_create(&stream, engine, 0)) {
         *why = "no oneDNN engine";
         goto done;
     }
-    dnnl_memory_desc_init_by_tag(&md[0], 2, dims[0], dnnl_bf16, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&md[1], 2, dims[1], dnnl_bf16, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&md[2], 2, dims[2], dnnl_f32, dnnl_ab);
-    if (dnnl_matmul_desc_init(&desc, &md[0], &md[1], NULL, &md[2]) ||
-        dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL)) {
+    if (hs_md_init(&md[0], 2, dims[0], dnnl_bf16, dnnl_ab) ||
+        hs_md_init(&md[1], 2, dims[1], dnnl_bf16, dnnl_ab) ||
+        hs_md_init(&md[2], 2, dims[2], dnnl_f32, dnnl_ab) ||
+        hs_matmul_pd(&pd, engine, hs_md_get(&md[0]), hs_md_get(&md[1]), NULL, hs_md_get(&md[2]),
+                     NULL)) {
         *why = "oneDNN has no bf16 matmul for this CPU";
         goto done;
     }
@@ -115,13 +115,13 @@ static double bf16_peak(int n, char *impl, size_t impl_size, const char **why) {
     }
     if (dnnl_primitive_create(&prim, pd)) { *why = "oneDNN could not make the matmul"; goto done; }
     for (int i = 0; i < 3; i++) {
-        if (dnnl_memory_create(&mem[i], &md[i], engine, DNNL_MEMORY_ALLOCATE)) {
+        if (dnnl_memory_create(&mem[i], hs_md_get(&md[i]), engine, DNNL_MEMORY_ALLOCATE)) {
             *why = "out of memory";
             goto done;
         }
         void *p = NULL;
         dnnl_memory_get_data_handle(mem[i], &p);
-        memset(p, 0, dnnl_memory_desc_get_size(&md[i])); /* zeros: bf16 0 is all bits clear */
+        memset(p, 0, dnnl_memory_desc_get_size(hs_md_get(&md[i]))); /* zeros: bf16 0 is all bits clear */
     }
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]},
                                {DNNL_ARG_DST, mem[2]}};
@@ -135,7 +135,10 @@ static double bf16_peak(int n, char *impl, size_t impl_size, const char **why) {
         if (r > 0 && g > best) best = g; /* the first run warms the caches and the JIT */
     }
 done:
-    for (int i = 0; i < 3; i++) if (mem[i]) dnnl_memory_destroy(mem[i]);
+    for (int i = 0; i < 3; i++) {
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+        hs_md_release(&md[i]);
+    }
     if (prim) dnnl_primitive_destroy(prim);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (stream) dnnl_stream_destroy(stream);

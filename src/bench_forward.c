@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnnl_compat.h"
 #include "error.h"
 #include "gemm.h"
 #include "layers/layer.h"
@@ -28,7 +29,13 @@ const char *hs_dnnl_isa_name(void) {
     case dnnl_cpu_isa_avx: return "avx";
     case dnnl_cpu_isa_avx2: return "avx2";
     case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+#if DNNL_VERSION_MAJOR < 3
     case dnnl_cpu_isa_avx512_mic: case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic";
+#else
+    case dnnl_cpu_isa_avx2_vnni_2: return "avx2_vnni_2";
+    case dnnl_cpu_isa_avx512_core_fp16: return "avx512_core_fp16";
+    case dnnl_cpu_isa_avx512_core_amx_fp16: return "avx512_core_amx_fp16";
+#endif
     case dnnl_cpu_isa_avx512_core: return "avx512_core";
     case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
     case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
@@ -147,6 +154,7 @@ hs_status hs_bench_forward(hs_net *net, const hs_bench_options *o, hs_bench_resu
     if (o->threads < 0 || o->threads > 1024)
         return hs_fail(err, HS_ERR_ARGUMENT, "threads must be 0..1024, not %d", o->threads);
     snprintf(r->isa, sizeof r->isa, "%s", hs_dnnl_isa_name());
+    hs_dnnl_version(r->dnnl_version, sizeof r->dnnl_version);
     snprintf(r->gemm, sizeof r->gemm, "%s", hs_gemm_backend_name(HS_GEMM_DEFAULT));
     if (o->bf16 && hs_dnnl_bf16_support() == 0)
         return hs_fail(err, HS_ERR_ARGUMENT,

@@ -35,6 +35,7 @@ typedef struct hs_bench_result {
     int runs;
     int threads;
     char isa[32];          /* the ISA oneDNN runs at ("avx2", "avx512_core_amx", ...) */
+    char dnnl_version[16]; /* the oneDNN loaded ("2.6.3", "3.2.0", ...) */
     char gemm[16];         /* the GEMM backend ("onednn", "openblas") */
     hs_bench_kernel kernels[HS_BENCH_MAX_KERNELS];
     int kernel_count;

@@ -1,4 +1,4 @@
-/* Fast backward kernels: oneDNN 2.6 backward primitives behind per-shape plans (ops_grad.h).
+/* Fast backward kernels: oneDNN backward primitives behind per-shape plans (ops_grad.h).
  *
  * Every backward primitive in oneDNN is created from a hint, the forward-training primitive
  * descriptor of the same layer, so each plan makes that forward descriptor first. Memory the
@@ -9,11 +9,11 @@
  *
  * When a primitive cannot be made, that part of the plan runs the reference kernel. */
 #include <math.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnnl_compat.h"
 #include "ops.h"
 #include "ops_grad.h"
 
@@ -73,7 +73,7 @@ static const char *impl_of(const_dnnl_primitive_desc_t pd) {
 }
 
 static size_t scratch_size(const_dnnl_primitive_desc_t pd) {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    hs_md_ref md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
@@ -92,7 +92,7 @@ static dnnl_primitive_attr_t user_scratch_attr(void) {
 /* Scratchpad memory for one primitive over a buffer shared by the plan's primitives (they run
  * one after another). *mem stays NULL when the primitive needs none. */
 static int scratch_memory(const_dnnl_primitive_desc_t pd, void *buf, dnnl_memory_t *mem) {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    hs_md_ref md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (!md || dnnl_memory_desc_get_size(md) == 0) return 1;
     return dnnl_memory_create(mem, md, grad_engine, buf) == dnnl_success;
 }
@@ -159,8 +159,8 @@ static void arena_release(void) {
 }
 
 /* slot < 0: the port owns its buffer; else the buffer is that arena slot (inputs only). */
-static int port_init_in(port *p, const dnnl_memory_desc_t *user_md,
-                        const dnnl_memory_desc_t *inner_md, int is_input, int slot) {
+static int port_init_in(port *p, hs_md_ref user_md, hs_md_ref inner_md, int is_input,
+                        int slot) {
     p->slot = -1;
     if (dnnl_memory_create(&p->user, user_md, grad_engine, DNNL_MEMORY_NONE) != dnnl_success)
         return 0;
@@ -181,8 +181,8 @@ static int port_init_in(port *p, const dnnl_memory_desc_t *user_md,
             return 0;
     }
     dnnl_primitive_desc_t rpd = NULL;
-    const dnnl_memory_desc_t *from = is_input ? user_md : inner_md;
-    const dnnl_memory_desc_t *to = is_input ? inner_md : user_md;
+    hs_md_ref from = is_input ? user_md : inner_md;
+    hs_md_ref to = is_input ? inner_md : user_md;
     int ok = dnnl_reorder_primitive_desc_create(&rpd, from, grad_engine, to, grad_engine, NULL) ==
                  dnnl_success &&
              dnnl_primitive_create(&p->reorder, rpd) == dnnl_success;
@@ -190,8 +190,7 @@ static int port_init_in(port *p, const dnnl_memory_desc_t *user_md,
     return ok;
 }
 
-static int port_init(port *p, const dnnl_memory_desc_t *user_md,
-                     const dnnl_memory_desc_t *inner_md, int is_input) {
+static int port_init(port *p, hs_md_ref user_md, hs_md_ref inner_md, int is_input) {
     return port_init_in(p, user_md, inner_md, is_input, -1);
 }
 
@@ -224,14 +223,18 @@ static int port_out(port *p) {
     return execute(p->reorder, 2, args);
 }
 
-static void typed_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
-                     dnnl_data_type_t type, dnnl_format_tag_t tag) {
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, type, tag);
+/* Makes a descriptor; 1 on success. */
+static int typed_md(hs_md *md, int ndims, const dnnl_dims_t dims, dnnl_data_type_t type,
+                    dnnl_format_tag_t tag) {
+    return hs_md_init(md, ndims, dims, type, tag) == dnnl_success;
 }
 
-static void plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
-                     dnnl_format_tag_t tag) {
-    typed_md(md, ndims, dims, dnnl_f32, tag);
+static int plain_md(hs_md *md, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
+    return typed_md(md, ndims, dims, dnnl_f32, tag);
+}
+
+static void release_mds(hs_md *const *mds, size_t count) {
+    for (size_t i = 0; i < count; i++) hs_md_release(mds[i]);
 }
 
 /* oneDNN's tag for a 4-D activation layout. */
@@ -463,41 +466,46 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     const dnnl_data_type_t in_type = p->bf16 ? dnnl_bf16 : dnnl_f32;
     /* bf16 plans convert x and dy into the shared arena (float32 plans keep their own) */
     const int x_slot = p->bf16 ? SLOT_X : -1, dy_slot = p->bf16 ? SLOT_DY : -1;
-    dnnl_memory_desc_t src_user, dst_user, w_user, src_any, dst_any, w_any, b_md;
-    dnnl_memory_desc_t src_out_any, dst_in_any, dw_any;
-    plain_md(&src_user, 4, src_dims, act_tag(p->src_layout));
-    plain_md(&dst_user, 4, dst_dims, act_tag(p->dst_layout));
-    plain_md(&w_user, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw);
-    typed_md(&src_any, 4, src_dims, in_type, dnnl_format_tag_any);
-    plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any);
-    typed_md(&w_any, w_ndims, g > 1 ? w5_dims : w4_dims, in_type, dnnl_format_tag_any);
-    plain_md(&b_md, 1, b_dims, dnnl_x);
-    plain_md(&src_out_any, 4, src_dims, dnnl_format_tag_any);             /* diff_src */
-    typed_md(&dst_in_any, 4, dst_dims, in_type, dnnl_format_tag_any);     /* diff_dst */
-    plain_md(&dw_any, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any); /* diff_w */
+    hs_md src_user_m = {0}, dst_user_m = {0}, w_user_m = {0}, src_any_m = {0}, dst_any_m = {0};
+    hs_md w_any_m = {0}, b_m = {0}, src_out_any_m = {0}, dst_in_any_m = {0}, dw_any_m = {0};
+    hs_md *const mds[] = {&src_user_m, &dst_user_m, &w_user_m,      &src_any_m,    &dst_any_m,
+                          &w_any_m,    &b_m,        &src_out_any_m, &dst_in_any_m, &dw_any_m};
+    int made =
+        plain_md(&src_user_m, 4, src_dims, act_tag(p->src_layout)) &&
+        plain_md(&dst_user_m, 4, dst_dims, act_tag(p->dst_layout)) &&
+        plain_md(&w_user_m, w_ndims, g > 1 ? w5_dims : w4_dims, g > 1 ? dnnl_goihw : dnnl_oihw) &&
+        typed_md(&src_any_m, 4, src_dims, in_type, dnnl_format_tag_any) &&
+        plain_md(&dst_any_m, 4, dst_dims, dnnl_format_tag_any) &&
+        typed_md(&w_any_m, w_ndims, g > 1 ? w5_dims : w4_dims, in_type, dnnl_format_tag_any) &&
+        plain_md(&b_m, 1, b_dims, dnnl_x) &&
+        plain_md(&src_out_any_m, 4, src_dims, dnnl_format_tag_any) &&        /* diff_src */
+        typed_md(&dst_in_any_m, 4, dst_dims, in_type, dnnl_format_tag_any) && /* diff_dst */
+        plain_md(&dw_any_m, w_ndims, g > 1 ? w5_dims : w4_dims, dnnl_format_tag_any); /* diff_w */
+    hs_md_ref src_user = hs_md_get(&src_user_m), dst_user = hs_md_get(&dst_user_m);
+    hs_md_ref w_user = hs_md_get(&w_user_m), src_any = hs_md_get(&src_any_m);
+    hs_md_ref dst_any = hs_md_get(&dst_any_m), w_any = hs_md_get(&w_any_m);
+    hs_md_ref b_md = hs_md_get(&b_m), src_out_any = hs_md_get(&src_out_any_m);
+    hs_md_ref dst_in_any = hs_md_get(&dst_in_any_m), dw_any = hs_md_get(&dw_any_m);
 
-    dnnl_convolution_desc_t fd, bd, wd;
     dnnl_primitive_desc_t hint = NULL, data_pd = NULL, weights_pd = NULL;
     char fwd_impl[48] = "im2col+sgemm";
-    dnnl_primitive_attr_t attr = user_scratch_attr();
+    dnnl_primitive_attr_t attr = made ? user_scratch_attr() : NULL;
     if (!attr ||
-        dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                                   dnnl_convolution_direct, &src_any, &w_any,
-                                                   &b_md, &dst_any, strides, dilates, pad_l,
-                                                   pad_r) != dnnl_success ||
-        dnnl_primitive_desc_create(&hint, &fd, NULL, grad_engine, NULL) != dnnl_success) {
+        hs_conv_forward_pd(&hint, grad_engine, dnnl_forward_training, src_any, w_any, b_md,
+                           dst_any, strides, dilates, pad_l, pad_r, NULL) != dnnl_success) {
         if (attr) dnnl_primitive_attr_destroy(attr);
+        release_mds(mds, sizeof mds / sizeof mds[0]);
         return;
     }
     /* the hint itself is the forward primitive (its scratchpad owned by oneDNN) */
     {
-        const dnnl_memory_desc_t *x_md = dnnl_primitive_desc_query_md(hint, dnnl_query_src_md, 0);
-        const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(hint, dnnl_query_weights_md, 0);
-        const dnnl_memory_desc_t *y_md = dnnl_primitive_desc_query_md(hint, dnnl_query_dst_md, 0);
-        int ok = port_init_in(&p->f_x, &src_user, x_md, 1, x_slot) &&
-                 port_init(&p->f_w, &w_user, w_md, 1) &&
-                 port_init(&p->f_y, &dst_user, y_md, 0) &&
-                 dnnl_memory_create(&p->f_b, &b_md, grad_engine, p->bias_buf) == dnnl_success &&
+        hs_md_ref x_md = dnnl_primitive_desc_query_md(hint, dnnl_query_src_md, 0);
+        hs_md_ref w_md = dnnl_primitive_desc_query_md(hint, dnnl_query_weights_md, 0);
+        hs_md_ref y_md = dnnl_primitive_desc_query_md(hint, dnnl_query_dst_md, 0);
+        int ok = port_init_in(&p->f_x, src_user, x_md, 1, x_slot) &&
+                 port_init(&p->f_w, w_user, w_md, 1) &&
+                 port_init(&p->f_y, dst_user, y_md, 0) &&
+                 dnnl_memory_create(&p->f_b, b_md, grad_engine, p->bias_buf) == dnnl_success &&
                  dnnl_primitive_create(&p->fwd, hint) == dnnl_success;
         if (ok) snprintf(fwd_impl, sizeof fwd_impl, "%s", impl_of(hint));
         if (!ok) {
@@ -510,17 +518,11 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
             p->f_b = NULL;
         }
     }
-    if (dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct,
-                                                         &src_out_any, &w_any, &dst_in_any,
-                                                         strides, dilates, pad_l,
-                                                         pad_r) != dnnl_success ||
-        dnnl_primitive_desc_create(&data_pd, &bd, attr, grad_engine, hint) != dnnl_success)
+    if (hs_conv_backward_data_pd(&data_pd, grad_engine, src_out_any, w_any, dst_in_any, strides,
+                                 dilates, pad_l, pad_r, hint, attr) != dnnl_success)
         data_pd = NULL;
-    if (dnnl_dilated_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
-                                                            &src_any, &dw_any, &b_md,
-                                                            &dst_in_any, strides, dilates,
-                                                            pad_l, pad_r) != dnnl_success ||
-        dnnl_primitive_desc_create(&weights_pd, &wd, attr, grad_engine, hint) != dnnl_success)
+    if (hs_conv_backward_weights_pd(&weights_pd, grad_engine, src_any, dw_any, b_md, dst_in_any,
+                                    strides, dilates, pad_l, pad_r, hint, attr) != dnnl_success)
         weights_pd = NULL;
 
     if (is_depthwise(s) && (!weights_pd || strstr(impl_of(weights_pd), "gemm"))) {
@@ -528,9 +530,11 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         weights_pd = NULL;
         p->dw_direct = 1;
         if (p->src_layout != p->dst_layout) {
-            dnnl_memory_desc_t x_as_dy;
-            plain_md(&x_as_dy, 4, src_dims, act_tag(p->dst_layout));
-            if (!port_init(&p->dw_x, &src_user, &x_as_dy, 1)) port_destroy(&p->dw_x);
+            hs_md x_as_dy = {0};
+            if (!plain_md(&x_as_dy, 4, src_dims, act_tag(p->dst_layout)) ||
+                !port_init(&p->dw_x, src_user, hs_md_get(&x_as_dy), 1))
+                port_destroy(&p->dw_x);
+            hs_md_release(&x_as_dy);
         }
     }
     size_t sp = 0;
@@ -539,12 +543,12 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     int ok_scratch = (p->scratch_buf = aligned_bytes(sp)) != NULL;
 
     if (data_pd && ok_scratch) {
-        const dnnl_memory_desc_t *dy_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0);
-        const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_weights_md, 0);
-        const dnnl_memory_desc_t *dx_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_src_md, 0);
-        int ok = port_init_in(&p->d_dy, &dst_user, dy_md, 1, dy_slot) &&
-                 port_init(&p->d_w, &w_user, w_md, 1) &&
-                 port_init(&p->d_dx, &src_user, dx_md, 0) &&
+        hs_md_ref dy_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0);
+        hs_md_ref w_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_weights_md, 0);
+        hs_md_ref dx_md = dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_src_md, 0);
+        int ok = port_init_in(&p->d_dy, dst_user, dy_md, 1, dy_slot) &&
+                 port_init(&p->d_w, w_user, w_md, 1) &&
+                 port_init(&p->d_dx, src_user, dx_md, 0) &&
                  scratch_memory(data_pd, p->scratch_buf, &p->scratch_data) &&
                  dnnl_primitive_create(&p->bwd_data, data_pd) == dnnl_success;
         if (!ok) {
@@ -556,18 +560,18 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
         }
     }
     if (weights_pd && ok_scratch) {
-        const dnnl_memory_desc_t *x_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_src_md, 0);
-        const dnnl_memory_desc_t *dy_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_dst_md, 0);
-        const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0);
-        const dnnl_memory_desc_t *data_dy_md =
+        hs_md_ref x_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_src_md, 0);
+        hs_md_ref dy_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_dst_md, 0);
+        hs_md_ref dw_md = dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0);
+        hs_md_ref data_dy_md =
             p->bwd_data ? dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0) : NULL;
         p->share_dy = data_dy_md && dnnl_memory_desc_equal(dy_md, data_dy_md);
         p->dw_acc = aligned_bytes((size_t)p->w_count * sizeof(float));
         p->db_acc = aligned_bytes((size_t)s->out_channels * sizeof(float));
-        int ok = p->dw_acc && p->db_acc && port_init_in(&p->w_x, &src_user, x_md, 1, x_slot) &&
-                 (p->share_dy || port_init_in(&p->w_dy, &dst_user, dy_md, 1, dy_slot)) &&
-                 port_init(&p->w_dw, &w_user, dw_md, 0) &&
-                 dnnl_memory_create(&p->w_db, &b_md, grad_engine, p->db_acc) == dnnl_success &&
+        int ok = p->dw_acc && p->db_acc && port_init_in(&p->w_x, src_user, x_md, 1, x_slot) &&
+                 (p->share_dy || port_init_in(&p->w_dy, dst_user, dy_md, 1, dy_slot)) &&
+                 port_init(&p->w_dw, w_user, dw_md, 0) &&
+                 dnnl_memory_create(&p->w_db, b_md, grad_engine, p->db_acc) == dnnl_success &&
                  scratch_memory(weights_pd, p->scratch_buf, &p->scratch_weights) &&
                  dnnl_primitive_create(&p->bwd_weights, weights_pd) == dnnl_success;
         if (ok) ok = port_set_out(&p->w_dw, p->dw_acc);
@@ -590,6 +594,7 @@ static void conv_grad_create_dnnl(hs_conv_grad_plan *p) {
     if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
     dnnl_primitive_desc_destroy(hint);
     dnnl_primitive_attr_destroy(attr);
+    release_mds(mds, sizeof mds / sizeof mds[0]);
 }
 
 /* Whether a bf16 plan has every primitive (its fallbacks are float32 kernels). */
@@ -803,20 +808,18 @@ static int bn_create_dnnl(hs_bn_grad_plan *p) {
      * BatchNorm only cares about the channel axis */
     dnnl_dims_t dims = {p->n, p->c, 1, p->hw};
     dnnl_dims_t stat_dims = {p->c};
-    dnnl_memory_desc_t data_md, stat_md;
-    plain_md(&data_md, 4, dims, act_tag(p->layout));
-    plain_md(&stat_md, 1, stat_dims, dnnl_x);
+    hs_md data_m = {0}, stat_m = {0};
     const unsigned flags = dnnl_use_scale | dnnl_use_shift;
-    dnnl_batch_normalization_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
     dnnl_primitive_attr_t attr = user_scratch_attr();
-    int ok = attr &&
-             dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data_md,
-                                                        p->eps, flags) == dnnl_success &&
-             dnnl_primitive_desc_create(&fpd, &fd, attr, grad_engine, NULL) == dnnl_success &&
-             dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data_md, &data_md,
-                                                         p->eps, flags) == dnnl_success &&
-             dnnl_primitive_desc_create(&bpd, &bd, attr, grad_engine, fpd) == dnnl_success;
+    int ok = attr && plain_md(&data_m, 4, dims, act_tag(p->layout)) &&
+             plain_md(&stat_m, 1, stat_dims, dnnl_x);
+    hs_md_ref data_md = hs_md_get(&data_m), stat_md = hs_md_get(&stat_m);
+    ok = ok &&
+         hs_batch_norm_forward_pd(&fpd, grad_engine, dnnl_forward_training, data_md, p->eps,
+                                  flags, attr) == dnnl_success &&
+         hs_batch_norm_backward_pd(&bpd, grad_engine, dnnl_backward, data_md, data_md, p->eps,
+                                   flags, fpd, attr) == dnnl_success;
     if (ok) {
         size_t sp = scratch_size(fpd) > scratch_size(bpd) ? scratch_size(fpd) : scratch_size(bpd);
         p->scratch_buf = aligned_bytes(sp);
@@ -825,10 +828,10 @@ static int bn_create_dnnl(hs_bn_grad_plan *p) {
                                       &p->diff_shift, &p->shift_bwd};
         ok = p->scratch_buf != NULL;
         for (size_t i = 0; ok && i < sizeof data_mems / sizeof data_mems[0]; i++)
-            ok = dnnl_memory_create(data_mems[i], &data_md, grad_engine, DNNL_MEMORY_NONE) ==
+            ok = dnnl_memory_create(data_mems[i], data_md, grad_engine, DNNL_MEMORY_NONE) ==
                  dnnl_success;
         for (size_t i = 0; ok && i < sizeof stat_mems / sizeof stat_mems[0]; i++)
-            ok = dnnl_memory_create(stat_mems[i], &stat_md, grad_engine, DNNL_MEMORY_NONE) ==
+            ok = dnnl_memory_create(stat_mems[i], stat_md, grad_engine, DNNL_MEMORY_NONE) ==
                  dnnl_success;
         ok = ok && dnnl_memory_set_data_handle(p->var, p->var_buf) == dnnl_success &&
              dnnl_memory_set_data_handle(p->diff_scale, p->dgamma_buf) == dnnl_success &&
@@ -837,12 +840,14 @@ static int bn_create_dnnl(hs_bn_grad_plan *p) {
              scratch_memory(fpd, p->scratch_buf, &p->scratch_fwd) &&
              scratch_memory(bpd, p->scratch_buf, &p->scratch_bwd) &&
              dnnl_primitive_create(&p->fwd, fpd) == dnnl_success &&
-             dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
+         dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
         if (ok) snprintf(p->impl, sizeof p->impl, "%s / %s", impl_of(fpd), impl_of(bpd));
     }
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (bpd) dnnl_primitive_desc_destroy(bpd);
     if (attr) dnnl_primitive_attr_destroy(attr);
+    hs_md_release(&data_m);
+    hs_md_release(&stat_m);
     if (!ok) bn_destroy_dnnl(p);
     return ok;
 }
@@ -933,16 +938,19 @@ int hs_bn_grad_plan_backward(hs_bn_grad_plan *p, const float *x, const float *dy
     dnnl_memory_set_data_handle(p->mean, (void *)save_mean);
     dnnl_memory_set_data_handle(p->diff_src, diff_src);
     dnnl_exec_arg_t args[10] = {{DNNL_ARG_SRC, p->src},
-                               {DNNL_ARG_DIFF_DST, p->diff_dst},
-                               {DNNL_ARG_SCALE, p->scale},
-                               {DNNL_ARG_SHIFT, p->shift_bwd},
-                               {DNNL_ARG_MEAN, p->mean},
-                               {DNNL_ARG_VARIANCE, p->var},
-                               {DNNL_ARG_DIFF_SRC, p->diff_src},
-                               {DNNL_ARG_DIFF_SCALE, p->diff_scale},
-                               {DNNL_ARG_DIFF_SHIFT, p->diff_shift},
-                               {DNNL_ARG_SCRATCHPAD, p->scratch_bwd}};
-    if (!execute(p->bwd, p->scratch_bwd ? 10 : 9, args)) return -1;
+                                {DNNL_ARG_DIFF_DST, p->diff_dst},
+                                {DNNL_ARG_SCALE, p->scale},
+                                {DNNL_ARG_MEAN, p->mean},
+                                {DNNL_ARG_VARIANCE, p->var},
+                                {DNNL_ARG_DIFF_SRC, p->diff_src},
+                                {DNNL_ARG_DIFF_SCALE, p->diff_scale},
+                                {DNNL_ARG_DIFF_SHIFT, p->diff_shift}};
+    int nargs = 8;
+#if DNNL_VERSION_MAJOR < 3 /* 2.6 asks for the shift; 3 refuses an argument it does not use */
+    args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, p->shift_bwd};
+#endif
+    if (p->scratch_bwd) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch_bwd};
+    if (!execute(p->bwd, nargs, args)) return -1;
     if (dgamma) accumulate(dgamma, p->dgamma_buf, p->c);
     if (dbeta) accumulate(dbeta, p->dbeta_buf, p->c);
     return 0;
@@ -1299,31 +1307,29 @@ static int pool_create_dnnl(hs_pool_grad_plan *p) {
     if (pad_r[1] < 0) pad_r[1] = 0;
     dnnl_alg_kind_t alg =
         p->kind == HS_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
-    dnnl_memory_desc_t src_md, dst_md;
-    plain_md(&src_md, 4, src_dims, act_tag(p->layout));
-    plain_md(&dst_md, 4, dst_dims, act_tag(p->layout));
-    dnnl_pooling_desc_t fd, bd;
+    hs_md src_m = {0}, dst_m = {0};
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
     dnnl_primitive_attr_t attr = user_scratch_attr();
-    int ok = attr &&
-             dnnl_pooling_forward_desc_init(&fd, dnnl_forward_training, alg, &src_md, &dst_md,
-                                            strides, kernel, pad_l, pad_r) == dnnl_success &&
-             dnnl_primitive_desc_create(&fpd, &fd, attr, grad_engine, NULL) == dnnl_success &&
-             dnnl_pooling_backward_desc_init(&bd, alg, &src_md, &dst_md, strides, kernel, pad_l,
-                                             pad_r) == dnnl_success &&
-             dnnl_primitive_desc_create(&bpd, &bd, attr, grad_engine, fpd) == dnnl_success;
+    int ok = attr && plain_md(&src_m, 4, src_dims, act_tag(p->layout)) &&
+             plain_md(&dst_m, 4, dst_dims, act_tag(p->layout));
+    hs_md_ref src_md = hs_md_get(&src_m), dst_md = hs_md_get(&dst_m);
+    ok = ok &&
+         hs_pooling_forward_pd(&fpd, grad_engine, dnnl_forward_training, alg, src_md, dst_md,
+                               strides, kernel, pad_l, pad_r, attr) == dnnl_success &&
+         hs_pooling_backward_pd(&bpd, grad_engine, alg, src_md, dst_md, strides, kernel, pad_l,
+                                pad_r, fpd, attr) == dnnl_success;
     if (ok) {
-        const dnnl_memory_desc_t *ws_md =
+        hs_md_ref ws_md =
             dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
         size_t ws_bytes = ws_md ? dnnl_memory_desc_get_size(ws_md) : 0;
         size_t sp = scratch_size(fpd) > scratch_size(bpd) ? scratch_size(fpd) : scratch_size(bpd);
         p->scratch_buf = aligned_bytes(sp);
         ok = p->scratch_buf &&
-             dnnl_memory_create(&p->src, &src_md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-             dnnl_memory_create(&p->dst, &dst_md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-             dnnl_memory_create(&p->diff_src, &src_md, grad_engine, DNNL_MEMORY_NONE) ==
+             dnnl_memory_create(&p->src, src_md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&p->dst, dst_md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&p->diff_src, src_md, grad_engine, DNNL_MEMORY_NONE) ==
                  dnnl_success &&
-             dnnl_memory_create(&p->diff_dst, &dst_md, grad_engine, DNNL_MEMORY_NONE) ==
+             dnnl_memory_create(&p->diff_dst, dst_md, grad_engine, DNNL_MEMORY_NONE) ==
                  dnnl_success &&
              scratch_memory(fpd, p->scratch_buf, &p->scratch_fwd) &&
              scratch_memory(bpd, p->scratch_buf, &p->scratch_bwd);
@@ -1334,12 +1340,14 @@ static int pool_create_dnnl(hs_pool_grad_plan *p) {
             if (ok) memset(p->ws_buf, 0, ws_bytes);
         }
         ok = ok && dnnl_primitive_create(&p->fwd, fpd) == dnnl_success &&
-             dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
+         dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
         if (ok) snprintf(p->impl, sizeof p->impl, "%s / %s", impl_of(fpd), impl_of(bpd));
     }
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (bpd) dnnl_primitive_desc_destroy(bpd);
     if (attr) dnnl_primitive_attr_destroy(attr);
+    hs_md_release(&src_m);
+    hs_md_release(&dst_m);
     if (!ok) pool_destroy_dnnl(p);
     return ok;
 }
@@ -1448,26 +1456,25 @@ hs_act_grad_plan *hs_act_grad_plan_create(hs_act_kind kind, int64_t count) {
     snprintf(p->impl, sizeof p->impl, "reference");
     if (!grad_dnnl_ready() || count <= 0) return p;
     dnnl_dims_t dims = {count};
-    dnnl_memory_desc_t md;
-    plain_md(&md, 1, dims, dnnl_x);
+    hs_md m = {0};
     dnnl_alg_kind_t alg = kind == HS_ACT_RELU ? dnnl_eltwise_relu : RELU6_ALG;
     float alpha = 0.0f, beta = kind == HS_ACT_RELU ? 0.0f : 6.0f;
-    dnnl_eltwise_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
-    int ok = dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &md, alpha, beta) ==
-                 dnnl_success &&
-             dnnl_primitive_desc_create(&fpd, &fd, NULL, grad_engine, NULL) == dnnl_success &&
-             dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, alpha, beta) == dnnl_success &&
-             dnnl_primitive_desc_create(&bpd, &bd, NULL, grad_engine, fpd) == dnnl_success &&
-             dnnl_memory_create(&p->src, &md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-             dnnl_memory_create(&p->diff_dst, &md, grad_engine, DNNL_MEMORY_NONE) ==
-                 dnnl_success &&
-             dnnl_memory_create(&p->diff_src, &md, grad_engine, DNNL_MEMORY_NONE) ==
-                 dnnl_success &&
-             dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
+    int ok = plain_md(&m, 1, dims, dnnl_x);
+    hs_md_ref md = hs_md_get(&m);
+    ok = ok &&
+         hs_eltwise_forward_pd(&fpd, grad_engine, dnnl_forward_training, alg, md, alpha, beta,
+                               NULL) == dnnl_success &&
+         hs_eltwise_backward_pd(&bpd, grad_engine, alg, md, md, alpha, beta, fpd, NULL) ==
+             dnnl_success &&
+         dnnl_memory_create(&p->src, md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&p->diff_dst, md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&p->diff_src, md, grad_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_primitive_create(&p->bwd, bpd) == dnnl_success;
     if (ok) snprintf(p->impl, sizeof p->impl, "%s", impl_of(bpd));
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (bpd) dnnl_primitive_desc_destroy(bpd);
+    hs_md_release(&m);
     if (!ok) {
         if (p->bwd) dnnl_primitive_destroy(p->bwd);
         dnnl_memory_t mems[] = {p->src, p->diff_dst, p->diff_src};

@@ -284,7 +284,8 @@ static void check_linear(hs_rng *rng, int n, int in, int out, int with_bias) {
     CHECK_CLOSE("linear", fast, ref, (long)n * out, 1e-4f, 1e-5f);
 
     /* As the inference plan runs a pretrained linear layer in a bf16 run (net_run.c): a 1x1
-     * convolution of a 1 x 1 image in NHWC, bf16 products, float32 in and out, fused ReLU;
+     * convolution of a 1 x 1 image in NHWC (which the plan runs as oneDNN's inner product),
+     * bf16 products, float32 in and out, fused ReLU;
      * against the reference on bf16-rounded inputs and weights. Refused without bf16 kernels. */
     {
         hs_conv2d_shape s = {in, out, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1};

@@ -43,7 +43,8 @@ const char *cli_term(const char *s);
 /* Progress reporting (progress.c), usable as hs_train_callbacks members. */
 typedef struct cli_progress_state {
     int tty;
-    double last_print;
+    double last_print; /* seconds into the phase of the last line printed */
+    char phase[64];    /* that phase: another one starts its own clock */
 } cli_progress_state;
 void cli_progress_init(cli_progress_state *p);
 void cli_progress(void *ctx, const char *phase, long done, long total, double seconds);

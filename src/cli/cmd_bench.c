@@ -97,7 +97,7 @@ static void print_result(const bench_cli_options *o, const hs_bench_result *r) {
     FILE *out = o->csv ? stderr : stdout;
     fprintf(out, "\n%.3f GFLOP per image, %d timed passes: median %.4f s, best %.4f s\n",
             r->gflop_per_image, r->runs, r->median_s, r->best_s);
-    fprintf(out, "oneDNN ISA %s, matrix products: %s\n\n", r->isa, r->gemm);
+    fprintf(out, "oneDNN %s, ISA %s, matrix products: %s\n\n", r->dnnl_version, r->isa, r->gemm);
     fprintf(out, "%-20s %-36s %7s %9s\n", "layer", "kernel", "layers", "GFLOP/img");
     for (int k = 0; k < r->kernel_count; k++)
         fprintf(out, "%-20s %-36s %7d %9.3f\n", r->kernels[k].layer, r->kernels[k].kernel,

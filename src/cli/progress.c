@@ -1,6 +1,7 @@
 /* Progress lines on stderr: images/s and time left, redrawn in place on a terminal and
  * printed every few seconds otherwise (logs, CI). */
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -8,6 +9,10 @@
 void cli_progress(void *ctx, const char *phase, long done, long total, double seconds) {
     cli_progress_state *p = ctx;
     int finished = done >= total;
+    if (strcmp(phase, p->phase) != 0 || seconds < p->last_print) { /* a new phase's clock */
+        snprintf(p->phase, sizeof p->phase, "%s", phase);
+        p->last_print = -1e9;
+    }
     if (!p->tty && !finished && seconds - p->last_print < 5.0) return;
     p->last_print = seconds;
     double rate = seconds > 0 ? done / seconds : 0;
@@ -27,4 +32,5 @@ void cli_note(void *ctx, const char *message) {
 void cli_progress_init(cli_progress_state *p) {
     p->tty = isatty(STDERR_FILENO);
     p->last_print = -1e9;
+    p->phase[0] = '\0';
 }
