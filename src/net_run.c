@@ -626,9 +626,9 @@ static hs_status run_other(hs_net *net, const plan_step *step, run_state *r, hs_
  * network in a bf16 run take bf16 products: the layer as a 1x1 convolution of a 1 x 1 image
  * (the same weight array, out x in) on a oneDNN plan that keeps the weights in bf16 and runs
  * it as an inner product (conv_dnnl.c), which halves the bytes a batch of one streams
- * (VGG16's classifier: 480 MB in float32). A head
- * made here (layers from head_begin on) trained in float32 and stays float32, and so does
- * any layer oneDNN has no bf16 plan for; those run the layer's own forward (sgemm / sgemv). */
+ * (VGG16's classifier: 480 MB in float32). A head made here (layers from head_begin on)
+ * trained in float32 and stays float32, and so does any layer oneDNN has no bf16 plan for;
+ * those run the layer's own forward (sgemm / sgemv). */
 static hs_status run_linear(hs_net *net, const plan_step *step, run_state *r, hs_act_shape in,
                             hs_act_shape out, hs_error *err) {
     hs_layer *l = &net->layers[step->layer];

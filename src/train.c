@@ -706,7 +706,7 @@ static hs_status evaluate_features(train_state *s, const hs_feature_set *f,
 
 /* Progress through a head-training epoch, reported only once it has taken a couple of
  * seconds: a Lite0 head's epoch takes a fraction of one and needs no line of its own, VGG16's
- * 123 M-parameter classifier minutes. */
+ * 120 M-parameter classifier about five minutes. */
 static void epoch_progress(const train_state *s, int epoch, long done, long total,
                            double started, int *reporting) {
     if (!s->cb || !s->cb->progress || hs_dist_rank(s->ctx) != 0) return;
