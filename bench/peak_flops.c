@@ -121,7 +121,8 @@ static double bf16_peak(int n, char *impl, size_t impl_size, const char **why) {
         }
         void *p = NULL;
         dnnl_memory_get_data_handle(mem[i], &p);
-        memset(p, 0, dnnl_memory_desc_get_size(hs_md_get(&md[i]))); /* zeros: bf16 0 is all bits clear */
+        /* zeros: bf16 0 is all bits clear */
+        memset(p, 0, dnnl_memory_desc_get_size(hs_md_get(&md[i])));
     }
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]},
                                {DNNL_ARG_DST, mem[2]}};

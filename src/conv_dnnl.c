@@ -290,7 +290,8 @@ static int create_dnnl(hs_conv_plan *p, const float *weight, const float *bias) 
         hs_md_ref w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         hs_md_ref sp_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         size_t sp_bytes = sp_md ? dnnl_memory_desc_get_size(sp_md) : 0;
-        ok = dnnl_memory_create(&w_user, hs_md_get(&w_user_md), engine, (void *)weight) == dnnl_success &&
+        ok = dnnl_memory_create(&w_user, hs_md_get(&w_user_md), engine, (void *)weight) ==
+                 dnnl_success &&
              dnnl_memory_create(&p->weights, w_md, engine, DNNL_MEMORY_ALLOCATE) ==
                  dnnl_success &&
              reorder_once(p->ctx, w_user, p->weights);
